@@ -1,0 +1,37 @@
+//! Runtime of [`supervised`](https://docs.rs/supervised): the
+//! recover-and-backoff [`Supervisor`] and the liveness [`Registry`].
+//!
+//! Most users depend on the `supervised` facade, which re-exports everything
+//! here along with the `#[supervised]` attribute.
+//!
+//! - [`run_with_recover`] runs a loop body, catches its panics, logs them
+//!   with the backtrace and restarts it with exponential backoff.
+//! - [`Supervisor`] is the same with every knob: backoff, jitter, grace
+//!   period, restart intensity, progress-based backoff reset.
+//! - [`heartbeat`], [`last_tick`], [`snapshot`] and [`is_healthy`] read and
+//!   write the process-wide [`Registry`]; a [`Subsystem`] handle beats without
+//!   a lookup, and [`beat`] credits the subsystem whose body is running.
+//!
+//! All time is read through tokio's clock, so tests with paused time control
+//! backoff and staleness exactly.
+#![warn(missing_docs)]
+#![forbid(unsafe_code)]
+
+mod backoff;
+mod cancelled;
+mod current;
+mod panic_capture;
+mod registry;
+mod supervisor;
+
+pub use backoff::Backoff;
+pub use cancelled::Cancelled;
+pub use current::{beat, current};
+pub use registry::{
+    heartbeat, is_healthy, last_tick, registry, snapshot, LastPanic, Registry, State, Subsystem,
+    SubsystemStatus,
+};
+pub use supervisor::{run_with_recover, Exit, Failure, RunOutcome, Supervisor};
+
+/// Re-exported so users and generated code name one version of it.
+pub use tokio_util::sync::CancellationToken;

@@ -1,0 +1,114 @@
+//! Catching a body's panic together with what only the panic hook can see: the
+//! source location and the backtrace of the panicking thread at the panic.
+//!
+//! `catch_unwind` hands back only the payload, so a hook records the rest in a
+//! thread-local while a supervised poll is on the stack. The hook chains to
+//! whichever hook was installed before it (the application's or the default
+//! one) and is installed once per process.
+
+use std::any::Any;
+use std::backtrace::Backtrace;
+use std::cell::{Cell, RefCell};
+use std::future::Future;
+use std::panic::{self, AssertUnwindSafe};
+use std::pin::pin;
+use std::sync::Once;
+use std::task::Poll;
+
+use futures_util::FutureExt;
+
+/// A panic caught in a supervised body.
+pub(crate) struct CaughtPanic {
+    pub(crate) payload: Box<dyn Any + Send>,
+    pub(crate) message: String,
+    pub(crate) location: Option<String>,
+    pub(crate) backtrace: Option<Backtrace>,
+}
+
+struct HookRecord {
+    location: Option<String>,
+    backtrace: Backtrace,
+}
+
+thread_local! {
+    /// How many supervised polls are on this thread's stack.
+    static DEPTH: Cell<u32> = const { Cell::new(0) };
+    /// What the hook saw of the latest panic inside a supervised poll.
+    static LAST: RefCell<Option<HookRecord>> = const { RefCell::new(None) };
+}
+
+fn install_hook() {
+    static INSTALL: Once = Once::new();
+    INSTALL.call_once(|| {
+        let previous = panic::take_hook();
+        panic::set_hook(Box::new(move |info| {
+            if DEPTH.with(Cell::get) > 0 {
+                let record = HookRecord {
+                    location: info.location().map(|l| l.to_string()),
+                    backtrace: Backtrace::force_capture(),
+                };
+                // `try_with`: the thread may be tearing down its locals.
+                let _ = LAST.try_with(|last| {
+                    if let Ok(mut last) = last.try_borrow_mut() {
+                        *last = Some(record);
+                    }
+                });
+            }
+            previous(info);
+        }));
+    });
+}
+
+/// Decrements [`DEPTH`] even when the poll unwinds.
+struct DepthGuard;
+
+impl DepthGuard {
+    fn enter() -> Self {
+        DEPTH.with(|d| d.set(d.get() + 1));
+        DepthGuard
+    }
+}
+
+impl Drop for DepthGuard {
+    fn drop(&mut self) {
+        DEPTH.with(|d| d.set(d.get().saturating_sub(1)));
+    }
+}
+
+/// The message of a panic payload: `&str` and `String` verbatim, anything
+/// else as `Box<dyn Any>` (its type cannot be named at run time).
+pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&'static str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "Box<dyn Any>".to_string()
+    }
+}
+
+/// Runs `fut` to completion, turning a panic in any of its polls into `Err`.
+pub(crate) async fn catch<F: Future>(fut: F) -> Result<F::Output, CaughtPanic> {
+    install_hook();
+    let mut fut = pin!(fut);
+    let tracked = futures_util::future::poll_fn(move |cx| -> Poll<F::Output> {
+        let _depth = DepthGuard::enter();
+        fut.as_mut().poll(cx)
+    });
+    AssertUnwindSafe(tracked)
+        .catch_unwind()
+        .await
+        .map_err(|payload| {
+            let record = LAST.with(|last| last.borrow_mut().take());
+            let (location, backtrace) = match record {
+                Some(r) => (r.location, Some(r.backtrace)),
+                None => (None, None),
+            };
+            CaughtPanic {
+                message: panic_message(&*payload),
+                payload,
+                location,
+                backtrace,
+            }
+        })
+}

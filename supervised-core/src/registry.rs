@@ -1,0 +1,553 @@
+//! The liveness registry: which subsystems exist, when each last beat, and
+//! what its supervisor is doing.
+//!
+//! The hot path is [`Subsystem::beat`]: one clock read and two relaxed atomic
+//! writes on a pre-registered handle. No lookup, no allocation, no lock. Names
+//! are looked up only by the free functions ([`heartbeat`], [`last_tick`]) and
+//! through a sharded concurrent map, so no global lock is ever taken.
+
+use std::fmt;
+use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::Duration;
+
+use dashmap::DashMap;
+use tokio::time::Instant;
+
+/// Sentinel for "no instant recorded" in an [`AtomicInstant`].
+const NEVER: i64 = i64::MIN;
+
+/// What a subsystem is doing right now, as its supervisor last reported it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum State {
+    /// The body is running (also the state of a name that is only beaten by hand).
+    Running,
+    /// The body failed and the supervisor is waiting for the backoff to pass.
+    BackingOff,
+    /// The body returned cleanly or was cancelled; it will not be restarted.
+    Stopped,
+    /// The supervisor gave up: restart intensity was exceeded.
+    Failed,
+}
+
+impl State {
+    /// The lower-case name used in logs and JSON: `running`, `backing_off`,
+    /// `stopped`, `failed`.
+    ///
+    /// ```
+    /// assert_eq!(supervised_core::State::BackingOff.as_str(), "backing_off");
+    /// ```
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            State::Running => "running",
+            State::BackingOff => "backing_off",
+            State::Stopped => "stopped",
+            State::Failed => "failed",
+        }
+    }
+
+    const fn to_u8(self) -> u8 {
+        match self {
+            State::Running => 0,
+            State::BackingOff => 1,
+            State::Stopped => 2,
+            State::Failed => 3,
+        }
+    }
+
+    const fn from_u8(v: u8) -> State {
+        match v {
+            1 => State::BackingOff,
+            2 => State::Stopped,
+            3 => State::Failed,
+            _ => State::Running,
+        }
+    }
+}
+
+impl fmt::Display for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The last panic a subsystem's body raised.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LastPanic {
+    /// The panic message (`&str` and `String` payloads verbatim; other payload
+    /// types as `Box<dyn Any>` with their type unknown).
+    pub message: String,
+    /// `file:line:column` of the panic, when the panic hook saw it.
+    pub location: Option<String>,
+    /// When the supervisor caught it.
+    pub at: Instant,
+}
+
+/// A point-in-time copy of one subsystem's liveness, as returned by
+/// [`Registry::snapshot`].
+///
+/// Health rules:
+/// - A subsystem that declares a `tick` is *stale* when more than
+///   `stale_after` (default twice the tick) has passed since its last beat, or,
+///   if it never beat, since it was registered: a loop that started but has not
+///   finished its first tick is given `stale_after` to do so.
+/// - `healthy` is `false` when the state is [`State::Failed`], or when it
+///   declares a tick and is stale. A subsystem without a tick has no staleness
+///   check and is healthy unless Failed.
+/// - A subsystem that returned cleanly stays listed as [`State::Stopped`], so
+///   operators see a loop that quietly ended; with a tick it goes stale and
+///   unhealthy once `stale_after` passes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SubsystemStatus {
+    /// The subsystem's name.
+    pub name: String,
+    /// What its supervisor is doing.
+    pub state: State,
+    /// The declared interval between beats, if any.
+    pub tick: Option<Duration>,
+    /// How long without a beat makes it stale (explicit, or twice the tick).
+    pub stale_after: Option<Duration>,
+    /// When it was registered (the reference for staleness before the first beat).
+    pub registered_at: Instant,
+    /// The last beat, `None` if it never beat.
+    pub last_tick: Option<Instant>,
+    /// Time since the last beat, at the time of the snapshot.
+    pub since_last_tick: Option<Duration>,
+    /// Total beats recorded.
+    pub beats: u64,
+    /// Total restarts scheduled by its supervisor.
+    pub restarts: u64,
+    /// Failures since the last run that showed progress (see [`crate::Supervisor::reset_after`]).
+    pub consecutive_failures: u32,
+    /// When the next restart is due, while [`State::BackingOff`].
+    pub next_restart_at: Option<Instant>,
+    /// The last panic its body raised, if any.
+    pub last_panic: Option<LastPanic>,
+    /// The message of the last `Err` its body returned, if any.
+    pub last_error: Option<String>,
+    /// Whether it is advisory: reported, but never failing an aggregate
+    /// health probe (see [`Subsystem::set_advisory`]).
+    pub advisory: bool,
+    /// Whether it declares a tick and is stale (see above).
+    pub stale: bool,
+    /// Whether it is healthy (see above).
+    pub healthy: bool,
+}
+
+/// An [`Instant`] in an atomic: signed nanoseconds from the registry's epoch
+/// (signed because a paused test clock may read earlier than the epoch).
+struct AtomicInstant(AtomicI64);
+
+impl AtomicInstant {
+    fn never() -> Self {
+        AtomicInstant(AtomicI64::new(NEVER))
+    }
+
+    fn encode(epoch: Instant, t: Instant) -> i64 {
+        // Saturate rather than wrap: 292 years either side of the epoch.
+        if t >= epoch {
+            i64::try_from((t - epoch).as_nanos()).unwrap_or(i64::MAX)
+        } else {
+            i64::try_from((epoch - t).as_nanos()).map_or(NEVER + 1, |n| -n)
+        }
+    }
+
+    fn decode(epoch: Instant, v: i64) -> Option<Instant> {
+        if v == NEVER {
+            None
+        } else if v >= 0 {
+            Some(epoch + Duration::from_nanos(v.unsigned_abs()))
+        } else {
+            epoch.checked_sub(Duration::from_nanos(v.unsigned_abs()))
+        }
+    }
+
+    fn store(&self, epoch: Instant, t: Instant) {
+        self.0.store(Self::encode(epoch, t), Ordering::Relaxed);
+    }
+
+    fn load(&self, epoch: Instant) -> Option<Instant> {
+        Self::decode(epoch, self.0.load(Ordering::Relaxed))
+    }
+}
+
+/// The cold, rarely written part of a subsystem: behind a per-subsystem lock
+/// that the beat path never touches.
+#[derive(Default)]
+struct Meta {
+    tick: Option<Duration>,
+    stale_after: Option<Duration>,
+    next_restart_at: Option<Instant>,
+    last_panic: Option<LastPanic>,
+    last_error: Option<String>,
+    advisory: bool,
+}
+
+struct SubsystemInner {
+    name: Arc<str>,
+    epoch: Instant,
+    registered_at: Instant,
+    last_tick: AtomicInstant,
+    beats: AtomicU64,
+    restarts: AtomicU64,
+    consecutive_failures: AtomicU32,
+    state: AtomicU8,
+    meta: Mutex<Meta>,
+}
+
+/// A pre-registered handle to one subsystem of a [`Registry`].
+///
+/// Cloning is cheap (an `Arc`). [`beat`](Subsystem::beat) is the hot path:
+/// no lookup, no allocation, no lock.
+///
+/// ```
+/// let registry = supervised_core::Registry::new();
+/// let relay = registry.subsystem("relay");
+/// relay.beat();
+/// assert_eq!(relay.status().beats, 1);
+/// ```
+#[derive(Clone)]
+pub struct Subsystem(Arc<SubsystemInner>);
+
+impl fmt::Debug for Subsystem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Subsystem")
+            .field("name", &self.name())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Subsystem {
+    /// Records that the subsystem is alive now.
+    #[inline]
+    pub fn beat(&self) {
+        let inner = &*self.0;
+        inner.last_tick.store(inner.epoch, Instant::now());
+        inner.beats.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The subsystem's name.
+    pub fn name(&self) -> &str {
+        &self.0.name
+    }
+
+    /// The last beat, `None` if it never beat.
+    pub fn last_tick(&self) -> Option<Instant> {
+        self.0.last_tick.load(self.0.epoch)
+    }
+
+    /// Total beats recorded.
+    pub fn beats(&self) -> u64 {
+        self.0.beats.load(Ordering::Relaxed)
+    }
+
+    /// Total restarts scheduled by its supervisor.
+    pub fn restarts(&self) -> u64 {
+        self.0.restarts.load(Ordering::Relaxed)
+    }
+
+    /// The current state.
+    pub fn state(&self) -> State {
+        State::from_u8(self.0.state.load(Ordering::Relaxed))
+    }
+
+    /// Declares the expected interval between beats and, optionally, how long
+    /// without a beat makes the subsystem stale (default: twice `tick`, the
+    /// seed's alerting rule). `None` for `tick` removes the staleness check.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let registry = supervised_core::Registry::new();
+    /// let sweep = registry.subsystem("sweep");
+    /// sweep.declare_tick(Some(Duration::from_secs(30)), None);
+    /// assert_eq!(sweep.status().stale_after, Some(Duration::from_secs(60)));
+    /// ```
+    pub fn declare_tick(&self, tick: Option<Duration>, stale_after: Option<Duration>) {
+        let mut meta = self.meta();
+        meta.tick = tick;
+        meta.stale_after = stale_after;
+    }
+
+    /// Marks the subsystem advisory (or not): it stays in every report with
+    /// its own `healthy` flag, but aggregate probes (such as the HTTP
+    /// `/admin/health` route) do not fail because of it, so an outage of a
+    /// dependency it watches cannot cascade into restarts of the whole
+    /// service.
+    ///
+    /// ```
+    /// let registry = supervised_core::Registry::new();
+    /// let probe = registry.subsystem("upstream-probe");
+    /// probe.set_advisory(true);
+    /// assert!(probe.status().advisory);
+    /// ```
+    pub fn set_advisory(&self, advisory: bool) {
+        self.meta().advisory = advisory;
+    }
+
+    /// A copy of this subsystem's liveness now.
+    pub fn status(&self) -> SubsystemStatus {
+        self.status_at(Instant::now())
+    }
+
+    fn status_at(&self, now: Instant) -> SubsystemStatus {
+        let inner = &*self.0;
+        let meta = self.meta();
+        let last_tick = self.last_tick();
+        let state = self.state();
+        let stale_after = meta.tick.map(|tick| meta.stale_after.unwrap_or(tick * 2));
+        let reference = last_tick.unwrap_or(inner.registered_at);
+        let stale =
+            stale_after.is_some_and(|limit| now.saturating_duration_since(reference) > limit);
+        SubsystemStatus {
+            name: inner.name.to_string(),
+            state,
+            tick: meta.tick,
+            stale_after,
+            registered_at: inner.registered_at,
+            last_tick,
+            since_last_tick: last_tick.map(|t| now.saturating_duration_since(t)),
+            beats: self.beats(),
+            restarts: self.restarts(),
+            consecutive_failures: inner.consecutive_failures.load(Ordering::Relaxed),
+            next_restart_at: meta.next_restart_at.filter(|_| state == State::BackingOff),
+            last_panic: meta.last_panic.clone(),
+            last_error: meta.last_error.clone(),
+            advisory: meta.advisory,
+            stale,
+            healthy: state != State::Failed && !stale,
+        }
+    }
+
+    fn meta(&self) -> MutexGuard<'_, Meta> {
+        // A poisoned lock only means a panic happened while it was held; the
+        // plain data inside is still consistent enough to report.
+        self.0.meta.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    // ---- written by the supervisor ------------------------------------------
+
+    pub(crate) fn set_state(&self, state: State) {
+        self.0.state.store(state.to_u8(), Ordering::Relaxed);
+    }
+
+    pub(crate) fn record_restart(
+        &self,
+        consecutive_failures: u32,
+        next_restart_at: Instant,
+        failure: FailureRecord,
+    ) {
+        self.0.restarts.fetch_add(1, Ordering::Relaxed);
+        self.record_failure(consecutive_failures, failure);
+        self.meta().next_restart_at = Some(next_restart_at);
+        self.set_state(State::BackingOff);
+    }
+
+    pub(crate) fn record_failure(&self, consecutive_failures: u32, failure: FailureRecord) {
+        self.0
+            .consecutive_failures
+            .store(consecutive_failures, Ordering::Relaxed);
+        let mut meta = self.meta();
+        match failure {
+            FailureRecord::Panic(p) => meta.last_panic = Some(p),
+            FailureRecord::Error(e) => meta.last_error = Some(e),
+        }
+    }
+
+    pub(crate) fn reset_failures(&self) {
+        self.0.consecutive_failures.store(0, Ordering::Relaxed);
+    }
+}
+
+/// What the supervisor stores about one failure.
+pub(crate) enum FailureRecord {
+    Panic(LastPanic),
+    Error(String),
+}
+
+struct RegistryInner {
+    epoch: Instant,
+    subsystems: DashMap<Arc<str>, Subsystem>,
+}
+
+/// A set of named subsystems and their liveness.
+///
+/// The free functions ([`heartbeat`], [`last_tick`], [`snapshot`],
+/// [`is_healthy`]) use the process-wide one, [`registry()`]; `Registry::new()`
+/// gives an isolated one for tests and embedding. Cloning shares the same set.
+///
+/// ```
+/// use std::time::Duration;
+/// use supervised_core::Registry;
+///
+/// let registry = Registry::new();
+/// registry.heartbeat("scheduler");
+/// assert!(registry.last_tick("scheduler").is_some());
+/// assert!(registry.last_tick("unknown").is_none());
+/// let (healthy, stale) = registry.is_healthy(&["scheduler", "relay"], Duration::from_secs(60));
+/// assert!(!healthy);
+/// assert_eq!(stale, vec!["relay".to_string()]);
+/// ```
+#[derive(Clone)]
+pub struct Registry(Arc<RegistryInner>);
+
+impl fmt::Debug for Registry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Registry")
+            .field("subsystems", &self.0.subsystems.len())
+            .finish()
+    }
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Registry {
+    /// An empty, isolated registry.
+    pub fn new() -> Self {
+        Registry(Arc::new(RegistryInner {
+            epoch: Instant::now(),
+            subsystems: DashMap::new(),
+        }))
+    }
+
+    /// The handle for `name`, registering it (state [`State::Running`], no
+    /// tick) if it is new. Keep the handle: beating through it costs no lookup.
+    pub fn subsystem(&self, name: &str) -> Subsystem {
+        if let Some(existing) = self.0.subsystems.get(name) {
+            return existing.clone();
+        }
+        let name: Arc<str> = Arc::from(name);
+        self.0
+            .subsystems
+            .entry(name.clone())
+            .or_insert_with(|| {
+                let now = Instant::now();
+                Subsystem(Arc::new(SubsystemInner {
+                    name,
+                    epoch: self.0.epoch,
+                    registered_at: now,
+                    last_tick: AtomicInstant::never(),
+                    beats: AtomicU64::new(0),
+                    restarts: AtomicU64::new(0),
+                    consecutive_failures: AtomicU32::new(0),
+                    state: AtomicU8::new(State::Running.to_u8()),
+                    meta: Mutex::new(Meta::default()),
+                }))
+            })
+            .clone()
+    }
+
+    /// Looks `name` up without registering it.
+    pub fn get(&self, name: &str) -> Option<Subsystem> {
+        self.0.subsystems.get(name).map(|s| s.clone())
+    }
+
+    /// Records that `name` is alive now, registering it if needed.
+    pub fn heartbeat(&self, name: &str) {
+        match self.0.subsystems.get(name) {
+            Some(sub) => sub.beat(),
+            None => self.subsystem(name).beat(),
+        }
+    }
+
+    /// The last heartbeat of `name`, `None` if it never beat or is unknown.
+    pub fn last_tick(&self, name: &str) -> Option<Instant> {
+        self.0.subsystems.get(name).and_then(|s| s.last_tick())
+    }
+
+    /// Every known subsystem, sorted by name. The result is a copy: later
+    /// beats do not change it.
+    pub fn snapshot(&self) -> Vec<SubsystemStatus> {
+        let now = Instant::now();
+        let handles: Vec<Subsystem> = self
+            .0
+            .subsystems
+            .iter()
+            .map(|e| e.value().clone())
+            .collect();
+        let mut out: Vec<SubsystemStatus> = handles.iter().map(|s| s.status_at(now)).collect();
+        out.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+        out
+    }
+
+    /// The seed's health check: each name in `expected` is stale if it never
+    /// beat or beat more than `stale_threshold` ago. Returns whether none is
+    /// stale, and the stale names in the order given.
+    pub fn is_healthy(&self, expected: &[&str], stale_threshold: Duration) -> (bool, Vec<String>) {
+        let now = Instant::now();
+        let stale: Vec<String> = expected
+            .iter()
+            .filter(|name| match self.last_tick(name) {
+                None => true,
+                Some(t) => now.saturating_duration_since(t) > stale_threshold,
+            })
+            .map(|name| name.to_string())
+            .collect();
+        (stale.is_empty(), stale)
+    }
+}
+
+/// The process-wide registry behind the free functions.
+///
+/// ```
+/// supervised_core::registry().heartbeat("doc-registry");
+/// assert!(supervised_core::last_tick("doc-registry").is_some());
+/// ```
+pub fn registry() -> &'static Registry {
+    static GLOBAL: OnceLock<Registry> = OnceLock::new();
+    GLOBAL.get_or_init(Registry::new)
+}
+
+/// Records that `name` is alive now, in the process-wide registry.
+///
+/// For seed parity and hand-written code; supervised bodies beat through a
+/// pre-registered handle instead, and code inside one can call
+/// [`crate::beat`] without naming itself.
+///
+/// ```
+/// supervised_core::heartbeat("doc-heartbeat");
+/// assert!(supervised_core::last_tick("doc-heartbeat").is_some());
+/// ```
+pub fn heartbeat(name: &str) {
+    registry().heartbeat(name);
+}
+
+/// The last heartbeat of `name` in the process-wide registry, `None` if never.
+///
+/// ```
+/// assert!(supervised_core::last_tick("doc-never-beat").is_none());
+/// ```
+pub fn last_tick(name: &str) -> Option<Instant> {
+    registry().last_tick(name)
+}
+
+/// Every subsystem of the process-wide registry, sorted by name.
+///
+/// ```
+/// supervised_core::heartbeat("doc-snapshot");
+/// assert!(supervised_core::snapshot().iter().any(|s| s.name == "doc-snapshot"));
+/// ```
+pub fn snapshot() -> Vec<SubsystemStatus> {
+    registry().snapshot()
+}
+
+/// The seed's health check over the process-wide registry; see
+/// [`Registry::is_healthy`].
+///
+/// ```
+/// use std::time::Duration;
+/// supervised_core::heartbeat("doc-healthy");
+/// assert_eq!(
+///     supervised_core::is_healthy(&["doc-healthy"], Duration::from_secs(60)),
+///     (true, vec![])
+/// );
+/// ```
+pub fn is_healthy(expected: &[&str], stale_threshold: Duration) -> (bool, Vec<String>) {
+    registry().is_healthy(expected, stale_threshold)
+}

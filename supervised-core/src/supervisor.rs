@@ -1,0 +1,525 @@
+//! The recover-and-backoff supervisor.
+
+use std::any::Any;
+use std::collections::VecDeque;
+use std::fmt;
+use std::future::Future;
+use std::pin::pin;
+use std::time::Duration;
+
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::backoff::Backoff;
+use crate::current;
+use crate::panic_capture::{self, CaughtPanic};
+use crate::registry::{registry, FailureRecord, LastPanic, Registry, State, Subsystem};
+
+/// How a body's return value tells success from failure.
+///
+/// `()` always succeeds. `Result<T, E>` fails with `Err`, and `E`'s `Display`
+/// is what the log line and the snapshot show (as `#[instrument(err)]` does).
+///
+/// ```
+/// use supervised_core::RunOutcome;
+/// assert_eq!(().failure(), None);
+/// assert_eq!(Err::<(), _>("disk full").failure().as_deref(), Some("disk full"));
+/// ```
+pub trait RunOutcome {
+    /// `None` on success, the failure's message otherwise.
+    fn failure(&self) -> Option<String>;
+}
+
+impl RunOutcome for () {
+    fn failure(&self) -> Option<String> {
+        None
+    }
+}
+
+impl<T, E: fmt::Display> RunOutcome for Result<T, E> {
+    fn failure(&self) -> Option<String> {
+        self.as_ref().err().map(ToString::to_string)
+    }
+}
+
+/// How a supervised run ended.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Exit<O> {
+    /// The body returned successfully; it was not restarted.
+    Completed(O),
+    /// Cancellation stopped the supervisor, during a backoff or after the
+    /// grace period, without a successful value. `last_failure` is the body's
+    /// last output if its last run returned a failure (`Err`), `None` if it
+    /// panicked, was dropped, or never failed.
+    Cancelled {
+        /// The last failing output, if the last run returned one.
+        last_failure: Option<O>,
+    },
+    /// Restart intensity was exceeded; the last failure, in its own form.
+    GaveUp(Failure<O>),
+}
+
+/// The last failure of a body whose supervisor gave up.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Failure<O> {
+    /// The body returned a failing value (an `Err`).
+    Returned(O),
+    /// The body panicked; the payload can be re-raised with
+    /// [`std::panic::resume_unwind`].
+    Panicked(Box<dyn Any + Send>),
+}
+
+/// A configurable recover-and-backoff supervisor.
+///
+/// [`run_with_recover`] is `Supervisor::new()` with its defaults: backoff
+/// 1 s doubling to 30 s without jitter, a 5 s grace period on cancellation,
+/// unlimited restarts, and the progress-based reset described at
+/// [`reset_after`](Supervisor::reset_after).
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() {
+/// use std::time::Duration;
+/// use supervised_core::{Exit, Registry, Supervisor};
+/// use tokio_util::sync::CancellationToken;
+///
+/// let registry = Registry::new();
+/// let supervisor = Supervisor::new()
+///     .registry(&registry)
+///     .initial_backoff(Duration::from_millis(100))
+///     .max_backoff(Duration::from_secs(5))
+///     .jitter(true)
+///     .max_restarts(3, Duration::from_secs(60))
+///     .tick(Duration::from_secs(1));
+///
+/// let mut runs = 0;
+/// let exit = supervisor
+///     .run("flaky", CancellationToken::new(), |_cancel| {
+///         runs += 1;
+///         let ok = runs == 3;
+///         async move { if ok { Ok(runs) } else { Err("not yet") } }
+///     })
+///     .await;
+/// assert!(matches!(exit, Exit::Completed(Ok(3))));
+/// assert_eq!(registry.subsystem("flaky").status().restarts, 2);
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Supervisor {
+    backoff: Backoff,
+    grace: Duration,
+    intensity: Option<(u32, Duration)>,
+    reset_beats: u64,
+    reset_running: Option<Duration>,
+    tick: Option<Duration>,
+    stale_after: Option<Duration>,
+    registry: Option<Registry>,
+}
+
+impl Default for Supervisor {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Supervisor {
+    /// A supervisor with the seed's defaults (see the type's docs).
+    pub fn new() -> Self {
+        Supervisor {
+            backoff: Backoff::default(),
+            grace: Duration::from_secs(5),
+            intensity: None,
+            reset_beats: 3,
+            reset_running: None,
+            tick: None,
+            stale_after: None,
+            registry: None,
+        }
+    }
+
+    /// The first restart delay (default 1 s).
+    pub fn initial_backoff(mut self, initial: Duration) -> Self {
+        self.backoff.initial = initial;
+        self
+    }
+
+    /// The cap on the restart delay (default 30 s). If it is below the
+    /// initial delay, the initial delay is used for every restart.
+    pub fn max_backoff(mut self, max: Duration) -> Self {
+        self.backoff.max = max;
+        self
+    }
+
+    /// The growth factor between consecutive delays (default 2).
+    ///
+    /// # Panics
+    /// If `multiplier` is below 1.0 or not finite.
+    pub fn multiplier(mut self, multiplier: f64) -> Self {
+        self.backoff = self.backoff.with_multiplier(multiplier);
+        self
+    }
+
+    /// Randomizes each delay (default off); see [`Backoff`] for the range.
+    pub fn jitter(mut self, jitter: bool) -> Self {
+        self.backoff.jitter = jitter;
+        self
+    }
+
+    /// Replaces the whole backoff policy.
+    pub fn backoff(mut self, backoff: Backoff) -> Self {
+        self.backoff = backoff;
+        self
+    }
+
+    /// How long a running body gets to return by itself after cancellation
+    /// before its future is dropped (default 5 s).
+    pub fn grace(mut self, grace: Duration) -> Self {
+        self.grace = grace;
+        self
+    }
+
+    /// Restart intensity: at most `max_restarts` restarts within any window
+    /// of `within`. The failure that would need one more gives up: state
+    /// [`State::Failed`], an ERROR event, and [`Exit::GaveUp`]. Default:
+    /// unlimited (the seed's behaviour). `max_restarts = 0` gives up on the
+    /// first failure.
+    pub fn max_restarts(mut self, max_restarts: u32, within: Duration) -> Self {
+        self.intensity = Some((max_restarts, within));
+        self
+    }
+
+    /// The progress rule that resets the backoff to its initial value.
+    ///
+    /// A run that fails after showing progress restarts after the initial
+    /// delay, and its failure count starts again at one. Progress is measured
+    /// since the run's start, not as uptime alone: at least `beats` completed
+    /// iterations (heartbeats) *and* at least `running` of running time. A
+    /// subsystem that has never beaten at all needs only the running time.
+    /// Default: 3 beats and `max_backoff` of running, so a loop that
+    /// "connects" and then fails on its first real piece of work keeps
+    /// backing off instead of hammering its dependency every second.
+    pub fn reset_after(mut self, beats: u64, running: Duration) -> Self {
+        self.reset_beats = beats;
+        self.reset_running = Some(running);
+        self
+    }
+
+    /// The expected interval between beats, registered when the run starts so
+    /// a subsystem that has not beaten yet is already listed with it.
+    pub fn tick(mut self, tick: Duration) -> Self {
+        self.tick = Some(tick);
+        self
+    }
+
+    /// How long without a beat makes the subsystem stale (default twice the
+    /// tick). Has an effect only with a tick.
+    pub fn stale_after(mut self, stale_after: Duration) -> Self {
+        self.stale_after = Some(stale_after);
+        self
+    }
+
+    /// Reports into `registry` instead of the process-wide one.
+    pub fn registry(mut self, registry: &Registry) -> Self {
+        self.registry = Some(registry.clone());
+        self
+    }
+
+    /// The registry this supervisor reports into.
+    pub fn registry_ref(&self) -> &Registry {
+        self.registry.as_ref().unwrap_or_else(|| registry())
+    }
+
+    /// Registers `name` (with the tick, if one was set) and returns its handle.
+    pub fn register(&self, name: &str) -> Subsystem {
+        let sub = self.registry_ref().subsystem(name);
+        if self.tick.is_some() {
+            sub.declare_tick(self.tick, self.stale_after);
+        }
+        sub
+    }
+
+    /// Runs `f(cancel.clone())` under supervision until it completes, the
+    /// supervisor gives up, or `cancel` stops it.
+    ///
+    /// A panic (in the first poll or at any later `.await`) or a failing
+    /// output ([`RunOutcome`]) is logged at ERROR as one structured event and
+    /// `f` is called again after the backoff. Cancellation stops at once
+    /// during a backoff; a running body gets the grace period to return by
+    /// itself, then its future is dropped. Nothing restarts after
+    /// cancellation. Each run is instrumented with a `supervised` span
+    /// carrying `subsystem` and `generation` (0 for the first run), and code
+    /// inside it can call [`crate::beat`].
+    pub async fn run<F, Fut>(
+        &self,
+        name: &str,
+        cancel: CancellationToken,
+        f: F,
+    ) -> Exit<Fut::Output>
+    where
+        F: FnMut(CancellationToken) -> Fut,
+        Fut: Future,
+        Fut::Output: RunOutcome,
+    {
+        let sub = self.register(name);
+        self.run_registered(&sub, cancel, f).await
+    }
+
+    /// [`run`](Supervisor::run) for a subsystem registered beforehand, so
+    /// the body's own code can hold the same handle.
+    pub async fn run_registered<F, Fut>(
+        &self,
+        sub: &Subsystem,
+        cancel: CancellationToken,
+        mut f: F,
+    ) -> Exit<Fut::Output>
+    where
+        F: FnMut(CancellationToken) -> Fut,
+        Fut: Future,
+        Fut::Output: RunOutcome,
+    {
+        let name = sub.name();
+        let reset_running = self.reset_running.unwrap_or(self.backoff.max());
+        let mut restarts_in_window: VecDeque<Instant> = VecDeque::new();
+        let mut consecutive_failures: u32 = 0;
+        let mut last_failure: Option<Fut::Output> = None;
+
+        for generation in 0u64.. {
+            if cancel.is_cancelled() {
+                return stop_cancelled(sub, "cancelled before restart", last_failure);
+            }
+            sub.set_state(State::Running);
+            let started = Instant::now();
+            let beats_at_start = sub.beats();
+
+            let span = tracing::info_span!("supervised", subsystem = %name, generation);
+            let body = current::scope(sub.clone(), panic_capture::catch(f(cancel.clone())));
+            let mut body = pin!(body.instrument(span));
+
+            let finished = tokio::select! {
+                biased;
+                result = &mut body => Some(result),
+                () = cancel.cancelled() => None,
+            };
+            let result = match finished {
+                Some(result) => result,
+                None => match tokio::time::timeout(self.grace, &mut body).await {
+                    Ok(result) => result,
+                    Err(_elapsed) => {
+                        tracing::warn!(
+                            subsystem = %name,
+                            grace = ?self.grace,
+                            "supervised body did not return within the grace period after cancellation; dropping it"
+                        );
+                        return stop_cancelled(sub, "dropped after grace period", None);
+                    }
+                },
+            };
+
+            let failure = match result {
+                Ok(output) => match output.failure() {
+                    None => {
+                        sub.set_state(State::Stopped);
+                        tracing::info!(subsystem = %name, "supervised body returned; not restarting");
+                        return Exit::Completed(output);
+                    }
+                    Some(message) => Caught::Error { message, output },
+                },
+                Err(panic) => Caught::Panic(panic),
+            };
+
+            if cancel.is_cancelled() {
+                return stop_cancelled(sub, "failed after cancellation", failure.into_output());
+            }
+
+            let now = Instant::now();
+            let beats_in_run = sub.beats().saturating_sub(beats_at_start);
+            let progressed = now.saturating_duration_since(started) >= reset_running
+                && (beats_in_run >= self.reset_beats || sub.beats() == 0);
+            if progressed {
+                consecutive_failures = 0;
+                sub.reset_failures();
+            }
+            consecutive_failures = consecutive_failures.saturating_add(1);
+
+            if let Some((max_restarts, within)) = self.intensity {
+                while restarts_in_window
+                    .front()
+                    .is_some_and(|t| now.saturating_duration_since(*t) >= within)
+                {
+                    restarts_in_window.pop_front();
+                }
+                if restarts_in_window.len() >= max_restarts as usize {
+                    let restarts = restarts_in_window.len();
+                    return give_up(sub, consecutive_failures, failure, restarts, within);
+                }
+                restarts_in_window.push_back(now);
+            }
+
+            let delay = self.backoff.delay(consecutive_failures);
+            let next_restart_at = now + delay;
+            let record = failure.log(name, sub.restarts() + 1, consecutive_failures, delay, now);
+            sub.record_restart(consecutive_failures, next_restart_at, record);
+            last_failure = failure.into_output();
+
+            tokio::select! {
+                biased;
+                () = cancel.cancelled() => {
+                    return stop_cancelled(sub, "cancelled during backoff", last_failure);
+                }
+                () = tokio::time::sleep_until(next_restart_at) => {}
+            }
+            tracing::debug!(subsystem = %name, generation = generation + 1, "restarting supervised body");
+        }
+        unreachable!("the generation counter is unbounded")
+    }
+}
+
+/// A failure caught in one run, before it is logged.
+enum Caught<O> {
+    Panic(CaughtPanic),
+    Error { message: String, output: O },
+}
+
+impl<O> Caught<O> {
+    /// The failing output, kept to be returned if the supervisor stops
+    /// without a later value; a panic leaves nothing to return.
+    fn into_output(self) -> Option<O> {
+        match self {
+            Caught::Panic(_) => None,
+            Caught::Error { output, .. } => Some(output),
+        }
+    }
+
+    /// Logs the failure as one structured ERROR event and returns what the
+    /// registry keeps of it.
+    fn log(
+        &self,
+        name: &str,
+        restart: u64,
+        failures: u32,
+        delay: Duration,
+        now: Instant,
+    ) -> FailureRecord {
+        match self {
+            Caught::Panic(panic) => {
+                let backtrace = panic
+                    .backtrace
+                    .as_ref()
+                    .map_or_else(|| "<not captured>".to_string(), ToString::to_string);
+                tracing::error!(
+                    subsystem = %name,
+                    kind = "panic",
+                    message = %panic.message,
+                    location = panic.location.as_deref().unwrap_or("<unknown>"),
+                    restart,
+                    consecutive_failures = failures,
+                    next_backoff = ?delay,
+                    backtrace = %backtrace,
+                    "supervised body panicked; restarting after backoff"
+                );
+                FailureRecord::Panic(last_panic_of(panic, now))
+            }
+            Caught::Error { message, .. } => {
+                tracing::error!(
+                    subsystem = %name,
+                    kind = "error",
+                    message = %message,
+                    restart,
+                    consecutive_failures = failures,
+                    next_backoff = ?delay,
+                    "supervised body returned an error; restarting after backoff"
+                );
+                FailureRecord::Error(message.clone())
+            }
+        }
+    }
+}
+
+fn give_up<O>(
+    sub: &Subsystem,
+    consecutive_failures: u32,
+    failure: Caught<O>,
+    restarts: usize,
+    within: Duration,
+) -> Exit<O> {
+    let now = Instant::now();
+    let (message, record, exit) = match failure {
+        Caught::Error { message, output } => (
+            message.clone(),
+            FailureRecord::Error(message),
+            Failure::Returned(output),
+        ),
+        Caught::Panic(panic) => (
+            panic.message.clone(),
+            FailureRecord::Panic(last_panic_of(&panic, now)),
+            Failure::Panicked(panic.payload),
+        ),
+    };
+    sub.record_failure(consecutive_failures, record);
+    sub.set_state(State::Failed);
+    tracing::error!(
+        subsystem = %sub.name(),
+        message = %message,
+        restarts,
+        within = ?within,
+        "supervised body exceeded its restart intensity; giving up"
+    );
+    Exit::GaveUp(exit)
+}
+
+fn last_panic_of(panic: &CaughtPanic, at: Instant) -> LastPanic {
+    LastPanic {
+        message: panic.message.clone(),
+        location: panic.location.clone(),
+        at,
+    }
+}
+
+fn stop_cancelled<O>(sub: &Subsystem, why: &'static str, last_failure: Option<O>) -> Exit<O> {
+    sub.set_state(State::Stopped);
+    tracing::info!(subsystem = %sub.name(), reason = why, "supervised body stopped by cancellation");
+    Exit::Cancelled { last_failure }
+}
+
+/// Runs `f(cancel.clone())` under the default [`Supervisor`], reporting into
+/// the process-wide registry as `name`.
+///
+/// A panic in the body is caught, logged at ERROR with the subsystem name,
+/// panic message, source location, restart count, next backoff and the
+/// backtrace of the panicking thread, and `f` is called again after 1 s,
+/// 2 s, 4 s, … capped at 30 s. A clean return ends it without a restart.
+/// Cancelling `cancel` ends it at once during a backoff; a running body gets
+/// 5 s to return by itself before its future is dropped.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() {
+/// use std::sync::atomic::{AtomicU32, Ordering};
+/// use supervised_core::run_with_recover;
+/// use tokio_util::sync::CancellationToken;
+///
+/// let calls = AtomicU32::new(0);
+/// run_with_recover(CancellationToken::new(), "doc-relay", |_cancel| {
+///     let n = calls.fetch_add(1, Ordering::SeqCst);
+///     async move {
+///         if n == 0 {
+///             panic!("bad tenant data");
+///         }
+///     }
+/// })
+/// .await;
+/// assert_eq!(calls.load(Ordering::SeqCst), 2); // restarted once, then returned
+/// # }
+/// ```
+pub async fn run_with_recover<F, Fut>(cancel: CancellationToken, name: &str, f: F)
+where
+    F: FnMut(CancellationToken) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    // Without restart intensity the default supervisor never gives up, and
+    // `()` carries no value: every exit means "stopped".
+    let _exit = Supervisor::new().run(name, cancel, f).await;
+}
