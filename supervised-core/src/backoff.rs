@@ -7,10 +7,12 @@ use std::time::Duration;
 /// The delay after the `n`-th consecutive failure is
 /// `initial * multiplier^(n-1)`, capped at `max` (the seed's 1 s, 2 s, 4 s, …
 /// 30 s with the defaults). With jitter on, each delay is drawn uniformly from
-/// `[d/2, 3d/2]` around that nominal delay `d` and then clamped to
-/// `[initial, max]`: never below the initial value, never above the cap, and
-/// still random at the cap (`[max/2, max]`) so subsystems that fail together
-/// do not restart together. With `initial == max` there is no room to spread.
+/// `[d/2, 3d/2]` around that nominal delay `d`, narrowed to `[initial, max]`
+/// (the interval is narrowed before drawing, so no value is more likely than
+/// another): never below the initial value, never above the cap, and still
+/// uniformly random at the cap (`[max/2, max]`) so subsystems that fail
+/// together do not restart together. With `initial == max` there is no room
+/// to spread.
 ///
 /// If `initial` exceeds `max`, `initial` wins: every delay is `initial`.
 ///
@@ -121,9 +123,11 @@ impl Backoff {
         }
     }
 
-    /// Maps `unit` in `[0, 1)` onto `[d/2, 3d/2]`, clamped to `[initial, max]`.
+    /// Maps `unit` in `[0, 1)` onto `[d/2, 3d/2]` narrowed to `[initial, max]`.
     pub(crate) fn spread(&self, nominal: Duration, unit: f64) -> Duration {
-        (nominal / 2 + nominal.mul_f64(unit.clamp(0.0, 1.0))).clamp(self.initial, self.max())
+        let low = (nominal / 2).max(self.initial);
+        let high = nominal.saturating_add(nominal / 2).min(self.max());
+        low + (high.saturating_sub(low)).mul_f64(unit.clamp(0.0, 1.0))
     }
 }
 
@@ -137,10 +141,10 @@ mod tests {
         let cap = b.nominal(20);
         assert_eq!(cap, Duration::from_secs(30));
         assert_eq!(b.spread(cap, 0.0), Duration::from_secs(15));
-        assert_eq!(b.spread(cap, 0.999), Duration::from_secs(30));
+        assert_eq!(b.spread(cap, 0.5), Duration::from_millis(22_500));
+        assert_eq!(b.spread(cap, 1.0), Duration::from_secs(30));
         assert_eq!(b.spread(b.initial, 0.0), Duration::from_secs(1));
-        assert_eq!(b.spread(b.initial, 0.5), Duration::from_secs(1));
-        assert_eq!(b.spread(b.initial, 0.75), Duration::from_millis(1250));
+        assert_eq!(b.spread(b.initial, 0.5), Duration::from_millis(1250));
     }
 
     #[test]

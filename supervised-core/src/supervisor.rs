@@ -412,7 +412,7 @@ impl<O> Caught<O> {
                 tracing::error!(
                     subsystem = %name,
                     kind = "panic",
-                    message = %panic.message,
+                    panic_message = %panic.message,
                     location = panic.location.as_deref().unwrap_or("<unknown>"),
                     restart,
                     consecutive_failures = failures,
@@ -426,7 +426,7 @@ impl<O> Caught<O> {
                 tracing::error!(
                     subsystem = %name,
                     kind = "error",
-                    message = %message,
+                    error = %message,
                     restart,
                     consecutive_failures = failures,
                     next_backoff = ?delay,
@@ -462,7 +462,7 @@ fn give_up<O>(
     sub.set_state(State::Failed);
     tracing::error!(
         subsystem = %sub.name(),
-        message = %message,
+        last_failure = %message,
         restarts,
         within = ?within,
         "supervised body exceeded its restart intensity; giving up"

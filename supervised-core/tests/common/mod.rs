@@ -1,0 +1,131 @@
+//! Test helpers shared by the behaviour tests.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use tracing::field::{Field, Visit};
+use tracing::{Event, Level, Subscriber};
+use tracing_subscriber::layer::{Context, SubscriberExt};
+use tracing_subscriber::Layer;
+
+/// One captured tracing event: level, message and fields rendered as strings.
+#[derive(Debug, Clone)]
+pub struct Captured {
+    pub level: Level,
+    pub fields: BTreeMap<String, String>,
+}
+
+impl Captured {
+    pub fn field(&self, name: &str) -> Option<&str> {
+        self.fields.get(name).map(String::as_str)
+    }
+    pub fn message(&self) -> &str {
+        self.field("message").unwrap_or("")
+    }
+}
+
+#[derive(Clone, Default)]
+pub struct Events(Arc<Mutex<Vec<Captured>>>);
+
+impl Events {
+    pub fn all(&self) -> Vec<Captured> {
+        self.0.lock().unwrap().clone()
+    }
+    pub fn at(&self, level: Level) -> Vec<Captured> {
+        self.all()
+            .into_iter()
+            .filter(|e| e.level == level)
+            .collect()
+    }
+}
+
+struct Recorder(BTreeMap<String, String>);
+
+impl Visit for Recorder {
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        self.0
+            .insert(field.name().to_string(), format!("{value:?}"));
+    }
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.0.insert(field.name().to_string(), value.to_string());
+    }
+}
+
+thread_local! {
+    static SINK: std::cell::RefCell<Option<Events>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Sends each event to the sink of the thread that emitted it, if any.
+///
+/// A global subscriber routing through a thread-local, rather than
+/// `set_default` per test: tracing caches callsite interest process-wide, and
+/// tests running in parallel threads would race on that cache.
+struct CaptureLayer;
+
+impl<S: Subscriber> Layer<S> for CaptureLayer {
+    fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
+        SINK.with(|sink| {
+            if let Some(events) = &*sink.borrow() {
+                let mut rec = Recorder(BTreeMap::new());
+                event.record(&mut rec);
+                events.0.lock().unwrap().push(Captured {
+                    level: *event.metadata().level(),
+                    fields: rec.0,
+                });
+            }
+        });
+    }
+}
+
+/// Stops capturing on this thread when dropped.
+pub struct CaptureGuard;
+
+impl Drop for CaptureGuard {
+    fn drop(&mut self) {
+        SINK.with(|sink| sink.borrow_mut().take());
+    }
+}
+
+/// Captures every event emitted on this thread until the guard drops (use a
+/// current-thread runtime so the code under test runs on this thread).
+pub fn capture() -> (Events, CaptureGuard) {
+    static INSTALL: std::sync::Once = std::sync::Once::new();
+    INSTALL.call_once(|| {
+        tracing::subscriber::set_global_default(tracing_subscriber::registry().with(CaptureLayer))
+            .expect("no other global subscriber in tests");
+    });
+    let events = Events::default();
+    SINK.with(|sink| *sink.borrow_mut() = Some(events.clone()));
+    (events, CaptureGuard)
+}
+
+/// Counts live instances: incremented on creation, decremented on drop.
+#[derive(Clone, Default)]
+pub struct DropCounter {
+    pub created: Arc<AtomicUsize>,
+    pub dropped: Arc<AtomicUsize>,
+}
+
+pub struct Token(DropCounter);
+
+impl DropCounter {
+    pub fn token(&self) -> Token {
+        self.created.fetch_add(1, Ordering::SeqCst);
+        Token(self.clone())
+    }
+    pub fn created(&self) -> usize {
+        self.created.load(Ordering::SeqCst)
+    }
+    pub fn dropped(&self) -> usize {
+        self.dropped.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for Token {
+    fn drop(&mut self) {
+        self.0.dropped.fetch_add(1, Ordering::SeqCst);
+    }
+}
