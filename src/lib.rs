@@ -32,6 +32,15 @@
 
 pub use supervised_core::*;
 
+#[doc(inline)]
+pub use supervised_macros::supervised;
+
+/// Not a public API: what the `#[supervised]` expansion names.
+#[doc(hidden)]
+pub mod __private {
+    pub use supervised_core::macro_support::*;
+}
+
 /// The README's examples, compiled and run as doctests so they cannot rot.
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]

@@ -20,6 +20,8 @@
 mod backoff;
 mod cancelled;
 mod current;
+#[doc(hidden)]
+pub mod macro_support;
 mod panic_capture;
 mod registry;
 mod supervisor;
@@ -31,7 +33,7 @@ pub use registry::{
     heartbeat, is_healthy, last_tick, registry, snapshot, LastPanic, Registry, State, Subsystem,
     SubsystemStatus,
 };
-pub use supervisor::{run_with_recover, Exit, Failure, RunOutcome, Supervisor};
+pub use supervisor::{run_with_recover, Exit, Failure, RunOutcome, Step, Supervision, Supervisor};
 
 /// Re-exported so users and generated code name one version of it.
 pub use tokio_util::sync::CancellationToken;

@@ -280,100 +280,196 @@ impl Supervisor {
         Fut: Future,
         Fut::Output: RunOutcome,
     {
-        let name = sub.name();
-        let reset_running = self.reset_running.unwrap_or(self.backoff.max());
-        let mut restarts_in_window: VecDeque<Instant> = VecDeque::new();
-        let mut consecutive_failures: u32 = 0;
-        let mut last_failure: Option<Fut::Output> = None;
-
-        for generation in 0u64.. {
-            if cancel.is_cancelled() {
-                return stop_cancelled(sub, "cancelled before restart", last_failure);
+        let mut supervision = Supervision::new(self, sub, cancel);
+        loop {
+            let body = f(supervision.cancel.clone());
+            if let Step::Exit(exit) = supervision.run_once(body).await {
+                return exit;
             }
-            sub.set_state(State::Running);
-            let started = Instant::now();
-            let beats_at_start = sub.beats();
-
-            let span = tracing::info_span!("supervised", subsystem = %name, generation);
-            let body = current::scope(sub.clone(), panic_capture::catch(f(cancel.clone())));
-            let mut body = pin!(body.instrument(span));
-
-            let finished = tokio::select! {
-                biased;
-                result = &mut body => Some(result),
-                () = cancel.cancelled() => None,
-            };
-            let result = match finished {
-                Some(result) => result,
-                None => match tokio::time::timeout(self.grace, &mut body).await {
-                    Ok(result) => result,
-                    Err(_elapsed) => {
-                        tracing::warn!(
-                            subsystem = %name,
-                            grace = ?self.grace,
-                            "supervised body did not return within the grace period after cancellation; dropping it"
-                        );
-                        return stop_cancelled(sub, "dropped after grace period", None);
-                    }
-                },
-            };
-
-            let failure = match result {
-                Ok(output) => match output.failure() {
-                    None => {
-                        sub.set_state(State::Stopped);
-                        tracing::info!(subsystem = %name, "supervised body returned; not restarting");
-                        return Exit::Completed(output);
-                    }
-                    Some(message) => Caught::Error { message, output },
-                },
-                Err(panic) => Caught::Panic(panic),
-            };
-
-            if cancel.is_cancelled() {
-                return stop_cancelled(sub, "failed after cancellation", failure.into_output());
-            }
-
-            let now = Instant::now();
-            let beats_in_run = sub.beats().saturating_sub(beats_at_start);
-            let progressed = now.saturating_duration_since(started) >= reset_running
-                && (beats_in_run >= self.reset_beats || sub.beats() == 0);
-            if progressed {
-                consecutive_failures = 0;
-                sub.reset_failures();
-            }
-            consecutive_failures = consecutive_failures.saturating_add(1);
-
-            if let Some((max_restarts, within)) = self.intensity {
-                while restarts_in_window
-                    .front()
-                    .is_some_and(|t| now.saturating_duration_since(*t) >= within)
-                {
-                    restarts_in_window.pop_front();
-                }
-                if restarts_in_window.len() >= max_restarts as usize {
-                    let restarts = restarts_in_window.len();
-                    return give_up(sub, consecutive_failures, failure, restarts, within);
-                }
-                restarts_in_window.push_back(now);
-            }
-
-            let delay = self.backoff.delay(consecutive_failures);
-            let next_restart_at = now + delay;
-            let record = failure.log(name, sub.restarts() + 1, consecutive_failures, delay, now);
-            sub.record_restart(consecutive_failures, next_restart_at, record);
-            last_failure = failure.into_output();
-
-            tokio::select! {
-                biased;
-                () = cancel.cancelled() => {
-                    return stop_cancelled(sub, "cancelled during backoff", last_failure);
-                }
-                () = tokio::time::sleep_until(next_restart_at) => {}
-            }
-            tracing::debug!(subsystem = %name, generation = generation + 1, "restarting supervised body");
         }
-        unreachable!("the generation counter is unbounded")
+    }
+}
+
+/// What to do after one supervised run: see [`Supervision::run_once`].
+#[derive(Debug)]
+#[must_use = "a `Step::Exit` carries the supervisor's result"]
+pub enum Step<O> {
+    /// The run failed and its backoff has passed: build the next body and run it.
+    Restart,
+    /// Supervision is over.
+    Exit(Exit<O>),
+}
+
+/// One supervision in progress, driven one run at a time.
+///
+/// [`Supervisor::run`] takes a closure that builds each run's body, which
+/// cannot lend the body a fresh `&mut` borrow per run. `Supervision` turns
+/// the loop inside out so the caller builds each body in its own scope; the
+/// `#[supervised]` attribute expands to this.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() {
+/// use supervised_core::{Exit, Registry, Step, Supervision, Supervisor};
+/// use tokio_util::sync::CancellationToken;
+///
+/// let registry = Registry::new();
+/// let supervisor = Supervisor::new().registry(&registry);
+/// let subsystem = supervisor.register("inside-out");
+/// let mut attempts = Vec::new();
+/// let mut supervision = Supervision::new(&supervisor, &subsystem, CancellationToken::new());
+/// let exit = loop {
+///     let log = &mut attempts; // a fresh reborrow for each run
+///     let body = async move {
+///         log.push(log.len());
+///         if log.len() < 3 { Err("again") } else { Ok(log.len()) }
+///     };
+///     match supervision.run_once(body).await {
+///         Step::Restart => continue,
+///         Step::Exit(exit) => break exit,
+///     }
+/// };
+/// assert!(matches!(exit, Exit::Completed(Ok(3))));
+/// assert_eq!(attempts, [0, 1, 2]);
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct Supervision<'a, O> {
+    supervisor: &'a Supervisor,
+    sub: Subsystem,
+    cancel: CancellationToken,
+    reset_running: Duration,
+    restarts_in_window: VecDeque<Instant>,
+    consecutive_failures: u32,
+    last_failure: Option<O>,
+    generation: u64,
+}
+
+impl<'a, O: RunOutcome> Supervision<'a, O> {
+    /// Starts supervising `sub` under `supervisor`'s policy, stopped by `cancel`.
+    pub fn new(supervisor: &'a Supervisor, sub: &Subsystem, cancel: CancellationToken) -> Self {
+        Supervision {
+            supervisor,
+            sub: sub.clone(),
+            cancel,
+            reset_running: supervisor.reset_running.unwrap_or(supervisor.backoff.max()),
+            restarts_in_window: VecDeque::new(),
+            consecutive_failures: 0,
+            last_failure: None,
+            generation: 0,
+        }
+    }
+
+    /// Runs one body to its end and, if it failed, logs the failure and waits
+    /// out the backoff. Returns [`Step::Restart`] when the caller should run
+    /// a fresh body, [`Step::Exit`] when supervision is over. A body passed
+    /// after cancellation is dropped unpolled.
+    pub async fn run_once<Fut>(&mut self, body: Fut) -> Step<O>
+    where
+        Fut: Future<Output = O>,
+    {
+        let sub = &self.sub;
+        let name = sub.name();
+        let cancel = &self.cancel;
+        if cancel.is_cancelled() {
+            return Step::Exit(stop_cancelled(
+                sub,
+                "cancelled before restart",
+                self.last_failure.take(),
+            ));
+        }
+        sub.set_state(State::Running);
+        let started = Instant::now();
+        let beats_at_start = sub.beats();
+        let generation = self.generation;
+        self.generation += 1;
+
+        let span = tracing::info_span!("supervised", subsystem = %name, generation);
+        let body = current::scope(sub.clone(), panic_capture::catch(body));
+        let mut body = pin!(body.instrument(span));
+
+        let finished = tokio::select! {
+            biased;
+            result = &mut body => Some(result),
+            () = cancel.cancelled() => None,
+        };
+        let grace = self.supervisor.grace;
+        let result = match finished {
+            Some(result) => result,
+            None => match tokio::time::timeout(grace, &mut body).await {
+                Ok(result) => result,
+                Err(_elapsed) => {
+                    tracing::warn!(
+                        subsystem = %name,
+                        grace = ?grace,
+                        "supervised body did not return within the grace period after cancellation; dropping it"
+                    );
+                    return Step::Exit(stop_cancelled(sub, "dropped after grace period", None));
+                }
+            },
+        };
+
+        let failure = match result {
+            Ok(output) => match output.failure() {
+                None => {
+                    sub.set_state(State::Stopped);
+                    tracing::info!(subsystem = %name, "supervised body returned; not restarting");
+                    return Step::Exit(Exit::Completed(output));
+                }
+                Some(message) => Caught::Error { message, output },
+            },
+            Err(panic) => Caught::Panic(panic),
+        };
+
+        if cancel.is_cancelled() {
+            return Step::Exit(stop_cancelled(
+                sub,
+                "failed after cancellation",
+                failure.into_output(),
+            ));
+        }
+
+        let now = Instant::now();
+        let beats_in_run = sub.beats().saturating_sub(beats_at_start);
+        let progressed = now.saturating_duration_since(started) >= self.reset_running
+            && (beats_in_run >= self.supervisor.reset_beats || sub.beats() == 0);
+        if progressed {
+            self.consecutive_failures = 0;
+            sub.reset_failures();
+        }
+        self.consecutive_failures = self.consecutive_failures.saturating_add(1);
+        let failures = self.consecutive_failures;
+
+        if let Some((max_restarts, within)) = self.supervisor.intensity {
+            let window = &mut self.restarts_in_window;
+            while window
+                .front()
+                .is_some_and(|t| now.saturating_duration_since(*t) >= within)
+            {
+                window.pop_front();
+            }
+            if window.len() >= max_restarts as usize {
+                return Step::Exit(give_up(sub, failures, failure, window.len(), within));
+            }
+            window.push_back(now);
+        }
+
+        let delay = self.supervisor.backoff.delay(failures);
+        let next_restart_at = now + delay;
+        let record = failure.log(name, sub.restarts() + 1, failures, delay, now);
+        sub.record_restart(failures, next_restart_at, record);
+        self.last_failure = failure.into_output();
+
+        tokio::select! {
+            biased;
+            () = cancel.cancelled() => {
+                Step::Exit(stop_cancelled(sub, "cancelled during backoff", self.last_failure.take()))
+            }
+            () = tokio::time::sleep_until(next_restart_at) => {
+                tracing::debug!(subsystem = %name, generation = generation + 1, "restarting supervised body");
+                Step::Restart
+            }
+        }
     }
 }
 

@@ -1,0 +1,72 @@
+//! Items the `#[supervised]` expansion names through
+//! `::supervised::__private`. Not a public API: no semver guarantees.
+
+use std::future::Future;
+
+pub use crate::{CancellationToken, Cancelled, Step, Subsystem, Supervision, Supervisor};
+pub use core::time::Duration;
+
+use crate::supervisor::{Exit, Failure};
+
+/// Implemented for every `Clone` type; exists for its diagnostic, which
+/// names the argument that cannot be cloned for a restart.
+#[diagnostic::on_unimplemented(
+    message = "`#[supervised]` restarts the body with a fresh clone of each owned argument, but `{Self}` is not `Clone`",
+    label = "this argument is moved into each run, so it must be `Clone`",
+    note = "take it by reference, wrap it in an `Arc`, or implement `Clone` for it"
+)]
+pub trait SupervisedArgument: Clone {}
+
+impl<T: Clone> SupervisedArgument for T {}
+
+/// A fresh clone of an owned argument for one run.
+#[inline]
+pub fn fresh_clone<T: SupervisedArgument>(value: &T) -> T {
+    value.clone()
+}
+
+/// Pins the output type of a body's async block to the fn's return type, so
+/// `return` and `?` inside it infer as they would in the fn itself.
+#[inline]
+pub fn body<R, F: Future<Output = R>>(f: F) -> F {
+    f
+}
+
+/// The value of a supervised fn returning `()`.
+pub fn finish_unit(exit: Exit<()>) {
+    if let Exit::GaveUp(Failure::Panicked(payload)) = exit {
+        // Restart intensity exceeded: escalate the last panic to the caller.
+        std::panic::resume_unwind(payload)
+    }
+}
+
+/// The value of a supervised fn returning `Result` that watches a
+/// `CancellationToken`: cancellation without a value becomes `Err(Cancelled)`.
+pub fn finish_result<T, E: From<Cancelled>>(exit: Exit<Result<T, E>>) -> Result<T, E> {
+    match exit {
+        Exit::Completed(output) => output,
+        Exit::GaveUp(Failure::Returned(output)) => output,
+        Exit::GaveUp(Failure::Panicked(payload)) => std::panic::resume_unwind(payload),
+        Exit::Cancelled {
+            last_failure: Some(output),
+        } => output,
+        Exit::Cancelled { last_failure: None } => Err(E::from(Cancelled)),
+    }
+}
+
+/// The value of a supervised fn returning `Result` without a
+/// `CancellationToken`: its private token is never cancelled, so every exit
+/// carries a value.
+pub fn finish_result_uncancellable<T, E>(exit: Exit<Result<T, E>>) -> Result<T, E> {
+    match exit {
+        Exit::Completed(output)
+        | Exit::GaveUp(Failure::Returned(output))
+        | Exit::Cancelled {
+            last_failure: Some(output),
+        } => output,
+        Exit::GaveUp(Failure::Panicked(payload)) => std::panic::resume_unwind(payload),
+        Exit::Cancelled { last_failure: None } => {
+            unreachable!("a supervised fn without a CancellationToken argument is never cancelled")
+        }
+    }
+}

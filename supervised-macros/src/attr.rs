@@ -1,0 +1,226 @@
+//! Parsing the attribute's arguments: one setter per key, each rejecting a
+//! duplicate, then [`crate::valid`] checks the rules that span several keys.
+
+use std::time::Duration;
+
+use proc_macro2::Span;
+use syn::meta::ParseNestedMeta;
+use syn::{Expr, ExprLit, Lit, LitBool, LitInt, LitStr, Path};
+
+/// Every key the attribute accepts, for the "unknown key" error.
+pub(crate) const KEYS: &str = "`name`, `tick`, `stale_after`, `initial_backoff`, `max_backoff`, `jitter`, `grace`, `max_restarts`, `within`, `crate`";
+
+/// A value together with the span of the literal it came from.
+#[derive(Clone)]
+pub(crate) struct Spanned<T> {
+    pub(crate) value: T,
+    pub(crate) span: Span,
+}
+
+/// The parsed arguments of `#[supervised(...)]`.
+#[derive(Default)]
+pub(crate) struct Args {
+    pub(crate) name: Option<Spanned<String>>,
+    pub(crate) tick: Option<Spanned<Duration>>,
+    pub(crate) stale_after: Option<Spanned<Duration>>,
+    pub(crate) initial_backoff: Option<Spanned<Duration>>,
+    pub(crate) max_backoff: Option<Spanned<Duration>>,
+    pub(crate) jitter: Option<Spanned<bool>>,
+    pub(crate) grace: Option<Spanned<Duration>>,
+    pub(crate) max_restarts: Option<Spanned<u32>>,
+    pub(crate) within: Option<Spanned<Duration>>,
+    pub(crate) krate: Option<Spanned<Path>>,
+}
+
+impl Args {
+    /// Parses one `key = value` pair (or a bare `jitter`).
+    pub(crate) fn parse_one(&mut self, meta: ParseNestedMeta<'_>) -> syn::Result<()> {
+        let key = meta
+            .path
+            .get_ident()
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        match key.as_str() {
+            "name" => set(&mut self.name, &meta, parse_name),
+            "tick" => set(&mut self.tick, &meta, parse_duration),
+            "stale_after" => set(&mut self.stale_after, &meta, parse_duration),
+            "initial_backoff" => set(&mut self.initial_backoff, &meta, parse_duration),
+            "max_backoff" => set(&mut self.max_backoff, &meta, parse_duration),
+            "grace" => set(&mut self.grace, &meta, parse_duration_allow_zero),
+            "within" => set(&mut self.within, &meta, parse_duration),
+            "max_restarts" => set(&mut self.max_restarts, &meta, parse_count),
+            "jitter" => set(&mut self.jitter, &meta, parse_flag),
+            "crate" => set(&mut self.krate, &meta, parse_path),
+            _ => Err(meta.error(format!(
+                "unknown `#[supervised]` key; the valid keys are {KEYS}"
+            ))),
+        }
+    }
+}
+
+/// Stores a key's value, rejecting a second occurrence at the repeated key.
+fn set<T>(
+    slot: &mut Option<Spanned<T>>,
+    meta: &ParseNestedMeta<'_>,
+    parse: fn(&ParseNestedMeta<'_>) -> syn::Result<Spanned<T>>,
+) -> syn::Result<()> {
+    if slot.is_some() {
+        let key = meta
+            .path
+            .get_ident()
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        return Err(meta.error(format!("duplicate `{key}` key: give it once")));
+    }
+    *slot = Some(parse(meta)?);
+    Ok(())
+}
+
+/// The literal after `key =`, with an error at the value when it is not one.
+fn literal(meta: &ParseNestedMeta<'_>, expected: &str) -> syn::Result<Lit> {
+    let key = meta
+        .path
+        .get_ident()
+        .map(ToString::to_string)
+        .unwrap_or_default();
+    let expr: Expr = meta.value()?.parse()?;
+    match expr {
+        Expr::Lit(ExprLit { lit, .. }) => Ok(lit),
+        other => Err(syn::Error::new_spanned(
+            other,
+            format!("`{key}` takes a literal: write {expected}"),
+        )),
+    }
+}
+
+fn string(meta: &ParseNestedMeta<'_>, expected: &str) -> syn::Result<LitStr> {
+    match literal(meta, expected)? {
+        Lit::Str(s) => Ok(s),
+        other => {
+            let key = meta
+                .path
+                .get_ident()
+                .map(ToString::to_string)
+                .unwrap_or_default();
+            Err(syn::Error::new_spanned(
+                other,
+                format!("`{key}` takes a string literal: write {expected}"),
+            ))
+        }
+    }
+}
+
+fn parse_name(meta: &ParseNestedMeta<'_>) -> syn::Result<Spanned<String>> {
+    let lit = string(meta, "`name = \"scheduler\"`")?;
+    let value = lit.value();
+    if value.trim().is_empty() {
+        return Err(syn::Error::new(
+            lit.span(),
+            "`name` must not be empty: it names the subsystem in logs and liveness reports",
+        ));
+    }
+    Ok(Spanned {
+        value,
+        span: lit.span(),
+    })
+}
+
+fn duration(meta: &ParseNestedMeta<'_>, allow_zero: bool) -> syn::Result<Spanned<Duration>> {
+    let key = meta
+        .path
+        .get_ident()
+        .map(ToString::to_string)
+        .unwrap_or_default();
+    let lit = string(
+        meta,
+        "a duration such as `\"250ms\"`, `\"60s\"` or `\"1m30s\"`",
+    )?;
+    let text = lit.value();
+    let value = humantime::parse_duration(&text).map_err(|e| {
+        syn::Error::new(
+            lit.span(),
+            format!("invalid duration `{text}` for `{key}`: {e}; write it like \"250ms\", \"60s\" or \"1m30s\""),
+        )
+    })?;
+    if value.is_zero() && !allow_zero {
+        return Err(syn::Error::new(
+            lit.span(),
+            format!("`{key}` must be longer than zero"),
+        ));
+    }
+    Ok(Spanned {
+        value,
+        span: lit.span(),
+    })
+}
+
+fn parse_duration(meta: &ParseNestedMeta<'_>) -> syn::Result<Spanned<Duration>> {
+    duration(meta, false)
+}
+
+fn parse_duration_allow_zero(meta: &ParseNestedMeta<'_>) -> syn::Result<Spanned<Duration>> {
+    duration(meta, true)
+}
+
+fn parse_count(meta: &ParseNestedMeta<'_>) -> syn::Result<Spanned<u32>> {
+    match literal(meta, "a whole number such as `max_restarts = 5`")? {
+        Lit::Int(int) => {
+            let value = int_value(&int)?;
+            Ok(Spanned {
+                value,
+                span: int.span(),
+            })
+        }
+        other => Err(syn::Error::new_spanned(
+            other,
+            "`max_restarts` takes a whole number: write `max_restarts = 5`",
+        )),
+    }
+}
+
+fn int_value(int: &LitInt) -> syn::Result<u32> {
+    int.base10_parse::<u32>().map_err(|_| {
+        syn::Error::new(
+            int.span(),
+            format!(
+                "`max_restarts` must be a whole number from 0 to {}",
+                u32::MAX
+            ),
+        )
+    })
+}
+
+fn parse_flag(meta: &ParseNestedMeta<'_>) -> syn::Result<Spanned<bool>> {
+    if meta.input.is_empty() || meta.input.peek(syn::Token![,]) {
+        // A bare `jitter` means `jitter = true`.
+        let span = meta
+            .path
+            .get_ident()
+            .map_or_else(Span::call_site, |i| i.span());
+        return Ok(Spanned { value: true, span });
+    }
+    match literal(meta, "`jitter = true` or `jitter = false`")? {
+        Lit::Bool(LitBool { value, span }) => Ok(Spanned { value, span }),
+        other => Err(syn::Error::new_spanned(
+            other,
+            "`jitter` takes `true` or `false`",
+        )),
+    }
+}
+
+fn parse_path(meta: &ParseNestedMeta<'_>) -> syn::Result<Spanned<Path>> {
+    let lit = string(
+        meta,
+        "the facade's path as a string, e.g. `crate = \"my_crate::supervised\"`",
+    )?;
+    let value: Path = lit.parse().map_err(|e| {
+        syn::Error::new(
+            lit.span(),
+            format!("`crate` must be a path such as \"::supervised\": {e}"),
+        )
+    })?;
+    Ok(Spanned {
+        value,
+        span: lit.span(),
+    })
+}
