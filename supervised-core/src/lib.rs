@@ -14,6 +14,14 @@
 //!
 //! All time is read through tokio's clock, so tests with paused time control
 //! backoff and staleness exactly.
+//!
+//! Optional modules, each behind the cargo feature of the same name:
+//!
+//! | feature | module | what |
+//! | --- | --- | --- |
+//! | `http` | `http` | `/admin/liveness` and `/admin/health` as an axum router, and a small server with bearer-token auth |
+//! | `prometheus` | `metrics` | Prometheus metrics computed at scrape time (`/metrics` on the router with `http`) |
+//! | `systemd` | `systemd` | a watchdog that pings systemd only while every critical subsystem is fresh (Unix) |
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
@@ -25,6 +33,18 @@ pub mod macro_support;
 mod panic_capture;
 mod registry;
 mod supervisor;
+
+#[cfg(feature = "http")]
+pub mod http;
+#[cfg(feature = "prometheus")]
+pub mod metrics;
+#[cfg(all(feature = "systemd", unix))]
+pub mod systemd;
+
+#[cfg(any(feature = "http", all(feature = "systemd", unix)))]
+mod probe;
+#[cfg(any(feature = "http", feature = "prometheus"))]
+mod wallclock;
 
 pub use backoff::Backoff;
 pub use cancelled::Cancelled;

@@ -1,0 +1,231 @@
+//! Prometheus metrics of the registry (cargo feature `prometheus`), encoded
+//! by the official [`prometheus-client`](prometheus_client) crate.
+//!
+//! Everything is computed at scrape time from a [`Registry::snapshot`]:
+//! nothing is stored twice and nothing can drift. With the `http` feature
+//! too, the router serves them at `GET /metrics` (OpenMetrics when the
+//! scraper asks for it in `Accept`, as Prometheus does; the classic text
+//! format otherwise). Without it, register a [`Collector`] in your own
+//! `prometheus_client` registry.
+//!
+//! | metric | type | labels | value |
+//! | --- | --- | --- | --- |
+//! | `supervised_up` | gauge | `subsystem` | 1 healthy, 0 not |
+//! | `supervised_last_heartbeat_timestamp_seconds` | gauge | `subsystem` | Unix time of the last beat; absent until the first |
+//! | `supervised_heartbeats_total` | counter | `subsystem` | beats recorded |
+//! | `supervised_restarts_total` | counter | `subsystem` | restarts scheduled |
+//! | `supervised_tick_seconds` | gauge | `subsystem` | the declared tick; absent without one |
+//! | `supervised_stale_after_seconds` | gauge | `subsystem` | the staleness limit; absent without a tick |
+//! | `supervised_state` | gauge | `subsystem`, `state` | 1 for the current state, 0 for the others |
+//!
+//! A fleet alerts on a dead loop with
+//! `time() - supervised_last_heartbeat_timestamp_seconds > supervised_stale_after_seconds`,
+//! or simply `supervised_up == 0` (which also covers a loop that never beat
+//! within its grace and one whose supervisor gave up).
+//!
+//! The registry keeps monotonic [`tokio::time::Instant`]s only: the Unix
+//! time is derived at scrape time as `SystemTime::now()` minus the distance
+//! of the last beat from `Instant::now()`.
+
+use std::fmt;
+
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Unit;
+
+use crate::wallclock::WallClock;
+use crate::{registry, Registry, State};
+
+/// `Content-Type` of [`encode_openmetrics`]'s output.
+pub const OPENMETRICS_CONTENT_TYPE: &str =
+    "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// `Content-Type` of [`encode_prometheus_text`]'s output.
+pub const PROMETHEUS_TEXT_CONTENT_TYPE: &str =
+    prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
+
+/// Every state, for `supervised_state`.
+const STATES: [State; 4] = [
+    State::Running,
+    State::BackingOff,
+    State::Stopped,
+    State::Failed,
+];
+
+/// A `prometheus_client` collector of a [`Registry`]'s metrics, computed on
+/// each scrape.
+///
+/// ```
+/// use prometheus_client::encoding::text::encode;
+///
+/// let registry = supervised_core::Registry::new();
+/// registry.heartbeat("relay");
+///
+/// let mut metrics = prometheus_client::registry::Registry::default();
+/// metrics.register_collector(Box::new(supervised_core::metrics::Collector::new(registry)));
+/// let mut out = String::new();
+/// encode(&mut out, &metrics).unwrap();
+/// assert!(out.contains(r#"supervised_heartbeats_total{subsystem="relay"} 1"#));
+/// ```
+#[derive(Debug, Clone)]
+pub struct Collector {
+    registry: Registry,
+}
+
+impl Collector {
+    /// A collector of `registry`.
+    pub fn new(registry: Registry) -> Self {
+        Collector { registry }
+    }
+
+    /// A collector of the process-wide [`registry()`].
+    ///
+    /// ```
+    /// let collector = supervised_core::metrics::Collector::global();
+    /// # let _ = collector;
+    /// ```
+    pub fn global() -> Self {
+        Collector::new(registry().clone())
+    }
+}
+
+impl prometheus_client::collector::Collector for Collector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), fmt::Error> {
+        let snapshot = self.registry.snapshot();
+        let clock = WallClock::now();
+
+        {
+            let mut family = encoder.encode_descriptor(
+                "supervised_up",
+                "Whether the subsystem is healthy (1) or not (0): not failed and, with a declared tick, not stale.",
+                None,
+                MetricType::Gauge,
+            )?;
+            for s in &snapshot {
+                let labels = [("subsystem", s.name.as_str())];
+                ConstGauge::new(i64::from(s.healthy)).encode(family.encode_family(&labels)?)?;
+            }
+        }
+        {
+            let mut family = encoder.encode_descriptor(
+                "supervised_last_heartbeat_timestamp",
+                "Unix time of the subsystem's last heartbeat; absent until the first.",
+                Some(&Unit::Seconds),
+                MetricType::Gauge,
+            )?;
+            for s in &snapshot {
+                if let Some(last) = s.last_tick {
+                    let labels = [("subsystem", s.name.as_str())];
+                    ConstGauge::new(clock.unix_seconds(last))
+                        .encode(family.encode_family(&labels)?)?;
+                }
+            }
+        }
+        {
+            let mut family = encoder.encode_descriptor(
+                "supervised_heartbeats",
+                "Heartbeats the subsystem recorded.",
+                None,
+                MetricType::Counter,
+            )?;
+            for s in &snapshot {
+                let labels = [("subsystem", s.name.as_str())];
+                ConstCounter::new(s.beats).encode(family.encode_family(&labels)?)?;
+            }
+        }
+        {
+            let mut family = encoder.encode_descriptor(
+                "supervised_restarts",
+                "Restarts the subsystem's supervisor scheduled.",
+                None,
+                MetricType::Counter,
+            )?;
+            for s in &snapshot {
+                let labels = [("subsystem", s.name.as_str())];
+                ConstCounter::new(s.restarts).encode(family.encode_family(&labels)?)?;
+            }
+        }
+        {
+            let mut family = encoder.encode_descriptor(
+                "supervised_tick",
+                "The subsystem's declared interval between heartbeats; absent without one.",
+                Some(&Unit::Seconds),
+                MetricType::Gauge,
+            )?;
+            for s in &snapshot {
+                if let Some(tick) = s.tick {
+                    let labels = [("subsystem", s.name.as_str())];
+                    ConstGauge::new(tick.as_secs_f64()).encode(family.encode_family(&labels)?)?;
+                }
+            }
+        }
+        {
+            let mut family = encoder.encode_descriptor(
+                "supervised_stale_after",
+                "How long without a heartbeat makes the subsystem stale; absent without a tick.",
+                Some(&Unit::Seconds),
+                MetricType::Gauge,
+            )?;
+            for s in &snapshot {
+                if let Some(limit) = s.stale_after {
+                    let labels = [("subsystem", s.name.as_str())];
+                    ConstGauge::new(limit.as_secs_f64()).encode(family.encode_family(&labels)?)?;
+                }
+            }
+        }
+        {
+            let mut family = encoder.encode_descriptor(
+                "supervised_state",
+                "The subsystem's state: 1 for the current one, 0 for the others.",
+                None,
+                MetricType::Gauge,
+            )?;
+            for s in &snapshot {
+                for state in STATES {
+                    let labels = [("subsystem", s.name.as_str()), ("state", state.as_str())];
+                    ConstGauge::new(i64::from(s.state == state))
+                        .encode(family.encode_family(&labels)?)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn scrape_registry(registry: &Registry) -> prometheus_client::registry::Registry {
+    let mut metrics = prometheus_client::registry::Registry::default();
+    metrics.register_collector(Box::new(Collector::new(registry.clone())));
+    metrics
+}
+
+/// The metrics of `registry` now, in the OpenMetrics text format (ending in
+/// `# EOF`); serve it as [`OPENMETRICS_CONTENT_TYPE`].
+///
+/// ```
+/// let registry = supervised_core::Registry::new();
+/// registry.heartbeat("relay");
+/// let text = supervised_core::metrics::encode_openmetrics(&registry).unwrap();
+/// assert!(text.ends_with("# EOF\n"));
+/// ```
+pub fn encode_openmetrics(registry: &Registry) -> Result<String, fmt::Error> {
+    let mut out = String::new();
+    prometheus_client::encoding::text::encode(&mut out, &scrape_registry(registry))?;
+    Ok(out)
+}
+
+/// The metrics of `registry` now, in the classic Prometheus text format
+/// (version 0.0.4); serve it as [`PROMETHEUS_TEXT_CONTENT_TYPE`].
+///
+/// ```
+/// let registry = supervised_core::Registry::new();
+/// registry.heartbeat("relay");
+/// let text = supervised_core::metrics::encode_prometheus_text(&registry).unwrap();
+/// assert!(text.contains("# TYPE supervised_up gauge"));
+/// ```
+pub fn encode_prometheus_text(registry: &Registry) -> Result<String, fmt::Error> {
+    let mut out = String::new();
+    prometheus_client::encoding::prometheus_text::encode(&mut out, &scrape_registry(registry))?;
+    Ok(out)
+}

@@ -1,0 +1,231 @@
+//! The systemd watchdog, fed by the registry (cargo feature `systemd`, Unix
+//! only).
+//!
+//! Under a unit with `WatchdogSec=`, systemd restarts the service when no
+//! `WATCHDOG=1` arrives in time. A timer thread that pings unconditionally
+//! would hide a dead loop; this [`Watchdog`] pings (every half of the
+//! timeout, as `sd_watchdog_enabled(3)` advises) only while every critical
+//! subsystem passes the strict rule of `/admin/health`: none is
+//! [`State::Failed`](crate::State::Failed), and every one that declares a
+//! tick is fresh. Advisory subsystems
+//! ([`Subsystem::set_advisory`](crate::Subsystem::set_advisory)) never
+//! withhold a ping. When a check fails, the pings stop (logged once at
+//! ERROR), so systemd restarts the service after `WatchdogSec=`; they resume
+//! by themselves if the subsystems recover first.
+//!
+//! ```no_run
+//! # #[tokio::main]
+//! # async fn main() {
+//! let shutdown = supervised_core::CancellationToken::new();
+//! // `None` when the process does not run under a unit with `WatchdogSec=`.
+//! let watchdog = supervised_core::systemd::spawn_watchdog(shutdown.clone());
+//! // ... spawn the supervised subsystems, wait for a signal ...
+//! shutdown.cancel();
+//! if let Some(task) = watchdog {
+//!     let _ = task.await;
+//! }
+//! # }
+//! ```
+//!
+//! Notifications go to the socket named by `NOTIFY_SOCKET`, through the
+//! `sd-notify` crate; without that variable they are silently skipped.
+
+use std::io;
+use std::time::Duration;
+
+use sd_notify::NotifyState;
+use tokio::task::JoinHandle;
+use tokio::time::MissedTickBehavior;
+
+use crate::probe::Verdict;
+use crate::{registry, CancellationToken, Registry};
+
+/// The shortest ping period, so a tiny timeout cannot spin.
+const MIN_PERIOD: Duration = Duration::from_millis(1);
+
+/// Pings the systemd watchdog while every critical subsystem is fresh.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() {
+/// use std::time::Duration;
+/// use supervised_core::{systemd::Watchdog, CancellationToken, Registry};
+///
+/// let registry = Registry::new();
+/// let watchdog = Watchdog::new(Duration::from_secs(30)).registry(registry);
+/// assert_eq!(watchdog.period(), Duration::from_secs(15));
+/// let shutdown = CancellationToken::new();
+/// let task = watchdog.spawn(shutdown.clone());
+/// shutdown.cancel();
+/// task.await.unwrap();
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Watchdog {
+    registry: Registry,
+    timeout: Duration,
+}
+
+impl Watchdog {
+    /// The watchdog systemd asked for, over the process-wide [`registry()`]:
+    /// `Some` when `WATCHDOG_USEC` is set to a positive value and
+    /// `WATCHDOG_PID`, if set, is this process.
+    ///
+    /// ```
+    /// // Outside systemd (and in doctests) there is no watchdog.
+    /// # std::env::remove_var("WATCHDOG_USEC");
+    /// assert!(supervised_core::systemd::Watchdog::from_env().is_none());
+    /// ```
+    pub fn from_env() -> Option<Self> {
+        sd_notify::watchdog_enabled()
+            .filter(|timeout| !timeout.is_zero())
+            .map(Watchdog::new)
+    }
+
+    /// A watchdog for a `WatchdogSec=` of `timeout`, over the process-wide
+    /// [`registry()`].
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let watchdog = supervised_core::systemd::Watchdog::new(Duration::from_secs(10));
+    /// assert_eq!(watchdog.timeout(), Duration::from_secs(10));
+    /// ```
+    pub fn new(timeout: Duration) -> Self {
+        Watchdog {
+            registry: registry().clone(),
+            timeout,
+        }
+    }
+
+    /// Watches `registry` instead of the process-wide one.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use supervised_core::{systemd::Watchdog, Registry};
+    /// let watchdog = Watchdog::new(Duration::from_secs(10)).registry(Registry::new());
+    /// # let _ = watchdog;
+    /// ```
+    pub fn registry(mut self, registry: Registry) -> Self {
+        self.registry = registry;
+        self
+    }
+
+    /// The watchdog timeout (`WatchdogSec=`).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let watchdog = supervised_core::systemd::Watchdog::new(Duration::from_secs(4));
+    /// assert_eq!(watchdog.timeout(), Duration::from_secs(4));
+    /// ```
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// How often it checks and pings: half the timeout (at least 1 ms).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let watchdog = supervised_core::systemd::Watchdog::new(Duration::from_secs(4));
+    /// assert_eq!(watchdog.period(), Duration::from_secs(2));
+    /// ```
+    pub fn period(&self) -> Duration {
+        (self.timeout / 2).max(MIN_PERIOD)
+    }
+
+    /// Checks the registry once and pings if every critical subsystem is
+    /// fresh. Returns whether it pinged. The send is a single non-blocking
+    /// datagram, so this is fine to call from async code.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use supervised_core::{systemd::Watchdog, Registry};
+    ///
+    /// let registry = Registry::new();
+    /// registry.heartbeat("relay");
+    /// let watchdog = Watchdog::new(Duration::from_secs(10)).registry(registry);
+    /// // Without NOTIFY_SOCKET the ping itself is skipped, but the check runs.
+    /// assert!(watchdog.notify_if_fresh().unwrap());
+    /// ```
+    pub fn notify_if_fresh(&self) -> io::Result<bool> {
+        let verdict = Verdict::of(&self.registry.snapshot());
+        if !verdict.ok() {
+            return Ok(false);
+        }
+        sd_notify::notify(&[NotifyState::Watchdog])?;
+        Ok(true)
+    }
+
+    /// Checks and pings every [`period`](Watchdog::period) until `shutdown`
+    /// is cancelled. Withholding the ping is logged at ERROR once per
+    /// episode, with the stale and failed names; recovery at INFO.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let mut ticker = tokio::time::interval(self.period());
+        ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        tracing::info!(
+            timeout_ms = u64::try_from(self.timeout.as_millis()).unwrap_or(u64::MAX),
+            "systemd watchdog started"
+        );
+        let mut withholding = false;
+        loop {
+            tokio::select! {
+                biased;
+                () = shutdown.cancelled() => break,
+                _ = ticker.tick() => {}
+            }
+            let verdict = Verdict::of(&self.registry.snapshot());
+            if verdict.ok() {
+                if withholding {
+                    tracing::info!(
+                        "critical subsystems are fresh again; resuming systemd watchdog pings"
+                    );
+                    withholding = false;
+                }
+                if let Err(error) = sd_notify::notify(&[NotifyState::Watchdog]) {
+                    tracing::warn!(%error, "sending WATCHDOG=1 to systemd failed");
+                }
+            } else if !withholding {
+                tracing::error!(
+                    stale = ?verdict.stale,
+                    failed = ?verdict.failed,
+                    "withholding systemd watchdog pings: critical subsystems are stale or failed, \
+                     systemd will restart the service unless they recover"
+                );
+                withholding = true;
+            }
+        }
+        tracing::debug!("systemd watchdog stopped");
+    }
+
+    /// [`run`](Watchdog::run) on a new tokio task.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use std::time::Duration;
+    /// use supervised_core::{systemd::Watchdog, CancellationToken};
+    /// let shutdown = CancellationToken::new();
+    /// let task = Watchdog::new(Duration::from_secs(20)).spawn(shutdown.clone());
+    /// shutdown.cancel();
+    /// task.await.unwrap();
+    /// # }
+    /// ```
+    pub fn spawn(self, shutdown: CancellationToken) -> JoinHandle<()> {
+        tokio::spawn(self.run(shutdown))
+    }
+}
+
+/// Spawns the [`Watchdog`] systemd asked for ([`Watchdog::from_env`]) over
+/// the process-wide registry; `None`, and nothing spawned, when it asked for
+/// none.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// # std::env::remove_var("WATCHDOG_USEC");
+/// let shutdown = supervised_core::CancellationToken::new();
+/// assert!(supervised_core::systemd::spawn_watchdog(shutdown).is_none());
+/// # }
+/// ```
+pub fn spawn_watchdog(shutdown: CancellationToken) -> Option<JoinHandle<()>> {
+    Watchdog::from_env().map(|watchdog| watchdog.spawn(shutdown))
+}

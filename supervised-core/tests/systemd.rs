@@ -1,0 +1,200 @@
+//! Behaviour of the `systemd` feature, against a fake `NOTIFY_SOCKET`: a Unix
+//! datagram socket the test binds, as systemd does.
+#![cfg(all(feature = "systemd", unix))]
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use supervised_core::systemd::{spawn_watchdog, Watchdog};
+use supervised_core::{CancellationToken, Exit, Registry, State, Supervisor};
+use tokio::net::UnixDatagram;
+use tokio::sync::{Mutex, MutexGuard};
+
+/// The notify socket and the watchdog variables live in the process
+/// environment: tests that set them run one at a time.
+static ENV: Mutex<()> = Mutex::const_new(());
+
+/// systemd's end of the notify socket.
+struct FakeSystemd {
+    socket: UnixDatagram,
+    path: PathBuf,
+    _env: MutexGuard<'static, ()>,
+}
+
+impl FakeSystemd {
+    async fn bind() -> FakeSystemd {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let env = ENV.lock().await;
+        let path = std::env::temp_dir().join(format!(
+            "supervised-notify-{}-{}.sock",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_file(&path);
+        let socket = UnixDatagram::bind(&path).unwrap();
+        std::env::set_var("NOTIFY_SOCKET", &path);
+        std::env::remove_var("WATCHDOG_USEC");
+        std::env::remove_var("WATCHDOG_PID");
+        FakeSystemd {
+            socket,
+            path,
+            _env: env,
+        }
+    }
+
+    /// The next notification within `within`, `None` if none came.
+    async fn recv(&self, within: Duration) -> Option<String> {
+        let mut buf = [0u8; 512];
+        let n = tokio::time::timeout(within, self.socket.recv(&mut buf))
+            .await
+            .ok()?
+            .unwrap();
+        Some(String::from_utf8(buf[..n].to_vec()).unwrap())
+    }
+}
+
+impl Drop for FakeSystemd {
+    fn drop(&mut self) {
+        std::env::remove_var("NOTIFY_SOCKET");
+        std::env::remove_var("WATCHDOG_USEC");
+        std::env::remove_var("WATCHDOG_PID");
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+const PING: &str = "WATCHDOG=1\n";
+
+#[tokio::test(start_paused = true)]
+async fn pings_only_while_every_critical_subsystem_is_fresh() {
+    let systemd = FakeSystemd::bind().await;
+    let registry = Registry::new();
+    let scheduler = registry.subsystem("scheduler");
+    scheduler.declare_tick(Some(Duration::from_secs(1)), None); // stale after 2 s
+                                                                // An advisory subsystem that never beats is stale, and never withholds a ping.
+    let probe = registry.subsystem("upstream-probe");
+    probe.set_advisory(true);
+    probe.declare_tick(Some(Duration::from_secs(1)), None);
+
+    let alive = CancellationToken::new();
+    let beater = tokio::spawn({
+        let alive = alive.clone();
+        let scheduler = scheduler.clone();
+        async move {
+            loop {
+                scheduler.beat();
+                tokio::select! {
+                    () = alive.cancelled() => break,
+                    () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
+            }
+        }
+    });
+    let shutdown = CancellationToken::new();
+    let watchdog = Watchdog::new(Duration::from_secs(4)).registry(registry.clone());
+    assert_eq!(watchdog.period(), Duration::from_secs(2));
+    let task = watchdog.spawn(shutdown.clone());
+
+    for _ in 0..3 {
+        assert_eq!(
+            systemd.recv(Duration::from_secs(3)).await.as_deref(),
+            Some(PING)
+        );
+    }
+
+    // The loop dies: at most the ping of a tick before it goes stale, then none.
+    alive.cancel();
+    beater.await.unwrap();
+    let mut late = 0;
+    while let Some(message) = systemd.recv(Duration::from_secs(20)).await {
+        assert_eq!(message, PING);
+        late += 1;
+        assert!(late <= 2, "pings go on while the scheduler is stale");
+    }
+    assert!(scheduler.status().stale);
+
+    // It recovers by itself: the pings resume.
+    scheduler.beat();
+    assert_eq!(
+        systemd.recv(Duration::from_secs(3)).await.as_deref(),
+        Some(PING)
+    );
+
+    shutdown.cancel();
+    task.await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_critical_subsystem_withholds_pings_an_advisory_one_does_not() {
+    let systemd = FakeSystemd::bind().await;
+    let registry = Registry::new();
+    registry.heartbeat("relay");
+    let advisory = registry.subsystem("upstream-probe");
+    advisory.set_advisory(true);
+    give_up(&registry, "upstream-probe").await;
+
+    let watchdog = Watchdog::new(Duration::from_secs(2)).registry(registry.clone());
+    assert!(watchdog.notify_if_fresh().unwrap());
+    assert_eq!(
+        systemd.recv(Duration::from_secs(1)).await.as_deref(),
+        Some(PING)
+    );
+
+    give_up(&registry, "scheduler").await;
+    assert!(!watchdog.notify_if_fresh().unwrap());
+    let shutdown = CancellationToken::new();
+    let task = watchdog.spawn(shutdown.clone());
+    assert_eq!(systemd.recv(Duration::from_secs(30)).await, None);
+    shutdown.cancel();
+    task.await.unwrap();
+}
+
+#[tokio::test]
+async fn the_watchdog_systemd_asked_for_is_read_from_the_environment() {
+    let systemd = FakeSystemd::bind().await;
+    assert!(Watchdog::from_env().is_none());
+
+    std::env::set_var("WATCHDOG_USEC", "3000000");
+    std::env::set_var("WATCHDOG_PID", std::process::id().to_string());
+    let watchdog = Watchdog::from_env().expect("a watchdog for this process");
+    assert_eq!(watchdog.timeout(), Duration::from_secs(3));
+    assert_eq!(watchdog.period(), Duration::from_millis(1500));
+
+    std::env::remove_var("WATCHDOG_PID");
+    assert!(Watchdog::from_env().is_some(), "WATCHDOG_PID is optional");
+
+    std::env::set_var("WATCHDOG_PID", "1");
+    assert!(Watchdog::from_env().is_none(), "meant for another process");
+
+    std::env::set_var("WATCHDOG_PID", std::process::id().to_string());
+    std::env::set_var("WATCHDOG_USEC", "0");
+    assert!(Watchdog::from_env().is_none(), "zero disables the watchdog");
+
+    // spawn_watchdog watches the process-wide registry, which is fresh here.
+    std::env::set_var("WATCHDOG_USEC", "200000");
+    let shutdown = CancellationToken::new();
+    let task = spawn_watchdog(shutdown.clone()).expect("spawned");
+    assert_eq!(
+        systemd.recv(Duration::from_secs(5)).await.as_deref(),
+        Some(PING)
+    );
+    shutdown.cancel();
+    task.await.unwrap();
+
+    std::env::remove_var("WATCHDOG_USEC");
+    assert!(spawn_watchdog(CancellationToken::new()).is_none());
+}
+
+/// Ends `name` in [`State::Failed`]: a supervisor that gives up on the
+/// first failure.
+async fn give_up(registry: &Registry, name: &str) {
+    let exit = Supervisor::new()
+        .registry(registry)
+        .max_restarts(0, Duration::from_secs(60))
+        .run(name, CancellationToken::new(), |_| async {
+            Err::<(), _>("unreachable")
+        })
+        .await;
+    assert!(matches!(exit, Exit::GaveUp(_)));
+    assert_eq!(registry.subsystem(name).state(), State::Failed);
+}
