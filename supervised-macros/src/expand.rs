@@ -74,7 +74,16 @@ pub(crate) fn expand(
     for arg in &model.args {
         let binding = &arg.binding;
         let fresh = match arg.access {
-            Access::Owned => quote_spanned!(arg.span=> #private::fresh_clone(&#binding)),
+            // The reference is taken apart from the call so that rustc does not
+            // suggest borrowing the argument (`&T` is always `Clone`).
+            Access::Owned => {
+                let by_ref = Ident::new(
+                    "__supervised_by_ref",
+                    Span::mixed_site().located_at(arg.span),
+                );
+                let call = quote_spanned!(arg.span=> #private::fresh_clone(#by_ref));
+                quote!({ let #by_ref = &#binding; #call })
+            }
             Access::Shared => quote!(#binding),
             Access::Unique => quote!(&mut *#binding),
         };

@@ -19,12 +19,12 @@ use proc_macro2::{Delimiter, Group, Ident, Spacing, TokenStream, TokenTree};
 use quote::quote_spanned;
 use syn::spanned::Spanned;
 use syn::visit_mut::{self, VisitMut};
-use syn::{Block, Expr, ExprContinue, Item, Label, Lifetime, Macro};
+use syn::{Block, Expr, ExprContinue, Item, Label, Lifetime, Macro, MacroDelimiter, Stmt, Token};
 
 /// Rewrites every outermost loop in `block`; returns how many it found.
 ///
 /// Input: `loop { work().await; if skip { continue; } }`
-/// Output: `loop { { work().await; if skip { { BEAT; continue; } } } BEAT; }`
+/// Output: `loop { work().await; if skip { { BEAT; continue; } } BEAT; }`
 /// where `BEAT` is `subsystem.beat()` on the pre-registered handle.
 pub(crate) fn inject_heartbeats(block: &mut Block, handle: &Ident) -> usize {
     let mut finder = OutermostLoops { handle, found: 0 };
@@ -60,16 +60,41 @@ impl VisitMut for OutermostLoops<'_> {
     fn visit_item_mut(&mut self, _item: &mut Item) {}
 }
 
-/// The end-of-body beat, with the body's closing brace as its span so a
-/// diagnostic about it lands at the loop.
+/// Appends the end-of-body beat, spanned at the body's closing brace so a
+/// diagnostic about it lands at the loop. A trailing expression gets its
+/// `;` first (block-like ones such as `if` and `match` need none).
 fn append_beat(body: &mut Block, handle: &Ident) {
     let span = body.brace_token.span.close();
-    let stmts = std::mem::take(&mut body.stmts);
+    match body.stmts.last_mut() {
+        Some(Stmt::Expr(expr, semi @ None)) if !is_block_like(expr) => {
+            *semi = Some(Token![;](span));
+        }
+        Some(Stmt::Macro(m))
+            if m.semi_token.is_none() && !matches!(m.mac.delimiter, MacroDelimiter::Brace(_)) =>
+        {
+            m.semi_token = Some(Token![;](span));
+        }
+        _ => {}
+    }
     let beat = beat_tokens(handle, span);
-    body.stmts = syn::parse_quote_spanned! {span=>
-        { #(#stmts)* }
-        #beat
-    };
+    body.stmts.push(syn::parse_quote_spanned!(span=> #beat));
+}
+
+/// Expressions that may stand as a statement without a `;`.
+fn is_block_like(expr: &Expr) -> bool {
+    match expr {
+        Expr::If(_)
+        | Expr::Match(_)
+        | Expr::Block(_)
+        | Expr::Loop(_)
+        | Expr::While(_)
+        | Expr::ForLoop(_)
+        | Expr::Unsafe(_)
+        | Expr::TryBlock(_)
+        | Expr::Const(_) => true,
+        Expr::Macro(m) => matches!(m.mac.delimiter, MacroDelimiter::Brace(_)),
+        _ => false,
+    }
 }
 
 fn beat_tokens(handle: &Ident, span: proc_macro2::Span) -> TokenStream {

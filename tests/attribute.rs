@@ -1,0 +1,427 @@
+//! Behaviour of `#[supervised]` fns, on paused time. Every fn has its own
+//! subsystem name, since they all report into the process-wide registry.
+// Some bodies leave their loop on the first pass on purpose (to fail or
+// return at once); `#[supervised]` still needs the loop to beat.
+#![allow(clippy::never_loop)]
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use supervised::{supervised, CancellationToken, Cancelled, State, SubsystemStatus};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+const SEC: Duration = Duration::from_secs(1);
+
+fn status(name: &str) -> SubsystemStatus {
+    supervised::registry()
+        .get(name)
+        .unwrap_or_else(|| panic!("{name} is not registered"))
+        .status()
+}
+
+// ---- restarts with fresh arguments ------------------------------------------
+
+/// Counts its clones; each run pushes into its own copy of `seen`.
+#[derive(Default)]
+struct Tracked {
+    clones: Arc<AtomicU32>,
+    seen: Vec<u32>,
+}
+
+impl Clone for Tracked {
+    fn clone(&self) -> Self {
+        self.clones.fetch_add(1, Ordering::SeqCst);
+        Tracked {
+            clones: self.clones.clone(),
+            seen: self.seen.clone(),
+        }
+    }
+}
+
+#[supervised(name = "attr-fresh-args")]
+async fn fresh_args(mut tracked: Tracked, runs: Arc<Mutex<Vec<Vec<u32>>>>) {
+    for i in 0..3 {
+        tracked.seen.push(i);
+        tokio::task::yield_now().await;
+    }
+    let finished = {
+        let mut runs = runs.lock().unwrap();
+        runs.push(tracked.seen.clone());
+        runs.len()
+    };
+    if finished < 3 {
+        panic!("run {finished} fails");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_panic_restarts_the_body_with_fresh_argument_clones() {
+    let tracked = Tracked::default();
+    let clones = tracked.clones.clone();
+    let runs = Arc::new(Mutex::new(Vec::new()));
+    let started = Instant::now();
+    fresh_args(tracked, runs.clone()).await;
+    // Each run saw only its own pushes: a fresh clone, not the last run's state.
+    assert_eq!(*runs.lock().unwrap(), vec![vec![0, 1, 2]; 3]);
+    assert_eq!(clones.load(Ordering::SeqCst), 3, "one clone per run");
+    assert_eq!(
+        Instant::now() - started,
+        Duration::from_secs(1 + 2),
+        "backoff 1 s then 2 s"
+    );
+    let s = status("attr-fresh-args");
+    assert_eq!((s.restarts, s.state), (2, State::Stopped));
+    assert_eq!(s.last_panic.unwrap().message, "run 2 fails");
+}
+
+// ---- beats per loop shape ------------------------------------------------------
+
+#[supervised(name = "attr-beats-loop")]
+async fn loop_with_continue_and_break(n: u32) {
+    let mut i = 0;
+    loop {
+        i += 1;
+        if i % 2 == 0 {
+            continue; // beats
+        }
+        if i > n {
+            break; // does not beat
+        }
+        tokio::task::yield_now().await; // falls off the end: beats
+    }
+}
+
+#[tokio::test]
+async fn loop_beats_on_continue_and_end_not_on_break() {
+    loop_with_continue_and_break(5).await;
+    // i = 1..=6 end normally or continue; i = 7 breaks.
+    assert_eq!(status("attr-beats-loop").beats, 6);
+}
+
+#[supervised(name = "attr-beats-while")]
+async fn while_loop(n: u32) -> Result<u32, String> {
+    let mut i = 0;
+    while i < n {
+        i += 1;
+        if i == 3 {
+            return Ok(i); // does not beat
+        }
+    }
+    Ok(i)
+}
+
+#[tokio::test]
+async fn while_beats_per_finished_iteration_and_not_on_return() {
+    assert_eq!(while_loop(10).await, Ok(3));
+    assert_eq!(status("attr-beats-while").beats, 2);
+}
+
+#[supervised(name = "attr-beats-while-let")]
+async fn drain(rx: &mut mpsc::Receiver<u32>) {
+    while let Some(v) = rx.recv().await {
+        if v == 0 {
+            continue;
+        }
+    }
+}
+
+#[tokio::test]
+async fn while_let_over_a_channel_beats_per_message() {
+    let (tx, mut rx) = mpsc::channel(16);
+    for v in [0, 1, 0, 2, 3] {
+        tx.send(v).await.unwrap();
+    }
+    drop(tx);
+    drain(&mut rx).await;
+    assert_eq!(status("attr-beats-while-let").beats, 5);
+}
+
+#[supervised(name = "attr-beats-for")]
+async fn for_loop(items: Vec<u32>) -> Result<(), String> {
+    for item in items {
+        if item == 99 {
+            Err("bad item")?; // `?` does not beat
+        }
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn for_beats_per_item_and_not_on_question_mark() {
+    for_loop(vec![1, 2, 3, 4]).await.unwrap();
+    assert_eq!(status("attr-beats-for").beats, 4);
+}
+
+#[supervised(name = "attr-beats-labeled")]
+async fn labeled(rows: u32, cols: u32) {
+    'rows: for r in 0..rows {
+        for c in 0..cols {
+            if c == 1 {
+                continue 'rows; // beats the outer loop
+            }
+            if r == 0 {
+                continue; // targets the inner loop: no beat
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn continue_to_the_outer_label_beats_and_inner_continue_does_not() {
+    labeled(4, 3).await;
+    // Every row leaves through `continue 'rows`: exactly one beat per row.
+    assert_eq!(status("attr-beats-labeled").beats, 4);
+}
+
+#[supervised(name = "attr-beats-select")]
+async fn select_loop(rx: &mut mpsc::Receiver<u32>, cancel: CancellationToken) {
+    loop {
+        tokio::select! {
+            biased;
+            Some(v) = rx.recv() => {
+                if v % 2 == 0 {
+                    continue; // inside the macro: beats
+                }
+            }
+            _ = cancel.cancelled() => break,
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn continue_inside_select_arms_beats() {
+    let (tx, mut rx) = mpsc::channel(16);
+    for v in 1..=6 {
+        tx.send(v).await.unwrap();
+    }
+    let cancel = CancellationToken::new();
+    let cancel2 = cancel.clone();
+    let task = tokio::spawn(async move { select_loop(&mut rx, cancel2).await });
+    tokio::time::sleep(SEC).await;
+    cancel.cancel();
+    task.await.unwrap();
+    // Six messages: three `continue`s and three fall-throughs; the break does not beat.
+    assert_eq!(status("attr-beats-select").beats, 6);
+}
+
+#[supervised(name = "attr-beats-branches")]
+async fn branches(mode: u8) {
+    match mode {
+        0 => for _ in 0..3 {},
+        _ => {
+            if mode > 1 {
+                let mut n = 0;
+                while n < 5 {
+                    n += 1;
+                }
+            }
+        }
+    }
+    for _ in 0..10 {}
+}
+
+#[tokio::test]
+async fn loops_in_branches_and_in_sequence_all_beat() {
+    branches(0).await; // 3 + 10
+    branches(2).await; // 5 + 10
+    assert_eq!(status("attr-beats-branches").beats, 28);
+}
+
+#[supervised(name = "attr-beats-closure")]
+async fn nested_scopes(items: Vec<u32>) {
+    for item in items {
+        // Loops in closures and async blocks are not iterations of the subsystem.
+        let doubled: Vec<u32> = (0..item)
+            .map(|x| {
+                let mut y = 0;
+                loop {
+                    y += x;
+                    break y;
+                }
+            })
+            .collect();
+        async { for _ in &doubled {} }.await;
+    }
+}
+
+#[tokio::test]
+async fn loops_inside_closures_and_async_blocks_do_not_beat() {
+    nested_scopes(vec![3, 4]).await;
+    assert_eq!(status("attr-beats-closure").beats, 2);
+}
+
+// ---- results, cancellation, escalation ----------------------------------------
+
+#[supervised(name = "attr-err-then-ok")]
+async fn err_then_ok(attempts: Arc<AtomicU32>) -> Result<&'static str, String> {
+    loop {
+        let n = attempts.fetch_add(1, Ordering::SeqCst);
+        if n < 2 {
+            return Err(format!("attempt {n} failed"));
+        }
+        return Ok("synced");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn err_restarts_and_the_final_ok_comes_back() {
+    let attempts = Arc::new(AtomicU32::new(0));
+    let started = Instant::now();
+    assert_eq!(err_then_ok(attempts.clone()).await, Ok("synced"));
+    assert_eq!(attempts.load(Ordering::SeqCst), 3);
+    assert_eq!(Instant::now() - started, Duration::from_secs(3));
+    let s = status("attr-err-then-ok");
+    assert_eq!(s.restarts, 2);
+    assert_eq!(s.last_error.as_deref(), Some("attempt 1 failed"));
+}
+
+#[supervised(name = "attr-cancel-backoff")]
+async fn always_fails(cancel: CancellationToken) -> Result<(), String> {
+    loop {
+        if cancel.is_cancelled() {
+            return Ok(());
+        }
+        tokio::task::yield_now().await;
+        panic!("tenant data");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_token_argument_stops_it_during_backoff_with_cancelled() {
+    let cancel = CancellationToken::new();
+    let task = tokio::spawn(always_fails(cancel.clone()));
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let at = Instant::now();
+    cancel.cancel();
+    let result = task.await.unwrap();
+    assert_eq!(result, Err(Cancelled.to_string()));
+    assert_eq!(Instant::now(), at, "stops at once during a backoff");
+    assert_eq!(status("attr-cancel-backoff").state, State::Stopped);
+}
+
+#[supervised(name = "attr-cancel-run", grace = "3s")]
+async fn ignores_cancel(
+    cancel: CancellationToken,
+    drops: Arc<AtomicU32>,
+) -> Result<(), std::io::Error> {
+    struct CountDrop(Arc<AtomicU32>);
+    impl Drop for CountDrop {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    let _guard = CountDrop(drops.clone());
+    let _ = &cancel;
+    loop {
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_token_argument_stops_a_running_body_after_the_grace_period() {
+    let cancel = CancellationToken::new();
+    let drops = Arc::new(AtomicU32::new(0));
+    let task = tokio::spawn(ignores_cancel(cancel.clone(), drops.clone()));
+    tokio::time::sleep(SEC).await;
+    let at = Instant::now();
+    cancel.cancel();
+    let err = task.await.unwrap().unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::Interrupted);
+    assert_eq!(Instant::now() - at, Duration::from_secs(3));
+    assert_eq!(drops.load(Ordering::SeqCst), 1, "the body was dropped");
+}
+
+#[supervised(name = "attr-cooperative")]
+async fn cooperative(cancel: CancellationToken) -> Result<u32, String> {
+    let mut ticks = 0;
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return Ok(ticks),
+            _ = tokio::time::sleep(SEC) => ticks += 1,
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_body_that_returns_on_cancellation_gives_its_value() {
+    let cancel = CancellationToken::new();
+    let task = tokio::spawn(cooperative(cancel.clone()));
+    tokio::time::sleep(Duration::from_millis(5500)).await;
+    cancel.cancel();
+    assert_eq!(task.await.unwrap(), Ok(5));
+    assert_eq!(status("attr-cooperative").beats, 5);
+}
+
+#[supervised(name = "attr-escalate-panic", max_restarts = 2, within = "1m")]
+async fn panics_forever() {
+    loop {
+        tokio::task::yield_now().await;
+        panic!("poisoned config");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn exceeding_restart_intensity_resumes_the_last_panic_in_the_caller() {
+    let err = tokio::spawn(panics_forever()).await.unwrap_err();
+    assert!(err.is_panic());
+    let payload = err.into_panic();
+    assert_eq!(payload.downcast_ref::<&str>(), Some(&"poisoned config"));
+    let s = status("attr-escalate-panic");
+    assert_eq!((s.state, s.restarts, s.healthy), (State::Failed, 2, false));
+}
+
+#[supervised(name = "attr-escalate-err", max_restarts = 1, within = "1m")]
+async fn errs_forever(attempts: Arc<AtomicU32>) -> Result<(), String> {
+    loop {
+        let n = attempts.fetch_add(1, Ordering::SeqCst);
+        return Err(format!("refused #{n}"));
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn exceeding_restart_intensity_returns_the_last_err() {
+    let attempts = Arc::new(AtomicU32::new(0));
+    assert_eq!(errs_forever(attempts).await, Err("refused #1".to_string()));
+    assert_eq!(status("attr-escalate-err").state, State::Failed);
+}
+
+// ---- methods, ticks and spawning ------------------------------------------------
+
+struct Sweeper {
+    swept: AtomicU32,
+}
+
+impl Sweeper {
+    #[supervised(name = "attr-method", tick = "10s")]
+    async fn run(self: Arc<Self>, cancel: CancellationToken) {
+        let mut ticker = tokio::time::interval(Duration::from_secs(10));
+        while !cancel.is_cancelled() {
+            ticker.tick().await;
+            if self.swept.fetch_add(1, Ordering::SeqCst) == 1 {
+                panic!("second sweep hits bad data");
+            }
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn tokio_spawn_of_a_method_future_and_the_tick_is_declared_at_once() {
+    let sweeper = Arc::new(Sweeper {
+        swept: AtomicU32::new(0),
+    });
+    let cancel = CancellationToken::new();
+    let task = tokio::spawn(sweeper.clone().run(cancel.clone()));
+    tokio::task::yield_now().await;
+    let s = status("attr-method");
+    assert_eq!(s.tick, Some(Duration::from_secs(10)));
+    assert_eq!(s.stale_after, Some(Duration::from_secs(20)));
+
+    tokio::time::sleep(Duration::from_secs(35)).await;
+    let s = status("attr-method");
+    assert_eq!(s.restarts, 1);
+    assert!(s.healthy, "{s:?}");
+    cancel.cancel();
+    task.await.unwrap();
+}

@@ -1,0 +1,8 @@
+use supervised::supervised;
+
+#[supervised]
+const async fn scheduler() {
+    loop {}
+}
+
+fn main() {}

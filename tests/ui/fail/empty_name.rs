@@ -1,0 +1,8 @@
+use supervised::supervised;
+
+#[supervised(name = "")]
+async fn scheduler() {
+    loop {}
+}
+
+fn main() {}

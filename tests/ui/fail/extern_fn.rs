@@ -1,0 +1,8 @@
+use supervised::supervised;
+
+#[supervised]
+async extern "C" fn scheduler() {
+    loop {}
+}
+
+fn main() {}

@@ -1,0 +1,8 @@
+use supervised::supervised;
+
+#[supervised]
+struct Scheduler {
+    tick: u64,
+}
+
+fn main() {}

@@ -1,0 +1,8 @@
+use supervised::supervised;
+
+#[supervised]
+fn scheduler() {
+    loop {}
+}
+
+fn main() {}
