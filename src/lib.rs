@@ -32,6 +32,163 @@
 
 pub use supervised_core::*;
 
+/// Runs an async loop fn under the recover-and-backoff supervisor and beats
+/// its subsystem at the end of every loop iteration.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() {
+/// use std::time::Duration;
+/// use supervised::{supervised, CancellationToken};
+///
+/// #[derive(Clone)]
+/// struct Db;
+/// async fn fire_due_jobs(_db: &Db) {}
+///
+/// #[supervised(name = "scheduler", tick = "60s")]
+/// async fn scheduler(db: Db, cancel: CancellationToken) {
+///     let mut ticker = tokio::time::interval(Duration::from_secs(60));
+///     while !cancel.is_cancelled() {
+///         ticker.tick().await;
+///         fire_due_jobs(&db).await;
+///     }
+/// }
+///
+/// let cancel = CancellationToken::new();
+/// let task = tokio::spawn(scheduler(Db, cancel.clone()));
+/// tokio::time::sleep(Duration::from_secs(150)).await;
+/// let status = supervised::registry().subsystem("scheduler").status();
+/// assert_eq!((status.beats, status.healthy), (3, true));
+/// cancel.cancel();
+/// task.await.unwrap();
+/// # }
+/// ```
+///
+/// # Keys
+///
+/// All optional. Durations are string literals in the humantime grammar
+/// (`"250ms"`, `"60s"`, `"1m30s"`), parsed at compile time; a bad or zero
+/// one is a compile error at the literal.
+///
+/// | key | default | meaning |
+/// | --- | --- | --- |
+/// | `name = "..."` | the fn's name | the subsystem's name in the registry and logs (not empty) |
+/// | `tick = "60s"` | none: no staleness check | expected interval between beats, registered at the first call so the subsystem is listed before it beats |
+/// | `stale_after = "2m"` | twice `tick` | how long without a beat makes it stale; needs `tick`, at least `tick` |
+/// | `initial_backoff = "1s"` | `1s` | first restart delay (not zero, at most `max_backoff`) |
+/// | `max_backoff = "30s"` | `30s` | cap on the restart delay |
+/// | `jitter` / `jitter = true` | `false` | randomize delays within `[d/2, 3d/2]` ∩ `[initial, max]` |
+/// | `grace = "5s"` | `5s` | after cancellation, how long a running body may take to return before it is dropped (`"0s"` drops it at once) |
+/// | `max_restarts = 5, within = "1m"` | unlimited | restart intensity: give up on the failure that would need a sixth restart within a minute (both or neither) |
+/// | `crate = "path"` | `::supervised` | where this crate is when re-exported under another name |
+///
+/// # What it does
+///
+/// - **Signature unchanged.** Visibility, generics, where-clauses,
+///   lifetimes, receiver, return type, attributes and docs stay; callers
+///   still `.await` it, and the future is `Send` when the body's is.
+/// - **Restarts.** A panic anywhere in the body is caught and logged (see
+///   [`Supervisor::run`]); after the backoff the body runs again from its
+///   first statement. Owned arguments (including `self` and
+///   `self: Arc<Self>`) must be `Clone`: each run gets a fresh clone, and a
+///   non-`Clone` one is a compile error at that argument. `&T` arguments are
+///   reused and `&mut T` ones (and `&mut self`) reborrowed for each run.
+/// - **Returns.** The fn returns `()` or `Result<T, E>` with `E: Display`.
+///   A normal return resolves the future, no restart. An `Err` is a failure:
+///   logged and restarted. When restart intensity is exceeded, the last
+///   failure is re-raised in its own form: a last `Err` is returned, a last
+///   panic resumed in the caller. When the supervisor finishes without a
+///   value (cancelled during a backoff, or the body dropped after the grace
+///   period), a `()` fn returns `()` and a `Result` fn its last `Err`, or
+///   `Err(Cancelled.into())`, so `E: From<`[`Cancelled`]`>` is needed only
+///   for fns that take a `CancellationToken`.
+/// - **Cancellation.** An argument of type `CancellationToken` is watched:
+///   no restart once it is cancelled, and a running body gets the grace
+///   period before it is dropped. Without one, dropping the future (aborting
+///   its task) stops everything, backoff included.
+/// - **Heartbeats.** Each outermost loop (`loop`, `while`, `while let`,
+///   `for` not inside another loop, closure, async block or nested item; one
+///   inside `if`, `match` or a block counts) beats once for every iteration
+///   that ends by reaching the end of its body or by a `continue` that
+///   targets it, `continue 'label` from a nested loop and `continue` inside
+///   macro calls such as `tokio::select!` arms included. `break`, `return`,
+///   `?` and panics do not beat. A body without a loop is a compile error:
+///   call [`beat`] yourself and use [`Supervisor::run`] instead. Code deep in
+///   a long iteration can call [`beat`] to show progress mid-tick.
+/// - **Tracing.** Every run is a `supervised` span with `subsystem` and
+///   `generation` (0 for the first run).
+/// - **`panic = "abort"`.** Such a crate cannot recover panics, so the
+///   expansion is a compile error there rather than a silent no-op.
+///
+/// # The same code without `#[supervised]`
+///
+/// The scheduler above expands to this (names simplified; the real locals
+/// are hygienic):
+///
+/// ```
+/// # #[derive(Clone)] struct Db;
+/// # async fn fire_due_jobs(_db: &Db) {}
+/// use std::time::Duration;
+/// use supervised::{CancellationToken, Step, Supervision, Supervisor};
+///
+/// async fn scheduler(db: Db, cancel: CancellationToken) {
+///     let supervisor = Supervisor::new().tick(Duration::from_secs(60));
+///     let subsystem = supervisor.register("scheduler");
+///     let mut supervision = Supervision::new(&supervisor, &subsystem, cancel.clone());
+///     let exit = loop {
+///         let db = db.clone(); // a fresh clone for each run
+///         let cancel = cancel.clone();
+///         let body = async {
+///             let db = db;
+///             let cancel = cancel;
+///             let mut ticker = tokio::time::interval(Duration::from_secs(60));
+///             while !cancel.is_cancelled() {
+///                 ticker.tick().await;
+///                 fire_due_jobs(&db).await;
+///                 subsystem.beat(); // end of every iteration
+///             }
+///         };
+///         match supervision.run_once(body).await {
+///             Step::Restart => {}
+///             Step::Exit(exit) => break exit,
+///         }
+///     };
+///     // Re-raise a panic if restart intensity was exceeded.
+///     if let supervised::Exit::GaveUp(supervised::Failure::Panicked(p)) = exit {
+///         std::panic::resume_unwind(p);
+///     }
+/// }
+/// # let _ = scheduler(Db, CancellationToken::new());
+/// ```
+///
+/// # A fallible loop
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() {
+/// use supervised::{supervised, CancellationToken};
+///
+/// #[supervised(name = "relay", max_restarts = 3, within = "1m", jitter)]
+/// async fn relay(
+///     messages: Vec<&'static str>,
+///     cancel: CancellationToken,
+/// ) -> Result<usize, Box<dyn std::error::Error + Send + Sync>> {
+///     let mut relayed = 0;
+///     for message in &messages {
+///         if cancel.is_cancelled() {
+///             break;
+///         }
+///         let _n: u32 = message.parse()?; // an `Err` restarts the body
+///         relayed += 1;
+///     }
+///     Ok(relayed)
+/// }
+///
+/// let result = relay(vec!["1", "2", "x"], CancellationToken::new()).await;
+/// // Every run fails on "x": after 3 restarts the last `Err` comes back.
+/// assert_eq!(result.unwrap_err().to_string(), "invalid digit found in string");
+/// # }
+/// ```
 #[doc(inline)]
 pub use supervised_macros::supervised;
 

@@ -594,6 +594,39 @@ async fn the_error_event_carries_every_field() {
     assert_eq!(e.field("panic_message"), Some("tenant 7: unexpected null"));
 }
 
+#[tokio::test(start_paused = true)]
+async fn every_run_is_a_span_with_subsystem_and_generation() {
+    let (events, _guard) = capture();
+    let registry = Registry::new();
+    let calls = Calls::default();
+    let c = calls.clone();
+    Supervisor::new()
+        .registry(&registry)
+        .run("spanned", CancellationToken::new(), move |_| {
+            let n = c.record();
+            async move {
+                if n < 3 {
+                    panic!("run {n}");
+                }
+            }
+        })
+        .await;
+    let spans: Vec<(String, String)> = events
+        .spans("supervised")
+        .iter()
+        .map(|s| {
+            (
+                s.field("subsystem").unwrap().to_string(),
+                s.field("generation").unwrap().to_string(),
+            )
+        })
+        .collect();
+    let expected: Vec<(String, String)> = (0..3)
+        .map(|g| ("spanned".to_string(), g.to_string()))
+        .collect();
+    assert_eq!(spans, expected);
+}
+
 #[test]
 fn the_supervisor_future_is_send() {
     fn assert_send<T: Send>(_: &T) {}

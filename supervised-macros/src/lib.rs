@@ -11,6 +11,8 @@ mod ast;
 mod attr;
 mod expand;
 mod loops;
+#[cfg(test)]
+mod snapshots;
 mod valid;
 
 use proc_macro::TokenStream;

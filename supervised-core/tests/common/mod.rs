@@ -37,7 +37,13 @@ impl Events {
     pub fn at(&self, level: Level) -> Vec<Captured> {
         self.all()
             .into_iter()
-            .filter(|e| e.level == level)
+            .filter(|e| e.level == level && e.field("span").is_none())
+            .collect()
+    }
+    pub fn spans(&self, name: &str) -> Vec<Captured> {
+        self.all()
+            .into_iter()
+            .filter(|e| e.field("span") == Some(name))
             .collect()
     }
 }
@@ -66,6 +72,27 @@ thread_local! {
 struct CaptureLayer;
 
 impl<S: Subscriber> Layer<S> for CaptureLayer {
+    /// New spans are recorded too, with their name in a `span` field.
+    fn on_new_span(
+        &self,
+        attrs: &tracing::span::Attributes<'_>,
+        _id: &tracing::span::Id,
+        _ctx: Context<'_, S>,
+    ) {
+        SINK.with(|sink| {
+            if let Some(events) = &*sink.borrow() {
+                let mut rec = Recorder(BTreeMap::new());
+                attrs.record(&mut rec);
+                rec.0
+                    .insert("span".to_string(), attrs.metadata().name().to_string());
+                events.0.lock().unwrap().push(Captured {
+                    level: *attrs.metadata().level(),
+                    fields: rec.0,
+                });
+            }
+        });
+    }
+
     fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
         SINK.with(|sink| {
             if let Some(events) = &*sink.borrow() {

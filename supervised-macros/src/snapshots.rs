@@ -1,0 +1,107 @@
+//! Expansion snapshots: what `#[supervised]` generates for representative
+//! inputs, pretty-printed so a reviewer can read it. Update with
+//! `INSTA_UPDATE=always cargo test -p supervised-macros` (or `cargo insta
+//! review`) after an intended change to the expansion.
+
+use quote::quote;
+
+fn expand(args: proc_macro2::TokenStream, item: proc_macro2::TokenStream) -> String {
+    let out = crate::supervised2(args, item);
+    match syn::parse2::<syn::File>(out.clone()) {
+        Ok(file) => prettyplease::unparse(&file),
+        Err(e) => panic!("expansion does not parse ({e}):\n{out}"),
+    }
+}
+
+#[test]
+fn scheduler_with_tick_and_token() {
+    insta::assert_snapshot!(expand(
+        quote!(name = "scheduler", tick = "60s"),
+        quote! {
+            /// Fires due cron jobs.
+            pub async fn scheduler(db: Db, cancel: CancellationToken) {
+                let mut ticker = tokio::time::interval(Duration::from_secs(60));
+                loop {
+                    ticker.tick().await;
+                    fire_due_jobs(&db).await;
+                }
+            }
+        }
+    ));
+}
+
+#[test]
+fn result_with_every_knob() {
+    insta::assert_snapshot!(expand(
+        quote!(
+            tick = "30s",
+            stale_after = "90s",
+            initial_backoff = "250ms",
+            max_backoff = "10s",
+            jitter,
+            grace = "2s",
+            max_restarts = 5,
+            within = "1m",
+            crate = "::platform::supervised"
+        ),
+        quote! {
+            async fn sweep(cancel: CancellationToken) -> Result<(), SweepError> {
+                while !cancel.is_cancelled() {
+                    sweep_once().await?;
+                }
+                Ok(())
+            }
+        }
+    ));
+}
+
+#[test]
+fn methods_reborrow_and_clone_self() {
+    insta::assert_snapshot!(expand(
+        quote!(),
+        quote! {
+            async fn relay(self: Arc<Self>, rx: &mut Receiver<Msg>, (low, high): (u32, u32)) {
+                while let Some(msg) = rx.recv().await {
+                    if msg.id < low || msg.id > high {
+                        continue;
+                    }
+                    self.publish(msg).await;
+                }
+            }
+        }
+    ));
+}
+
+#[test]
+fn continue_in_select_and_labeled_loops() {
+    insta::assert_snapshot!(expand(
+        quote!(name = "pump"),
+        quote! {
+            async fn pump(mut rx: Receiver<u32>, cancel: CancellationToken) {
+                'outer: loop {
+                    tokio::select! {
+                        _ = cancel.cancelled() => break,
+                        Some(v) = rx.recv() => {
+                            for i in 0..v {
+                                if i == 3 { continue 'outer; }
+                                if i == 1 { continue; }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    ));
+}
+
+#[test]
+fn an_error_keeps_the_fn_and_adds_one_compile_error() {
+    insta::assert_snapshot!(expand(
+        quote!(tick = "60x"),
+        quote! {
+            fn scheduler() {
+                loop {}
+            }
+        }
+    ));
+}
