@@ -80,6 +80,7 @@ pub use supervised_core::*;
 /// | `jitter` / `jitter = true` | `false` | randomize delays within `[d/2, 3d/2]` ∩ `[initial, max]` |
 /// | `grace = "5s"` | `5s` | after cancellation, how long a running body may take to return before it is dropped (`"0s"` drops it at once) |
 /// | `max_restarts = 5, within = "1m"` | unlimited | restart intensity: give up on the failure that would need a sixth restart within a minute (both or neither) |
+/// | `on_stall = "restart"` | `"report"` | drop and restart (with backoff) a body that goes `stale_after` without a beat; needs `tick` (see [`Supervisor::restart_on_stall`]) |
 /// | `crate = "path"` | `::supervised` | where this crate is when re-exported under another name |
 ///
 /// # What it does

@@ -425,3 +425,38 @@ async fn tokio_spawn_of_a_method_future_and_the_tick_is_declared_at_once() {
     cancel.cancel();
     task.await.unwrap();
 }
+
+#[supervised(
+    name = "attr-on-stall",
+    tick = "2s",
+    stale_after = "5s",
+    on_stall = "restart"
+)]
+async fn sometimes_deadlocks(runs: Arc<AtomicU32>) {
+    let run = runs.fetch_add(1, Ordering::SeqCst);
+    loop {
+        tokio::time::sleep(SEC).await;
+        if run == 0 {
+            std::future::pending::<()>().await; // first run deadlocks
+        }
+        if run == 1 {
+            return;
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn on_stall_restart_drops_a_deadlocked_body() {
+    let runs = Arc::new(AtomicU32::new(0));
+    let started = Instant::now();
+    sometimes_deadlocks(runs.clone()).await;
+    assert_eq!(runs.load(Ordering::SeqCst), 2);
+    // 5 s without a beat, then the 1 s backoff, then one 1 s iteration.
+    assert_eq!(Instant::now() - started, Duration::from_secs(5 + 1 + 1));
+    let s = status("attr-on-stall");
+    assert_eq!(s.restarts, 1);
+    assert_eq!(
+        s.last_error.as_deref(),
+        Some("stalled: no heartbeat for 5s")
+    );
+}

@@ -28,11 +28,13 @@
 mod backoff;
 mod cancelled;
 mod current;
+mod isolate;
 #[doc(hidden)]
 pub mod macro_support;
 mod panic_capture;
 mod registry;
 mod supervisor;
+mod watchdog;
 
 #[cfg(feature = "http")]
 pub mod http;
@@ -49,11 +51,13 @@ mod wallclock;
 pub use backoff::Backoff;
 pub use cancelled::Cancelled;
 pub use current::{beat, current};
+pub use isolate::{isolate, ItemPanicked};
 pub use registry::{
     heartbeat, is_healthy, last_tick, registry, snapshot, LastPanic, Registry, State, Subsystem,
     SubsystemStatus,
 };
 pub use supervisor::{run_with_recover, Exit, Failure, RunOutcome, Step, Supervision, Supervisor};
+pub use watchdog::{Watchdog, WatchdogOptions};
 
 /// Re-exported so users and generated code name one version of it.
 pub use tokio_util::sync::CancellationToken;

@@ -32,11 +32,21 @@ pub fn body<R, F: Future<Output = R>>(f: F) -> F {
     f
 }
 
+/// Restart intensity exceeded after a stall: there is no value or payload
+/// to re-raise, so the stall itself is escalated as a panic in the caller.
+fn escalate_stall(silent: Duration) -> ! {
+    std::panic::panic_any(format!(
+        "supervised subsystem gave up after stalling: no heartbeat for {silent:?}"
+    ))
+}
+
 /// The value of a supervised fn returning `()`.
 pub fn finish_unit(exit: Exit<()>) {
-    if let Exit::GaveUp(Failure::Panicked(payload)) = exit {
+    match exit {
         // Restart intensity exceeded: escalate the last panic to the caller.
-        std::panic::resume_unwind(payload)
+        Exit::GaveUp(Failure::Panicked(payload)) => std::panic::resume_unwind(payload),
+        Exit::GaveUp(Failure::Stalled(silent)) => escalate_stall(silent),
+        _ => {}
     }
 }
 
@@ -47,6 +57,7 @@ pub fn finish_result<T, E: From<Cancelled>>(exit: Exit<Result<T, E>>) -> Result<
         Exit::Completed(output) => output,
         Exit::GaveUp(Failure::Returned(output)) => output,
         Exit::GaveUp(Failure::Panicked(payload)) => std::panic::resume_unwind(payload),
+        Exit::GaveUp(Failure::Stalled(silent)) => escalate_stall(silent),
         Exit::Cancelled {
             last_failure: Some(output),
         } => output,
@@ -65,6 +76,7 @@ pub fn finish_result_uncancellable<T, E>(exit: Exit<Result<T, E>>) -> Result<T, 
             last_failure: Some(output),
         } => output,
         Exit::GaveUp(Failure::Panicked(payload)) => std::panic::resume_unwind(payload),
+        Exit::GaveUp(Failure::Stalled(silent)) => escalate_stall(silent),
         Exit::Cancelled { last_failure: None } => {
             unreachable!("a supervised fn without a CancellationToken argument is never cancelled")
         }

@@ -133,6 +133,13 @@ pub struct SubsystemStatus {
     pub advisory: bool,
     /// Whether it declares a tick and is stale (see above).
     pub stale: bool,
+    /// Since when it has been stale: its last beat (or registration) plus
+    /// `stale_after`. `None` while fresh. The stall watchdog
+    /// ([`crate::Watchdog`]) logs the start and end of each such episode.
+    pub stale_since: Option<Instant>,
+    /// Panics caught by [`crate::isolate`] in items of this subsystem: each
+    /// cost one item, not the subsystem.
+    pub item_panics: u64,
     /// Whether it is healthy (see above).
     pub healthy: bool,
 }
@@ -194,6 +201,10 @@ struct SubsystemInner {
     beats: AtomicU64,
     restarts: AtomicU64,
     consecutive_failures: AtomicU32,
+    item_panics: AtomicU64,
+    /// Supervisors running this subsystem right now (more than one is a
+    /// mistake that merges their beats and states, and is warned about).
+    supervisors: AtomicU32,
     state: AtomicU8,
     meta: Mutex<Meta>,
 }
@@ -299,8 +310,9 @@ impl Subsystem {
         let state = self.state();
         let stale_after = meta.tick.map(|tick| meta.stale_after.unwrap_or(tick * 2));
         let reference = last_tick.unwrap_or(inner.registered_at);
-        let stale =
-            stale_after.is_some_and(|limit| now.saturating_duration_since(reference) > limit);
+        let stale_since = stale_after
+            .map(|limit| reference + limit)
+            .filter(|since| now > *since);
         SubsystemStatus {
             name: inner.name.to_string(),
             state,
@@ -316,8 +328,10 @@ impl Subsystem {
             last_panic: meta.last_panic.clone(),
             last_error: meta.last_error.clone(),
             advisory: meta.advisory,
-            stale,
-            healthy: state != State::Failed && !stale,
+            stale: stale_since.is_some(),
+            stale_since,
+            item_panics: inner.item_panics.load(Ordering::Relaxed),
+            healthy: state != State::Failed && stale_since.is_none(),
         }
     }
 
@@ -354,6 +368,26 @@ impl Subsystem {
             FailureRecord::Panic(p) => meta.last_panic = Some(p),
             FailureRecord::Error(e) => meta.last_error = Some(e),
         }
+    }
+
+    pub(crate) fn record_item_panic(&self) {
+        self.0.item_panics.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts one more supervisor running this subsystem; returns how many
+    /// were running before.
+    pub(crate) fn enter_supervisor(&self) -> u32 {
+        self.0.supervisors.fetch_add(1, Ordering::Relaxed)
+    }
+
+    pub(crate) fn leave_supervisor(&self) {
+        self.0.supervisors.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// How long without a beat makes it stale (`None` without a tick).
+    pub(crate) fn stale_limit(&self) -> Option<Duration> {
+        let meta = self.meta();
+        meta.tick.map(|tick| meta.stale_after.unwrap_or(tick * 2))
     }
 
     pub(crate) fn reset_failures(&self) {
@@ -436,6 +470,8 @@ impl Registry {
                     beats: AtomicU64::new(0),
                     restarts: AtomicU64::new(0),
                     consecutive_failures: AtomicU32::new(0),
+                    item_panics: AtomicU64::new(0),
+                    supervisors: AtomicU32::new(0),
                     state: AtomicU8::new(State::Running.to_u8()),
                     meta: Mutex::new(Meta::default()),
                 }))

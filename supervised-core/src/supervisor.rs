@@ -4,7 +4,6 @@ use std::any::Any;
 use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
-use std::pin::pin;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -70,6 +69,9 @@ pub enum Failure<O> {
     /// The body panicked; the payload can be re-raised with
     /// [`std::panic::resume_unwind`].
     Panicked(Box<dyn Any + Send>),
+    /// The body went this long without a beat and was dropped
+    /// ([`Supervisor::restart_on_stall`]).
+    Stalled(Duration),
 }
 
 /// A configurable recover-and-backoff supervisor.
@@ -116,6 +118,7 @@ pub struct Supervisor {
     reset_running: Option<Duration>,
     tick: Option<Duration>,
     stale_after: Option<Duration>,
+    restart_on_stall: bool,
     registry: Option<Registry>,
 }
 
@@ -136,6 +139,7 @@ impl Supervisor {
             reset_running: None,
             tick: None,
             stale_after: None,
+            restart_on_stall: false,
             registry: None,
         }
     }
@@ -221,6 +225,24 @@ impl Supervisor {
         self
     }
 
+    /// What to do when a running body stops beating (default: only report).
+    ///
+    /// With `true`, a body that declares a tick and goes `stale_after`
+    /// without a beat (counted from its last beat or, after a restart, from
+    /// the run's start) is treated as failed: its future is dropped, the
+    /// stall is logged at ERROR, and it restarts with backoff like any other
+    /// failure. A body blocked in synchronous code or spinning without an
+    /// `.await` cannot be preempted: it is dropped only when it next yields.
+    /// The [`Watchdog`](crate::Watchdog) still reports it as stalled.
+    ///
+    /// For iterations that are long but healthy, call [`crate::beat`]
+    /// mid-iteration or raise `stale_after` (it doubles as the longest
+    /// iteration the subsystem may take).
+    pub fn restart_on_stall(mut self, restart: bool) -> Self {
+        self.restart_on_stall = restart;
+        self
+    }
+
     /// Reports into `registry` instead of the process-wide one.
     pub fn registry(mut self, registry: &Registry) -> Self {
         self.registry = Some(registry.clone());
@@ -233,7 +255,13 @@ impl Supervisor {
     }
 
     /// Registers `name` (with the tick, if one was set) and returns its handle.
+    ///
+    /// Any string is a valid name, the empty one included (it is logged
+    /// with a WARN: it makes logs and reports hard to read).
     pub fn register(&self, name: &str) -> Subsystem {
+        if name.is_empty() {
+            tracing::warn!("a supervised subsystem is registered with an empty name");
+        }
         let sub = self.registry_ref().subsystem(name);
         if self.tick.is_some() {
             sub.declare_tick(self.tick, self.stale_after);
@@ -343,11 +371,31 @@ pub struct Supervision<'a, O> {
     consecutive_failures: u32,
     last_failure: Option<O>,
     generation: u64,
+    /// Failures since the last run that completed an iteration: the first
+    /// of such a storm is logged in full, the rest as one-line summaries.
+    storm: u32,
+}
+
+impl<O> Drop for Supervision<'_, O> {
+    fn drop(&mut self) {
+        self.sub.leave_supervisor();
+    }
 }
 
 impl<'a, O: RunOutcome> Supervision<'a, O> {
     /// Starts supervising `sub` under `supervisor`'s policy, stopped by `cancel`.
+    ///
+    /// Supervising one subsystem from two places at once merges their beats
+    /// and states into one report; it works, but is logged with a WARN.
     pub fn new(supervisor: &'a Supervisor, sub: &Subsystem, cancel: CancellationToken) -> Self {
+        let already = sub.enter_supervisor();
+        if already > 0 {
+            tracing::warn!(
+                subsystem = %sub.name(),
+                supervisors = already + 1,
+                "subsystem is supervised more than once at the same time; their beats, restarts and states are merged"
+            );
+        }
         Supervision {
             supervisor,
             sub: sub.clone(),
@@ -357,6 +405,7 @@ impl<'a, O: RunOutcome> Supervision<'a, O> {
             consecutive_failures: 0,
             last_failure: None,
             generation: 0,
+            storm: 0,
         }
     }
 
@@ -386,18 +435,29 @@ impl<'a, O: RunOutcome> Supervision<'a, O> {
 
         let span = tracing::info_span!("supervised", subsystem = %name, generation);
         let body = current::scope(sub.clone(), panic_capture::catch(body));
-        let mut body = pin!(body.instrument(span));
+        // Boxed so it can be dropped before the backoff (a stalled body must
+        // not linger); one allocation per run, none per beat.
+        let mut body = Box::pin(body.instrument(span));
 
+        let stall_watch = async {
+            if self.supervisor.restart_on_stall {
+                stalled(sub, started).await
+            } else {
+                std::future::pending().await
+            }
+        };
         let finished = tokio::select! {
             biased;
-            result = &mut body => Some(result),
-            () = cancel.cancelled() => None,
+            result = &mut body => Ended::Finished(result),
+            () = cancel.cancelled() => Ended::Cancelled,
+            silent = stall_watch => Ended::Stalled(silent),
         };
         let grace = self.supervisor.grace;
         let result = match finished {
-            Some(result) => result,
-            None => match tokio::time::timeout(grace, &mut body).await {
-                Ok(result) => result,
+            Ended::Finished(result) => Ok(result),
+            Ended::Stalled(silent) => Err(silent),
+            Ended::Cancelled => match tokio::time::timeout(grace, &mut body).await {
+                Ok(result) => Ok(result),
                 Err(_elapsed) => {
                     tracing::warn!(
                         subsystem = %name,
@@ -409,8 +469,12 @@ impl<'a, O: RunOutcome> Supervision<'a, O> {
             },
         };
 
+        // The body's future ends here: a stalled one is dropped before the backoff.
+        drop(body);
         let failure = match result {
-            Ok(output) => match output.failure() {
+            Err(silent) => Caught::Stall(silent),
+            Ok(Err(panic)) => Caught::Panic(panic),
+            Ok(Ok(output)) => match output.failure() {
                 None => {
                     sub.set_state(State::Stopped);
                     tracing::info!(subsystem = %name, "supervised body returned; not restarting");
@@ -418,7 +482,6 @@ impl<'a, O: RunOutcome> Supervision<'a, O> {
                 }
                 Some(message) => Caught::Error { message, output },
             },
-            Err(panic) => Caught::Panic(panic),
         };
 
         if cancel.is_cancelled() {
@@ -431,6 +494,10 @@ impl<'a, O: RunOutcome> Supervision<'a, O> {
 
         let now = Instant::now();
         let beats_in_run = sub.beats().saturating_sub(beats_at_start);
+        if beats_in_run > 0 {
+            self.storm = 0;
+        }
+        self.storm = self.storm.saturating_add(1);
         let progressed = now.saturating_duration_since(started) >= self.reset_running
             && (beats_in_run >= self.supervisor.reset_beats || sub.beats() == 0);
         if progressed {
@@ -456,7 +523,7 @@ impl<'a, O: RunOutcome> Supervision<'a, O> {
 
         let delay = self.supervisor.backoff.delay(failures);
         let next_restart_at = now + delay;
-        let record = failure.log(name, sub.restarts() + 1, failures, delay, now);
+        let record = failure.log(name, sub.restarts() + 1, failures, self.storm, delay, now);
         sub.record_restart(failures, next_restart_at, record);
         self.last_failure = failure.into_output();
 
@@ -476,7 +543,34 @@ impl<'a, O: RunOutcome> Supervision<'a, O> {
 /// A failure caught in one run, before it is logged.
 enum Caught<O> {
     Panic(CaughtPanic),
-    Error { message: String, output: O },
+    Error {
+        message: String,
+        output: O,
+    },
+    /// No beat for this long: the body was dropped (`restart_on_stall`).
+    Stall(Duration),
+}
+
+/// How the race between a run, cancellation and the stall watch ended.
+enum Ended<T> {
+    Finished(T),
+    Cancelled,
+    Stalled(Duration),
+}
+
+/// Resolves when `sub` has gone its `stale_after` without a beat, counting
+/// from the later of its last beat and `started`; never without a tick.
+async fn stalled(sub: &Subsystem, started: Instant) -> Duration {
+    loop {
+        let Some(limit) = sub.stale_limit() else {
+            return std::future::pending().await;
+        };
+        let reference = sub.last_tick().map_or(started, |t| t.max(started));
+        tokio::time::sleep_until(reference + limit).await;
+        if sub.last_tick().map_or(started, |t| t.max(started)) == reference {
+            return limit;
+        }
+    }
 }
 
 impl<O> Caught<O> {
@@ -484,27 +578,31 @@ impl<O> Caught<O> {
     /// without a later value; a panic leaves nothing to return.
     fn into_output(self) -> Option<O> {
         match self {
-            Caught::Panic(_) => None,
+            Caught::Panic(_) | Caught::Stall(_) => None,
             Caught::Error { output, .. } => Some(output),
         }
     }
 
     /// Logs the failure as one structured ERROR event and returns what the
     /// registry keeps of it.
+    ///
+    /// A storm (consecutive failures without a completed iteration) logs the
+    /// full backtrace for its first panic only; later panics of the same
+    /// storm log a one-line summary with the running count in `storm`.
     fn log(
         &self,
         name: &str,
         restart: u64,
         failures: u32,
+        storm: u32,
         delay: Duration,
         now: Instant,
     ) -> FailureRecord {
         match self {
-            Caught::Panic(panic) => {
-                let backtrace = panic
-                    .backtrace
-                    .as_ref()
-                    .map_or_else(|| "<not captured>".to_string(), ToString::to_string);
+            Caught::Panic(panic) if storm <= 1 => {
+                // Rendered only if a subscriber takes the event: resolving
+                // symbols is the expensive part of a backtrace.
+                let backtrace = tracing::field::display(LazyBacktrace(panic.backtrace.as_ref()));
                 tracing::error!(
                     subsystem = %name,
                     kind = "panic",
@@ -512,9 +610,24 @@ impl<O> Caught<O> {
                     location = panic.location.as_deref().unwrap_or("<unknown>"),
                     restart,
                     consecutive_failures = failures,
+                    storm,
                     next_backoff = ?delay,
-                    backtrace = %backtrace,
+                    backtrace,
                     "supervised body panicked; restarting after backoff"
+                );
+                FailureRecord::Panic(last_panic_of(panic, now))
+            }
+            Caught::Panic(panic) => {
+                tracing::error!(
+                    subsystem = %name,
+                    kind = "panic",
+                    panic_message = %panic.message,
+                    location = panic.location.as_deref().unwrap_or("<unknown>"),
+                    restart,
+                    consecutive_failures = failures,
+                    storm,
+                    next_backoff = ?delay,
+                    "supervised body panicked again before completing an iteration; restarting after backoff"
                 );
                 FailureRecord::Panic(last_panic_of(panic, now))
             }
@@ -525,13 +638,44 @@ impl<O> Caught<O> {
                     error = %message,
                     restart,
                     consecutive_failures = failures,
+                    storm,
                     next_backoff = ?delay,
                     "supervised body returned an error; restarting after backoff"
                 );
                 FailureRecord::Error(message.clone())
             }
+            Caught::Stall(silent) => {
+                let message = stall_message(*silent);
+                tracing::error!(
+                    subsystem = %name,
+                    kind = "stall",
+                    silent_for = ?silent,
+                    restart,
+                    consecutive_failures = failures,
+                    storm,
+                    next_backoff = ?delay,
+                    "supervised body stalled; dropped it, restarting after backoff"
+                );
+                FailureRecord::Error(message)
+            }
         }
     }
+}
+
+/// A captured backtrace, or a note that the hook did not see the panic.
+struct LazyBacktrace<'a>(Option<&'a std::backtrace::Backtrace>);
+
+impl fmt::Display for LazyBacktrace<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(backtrace) => backtrace.fmt(f),
+            None => f.write_str("<not captured>"),
+        }
+    }
+}
+
+fn stall_message(silent: Duration) -> String {
+    format!("stalled: no heartbeat for {silent:?}")
 }
 
 fn give_up<O>(
@@ -552,6 +696,11 @@ fn give_up<O>(
             panic.message.clone(),
             FailureRecord::Panic(last_panic_of(&panic, now)),
             Failure::Panicked(panic.payload),
+        ),
+        Caught::Stall(silent) => (
+            stall_message(silent),
+            FailureRecord::Error(stall_message(silent)),
+            Failure::Stalled(silent),
         ),
     };
     sub.record_failure(consecutive_failures, record);

@@ -8,7 +8,7 @@ use syn::meta::ParseNestedMeta;
 use syn::{Expr, ExprLit, Lit, LitBool, LitInt, LitStr, Path};
 
 /// Every key the attribute accepts, for the "unknown key" error.
-pub(crate) const KEYS: &str = "`name`, `tick`, `stale_after`, `initial_backoff`, `max_backoff`, `jitter`, `grace`, `max_restarts`, `within`, `crate`";
+pub(crate) const KEYS: &str = "`name`, `tick`, `stale_after`, `initial_backoff`, `max_backoff`, `jitter`, `grace`, `max_restarts`, `within`, `on_stall`, `crate`";
 
 /// A value together with the span of the literal it came from.
 #[derive(Clone)]
@@ -29,6 +29,8 @@ pub(crate) struct Args {
     pub(crate) grace: Option<Spanned<Duration>>,
     pub(crate) max_restarts: Option<Spanned<u32>>,
     pub(crate) within: Option<Spanned<Duration>>,
+    /// `true` for `on_stall = "restart"`, `false` for `"report"`.
+    pub(crate) restart_on_stall: Option<Spanned<bool>>,
     pub(crate) krate: Option<Spanned<Path>>,
 }
 
@@ -50,6 +52,7 @@ impl Args {
             "within" => set(&mut self.within, &meta, parse_duration),
             "max_restarts" => set(&mut self.max_restarts, &meta, parse_count),
             "jitter" => set(&mut self.jitter, &meta, parse_flag),
+            "on_stall" => set(&mut self.restart_on_stall, &meta, parse_on_stall),
             "crate" => set(&mut self.krate, &meta, parse_path),
             _ => Err(meta.error(format!(
                 "unknown `#[supervised]` key; the valid keys are {KEYS}"
@@ -204,6 +207,25 @@ fn parse_flag(meta: &ParseNestedMeta<'_>) -> syn::Result<Spanned<bool>> {
         other => Err(syn::Error::new_spanned(
             other,
             "`jitter` takes `true` or `false`",
+        )),
+    }
+}
+
+fn parse_on_stall(meta: &ParseNestedMeta<'_>) -> syn::Result<Spanned<bool>> {
+    let expected = "`on_stall = \"restart\"` or `on_stall = \"report\"`";
+    let lit = string(meta, expected)?;
+    match lit.value().as_str() {
+        "restart" => Ok(Spanned {
+            value: true,
+            span: lit.span(),
+        }),
+        "report" => Ok(Spanned {
+            value: false,
+            span: lit.span(),
+        }),
+        other => Err(syn::Error::new(
+            lit.span(),
+            format!("unknown `on_stall` action `{other}`: write {expected}"),
         )),
     }
 }

@@ -171,6 +171,10 @@ fn supervisor_knobs(args: &Args, private: &TokenStream) -> TokenStream {
         let j = jitter.value;
         knobs.extend(quote!(.jitter(#j)));
     }
+    if let Some(restart) = &args.restart_on_stall {
+        let r = restart.value;
+        knobs.extend(quote!(.restart_on_stall(#r)));
+    }
     if let (Some(max), Some(within)) = (&args.max_restarts, &args.within) {
         let (max, within) = (max.value, duration(within.value));
         knobs.extend(quote!(.max_restarts(#max, #within)));

@@ -25,6 +25,13 @@ pub(crate) fn check(args: &Args) -> syn::Result<()> {
         _ => {}
     }
 
+    if let (Some(on_stall), None) = (&args.restart_on_stall, &args.tick) {
+        errors.push(Error::new(
+            on_stall.span,
+            "`on_stall` needs `tick`: a stall is a tick without a heartbeat",
+        ));
+    }
+
     match (&args.max_restarts, &args.within) {
         (Some(max), None) => errors.push(Error::new(
             max.span,

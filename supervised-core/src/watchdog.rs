@@ -1,0 +1,122 @@
+//! The stall watchdog: one WARN when a subsystem goes stale, one INFO when it
+//! recovers, nothing in between.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
+use tokio::time::{Instant, MissedTickBehavior};
+use tokio_util::sync::CancellationToken;
+
+use crate::registry::Registry;
+
+/// Settings of a [`Watchdog`].
+#[derive(Debug, Clone)]
+pub struct WatchdogOptions {
+    period: Duration,
+    cancel: CancellationToken,
+}
+
+impl WatchdogOptions {
+    /// Scans every second until `cancel` is cancelled.
+    pub fn new(cancel: CancellationToken) -> Self {
+        WatchdogOptions {
+            period: Duration::from_secs(1),
+            cancel,
+        }
+    }
+
+    /// How often to scan the registry (default 1 s). A stall is reported at
+    /// most one period after it begins.
+    ///
+    /// # Panics
+    /// If `period` is zero.
+    pub fn period(mut self, period: Duration) -> Self {
+        assert!(
+            !period.is_zero(),
+            "the watchdog period must be longer than zero"
+        );
+        self.period = period;
+        self
+    }
+}
+
+/// Scans a registry and logs each stall episode of a subsystem that declares
+/// a tick: one WARN when it goes stale (name, seconds since its last beat,
+/// declared tick, state), one INFO when it beats again. Nothing is logged
+/// between the two, however many scans see the stall. The snapshot shows
+/// the stall too: `stale` and `stale_since` on [`crate::SubsystemStatus`].
+///
+/// The watchdog only reports. To drop and restart a stuck body, turn on
+/// [`crate::Supervisor::restart_on_stall`] (`on_stall = "restart"` in the
+/// attribute); a body blocked in synchronous code or spinning without an
+/// `.await` cannot be preempted, but it is still reported here.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() {
+/// use std::time::Duration;
+/// use supervised_core::{Registry, Watchdog, WatchdogOptions};
+/// use tokio_util::sync::CancellationToken;
+///
+/// let registry = Registry::new();
+/// registry.subsystem("sweep").declare_tick(Some(Duration::from_secs(30)), None);
+/// let cancel = CancellationToken::new();
+/// let watchdog = Watchdog::spawn(&registry, WatchdogOptions::new(cancel.clone()));
+/// tokio::time::sleep(Duration::from_secs(61)).await; // logs one WARN: sweep stalled
+/// assert!(registry.subsystem("sweep").status().stale_since.is_some());
+/// cancel.cancel();
+/// watchdog.await.unwrap();
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct Watchdog;
+
+impl Watchdog {
+    /// Spawns the scanning task on the current tokio runtime; it ends when
+    /// the options' token is cancelled.
+    pub fn spawn(registry: &Registry, options: WatchdogOptions) -> JoinHandle<()> {
+        tokio::spawn(Self::run(registry.clone(), options))
+    }
+
+    /// The scanning loop itself, for callers that drive it in a task of their own.
+    pub async fn run(registry: Registry, options: WatchdogOptions) {
+        let mut ticker = tokio::time::interval(options.period);
+        ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        // Subsystems in a stall episode, and since when.
+        let mut stalled: HashMap<String, Instant> = HashMap::new();
+        loop {
+            tokio::select! {
+                () = options.cancel.cancelled() => return,
+                _ = ticker.tick() => {}
+            }
+            for status in registry.snapshot() {
+                let Some(tick) = status.tick else { continue };
+                match (status.stale_since, stalled.contains_key(&status.name)) {
+                    (Some(since), false) => {
+                        let silent = status.last_tick.unwrap_or(status.registered_at).elapsed();
+                        tracing::warn!(
+                            subsystem = %status.name,
+                            seconds_since_last_beat = silent.as_secs(),
+                            never_beat = status.last_tick.is_none(),
+                            tick = ?tick,
+                            state = %status.state,
+                            "supervised subsystem stalled: no heartbeat within stale_after"
+                        );
+                        stalled.insert(status.name, since);
+                    }
+                    (None, true) => {
+                        let began = stalled.remove(&status.name);
+                        tracing::info!(
+                            subsystem = %status.name,
+                            stalled_for = ?began.map(|b| b.elapsed()),
+                            state = %status.state,
+                            "supervised subsystem recovered: beating again"
+                        );
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+}
