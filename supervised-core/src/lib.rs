@@ -32,6 +32,7 @@ mod isolate;
 #[doc(hidden)]
 pub mod macro_support;
 mod panic_capture;
+mod policy;
 mod registry;
 mod supervisor;
 mod watchdog;

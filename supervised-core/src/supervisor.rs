@@ -1,7 +1,6 @@
 //! The recover-and-backoff supervisor.
 
 use std::any::Any;
-use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
 use std::time::Duration;
@@ -13,6 +12,7 @@ use tracing::Instrument;
 use crate::backoff::Backoff;
 use crate::current;
 use crate::panic_capture::{self, CaughtPanic};
+use crate::policy::{ResetRule, RestartWindow};
 use crate::registry::{registry, FailureRecord, LastPanic, Registry, State, Subsystem};
 
 /// How a body's return value tells success from failure.
@@ -366,8 +366,8 @@ pub struct Supervision<'a, O> {
     supervisor: &'a Supervisor,
     sub: Subsystem,
     cancel: CancellationToken,
-    reset_running: Duration,
-    restarts_in_window: VecDeque<Instant>,
+    reset: ResetRule,
+    window: Option<RestartWindow>,
     consecutive_failures: u32,
     last_failure: Option<O>,
     generation: u64,
@@ -400,8 +400,13 @@ impl<'a, O: RunOutcome> Supervision<'a, O> {
             supervisor,
             sub: sub.clone(),
             cancel,
-            reset_running: supervisor.reset_running.unwrap_or(supervisor.backoff.max()),
-            restarts_in_window: VecDeque::new(),
+            reset: ResetRule {
+                beats: supervisor.reset_beats,
+                running: supervisor.reset_running.unwrap_or(supervisor.backoff.max()),
+            },
+            window: supervisor
+                .intensity
+                .map(|(max, within)| RestartWindow::new(max, within)),
             consecutive_failures: 0,
             last_failure: None,
             generation: 0,
@@ -498,27 +503,21 @@ impl<'a, O: RunOutcome> Supervision<'a, O> {
             self.storm = 0;
         }
         self.storm = self.storm.saturating_add(1);
-        let progressed = now.saturating_duration_since(started) >= self.reset_running
-            && (beats_in_run >= self.supervisor.reset_beats || sub.beats() == 0);
-        if progressed {
+        if self.reset.progressed(
+            now.saturating_duration_since(started),
+            beats_in_run,
+            sub.beats(),
+        ) {
             self.consecutive_failures = 0;
             sub.reset_failures();
         }
         self.consecutive_failures = self.consecutive_failures.saturating_add(1);
         let failures = self.consecutive_failures;
 
-        if let Some((max_restarts, within)) = self.supervisor.intensity {
-            let window = &mut self.restarts_in_window;
-            while window
-                .front()
-                .is_some_and(|t| now.saturating_duration_since(*t) >= within)
-            {
-                window.pop_front();
-            }
-            if window.len() >= max_restarts as usize {
+        if let (Some(window), Some((_, within))) = (&mut self.window, self.supervisor.intensity) {
+            if !window.admit(now) {
                 return Step::Exit(give_up(sub, failures, failure, window.len(), within));
             }
-            window.push_back(now);
         }
 
         let delay = self.supervisor.backoff.delay(failures);

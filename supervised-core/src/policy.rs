@@ -1,0 +1,151 @@
+//! The supervisor's decisions as pure functions of time and counts, so they
+//! can be property-tested apart from any runtime: restart intensity and the
+//! progress-based backoff reset. (The delay itself is [`crate::Backoff`].)
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+/// At most `max` restarts within any window of `within`: the window is
+/// half-open, so a restart exactly `within` ago no longer counts.
+#[derive(Debug, Clone)]
+pub(crate) struct RestartWindow {
+    max: u32,
+    within: Duration,
+    restarts: VecDeque<Instant>,
+}
+
+impl RestartWindow {
+    pub(crate) fn new(max: u32, within: Duration) -> Self {
+        RestartWindow {
+            max,
+            within,
+            restarts: VecDeque::new(),
+        }
+    }
+
+    /// Records a restart at `now` if the window has room; `false` means give up.
+    pub(crate) fn admit(&mut self, now: Instant) -> bool {
+        while self
+            .restarts
+            .front()
+            .is_some_and(|t| now.saturating_duration_since(*t) >= self.within)
+        {
+            self.restarts.pop_front();
+        }
+        if self.restarts.len() >= self.max as usize {
+            return false;
+        }
+        self.restarts.push_back(now);
+        true
+    }
+
+    /// Restarts currently in the window.
+    pub(crate) fn len(&self) -> usize {
+        self.restarts.len()
+    }
+}
+
+/// When a failed run counts as having made progress, which resets the
+/// backoff: at least `beats` completed iterations and `running` of running
+/// time; a subsystem that never beat at all needs only the running time.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ResetRule {
+    pub(crate) beats: u64,
+    pub(crate) running: Duration,
+}
+
+impl ResetRule {
+    pub(crate) fn progressed(&self, ran: Duration, beats_in_run: u64, beats_ever: u64) -> bool {
+        ran >= self.running && (beats_in_run >= self.beats || beats_ever == 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::Backoff;
+
+    fn ms(v: u64) -> Duration {
+        Duration::from_millis(v)
+    }
+
+    proptest! {
+        #[test]
+        fn delays_stay_within_initial_and_cap(
+            initial in 0u64..10_000,
+            extra in 0u64..100_000,
+            multiplier in 1.0f64..5.0,
+            failures in 0u32..200,
+            unit in 0.0f64..1.0,
+        ) {
+            let backoff = Backoff::new(ms(initial), ms(initial + extra)).with_multiplier(multiplier);
+            let nominal = backoff.nominal(failures);
+            prop_assert!(nominal >= ms(initial) && nominal <= ms(initial + extra));
+            let jittered = backoff.spread(nominal, unit);
+            prop_assert!(jittered >= ms(initial), "{jittered:?} below the initial value");
+            prop_assert!(jittered <= ms(initial + extra), "{jittered:?} above the cap");
+            prop_assert!(jittered >= nominal / 2 && jittered <= nominal + nominal / 2);
+            // Never shrinking as failures accumulate.
+            prop_assert!(backoff.nominal(failures + 1) >= nominal);
+        }
+
+        #[test]
+        fn jitter_at_the_cap_still_spans_half_the_cap(cap in 2u64..100_000) {
+            let backoff = Backoff::new(ms(1), ms(cap)).with_jitter(true);
+            let at_cap = backoff.nominal(64);
+            prop_assert_eq!(at_cap, ms(cap));
+            prop_assert_eq!(backoff.spread(at_cap, 0.0), ms(cap) / 2);
+            prop_assert_eq!(backoff.spread(at_cap, 1.0), ms(cap));
+        }
+
+        #[test]
+        fn restart_intensity_is_exact_at_its_boundary(
+            max in 0u32..6,
+            within in 1u64..10_000,
+            gaps in proptest::collection::vec(0u64..4_000, 1..60),
+        ) {
+            let start = Instant::now();
+            let mut window = RestartWindow::new(max, ms(within));
+            let mut admitted: Vec<Instant> = Vec::new();
+            let mut now = start;
+            for gap in gaps {
+                now += ms(gap);
+                // Reference: restarts admitted in the half-open window (now - within, now].
+                let in_window = admitted.iter().filter(|t| now - **t < ms(within)).count();
+                let expected = in_window < max as usize;
+                let got = window.admit(now);
+                prop_assert_eq!(got, expected, "at {:?} with {} in the window", now - start, in_window);
+                if got {
+                    admitted.push(now);
+                } else {
+                    break; // the supervisor gives up at the first refusal
+                }
+                prop_assert!(window.len() <= max as usize);
+            }
+        }
+
+        #[test]
+        fn reset_needs_both_beats_and_running_time(
+            beats in 0u64..10,
+            running in 0u64..100_000,
+            ran in 0u64..200_000,
+            beats_in_run in 0u64..20,
+            beats_before in 0u64..20,
+        ) {
+            let rule = ResetRule { beats, running: ms(running) };
+            let ever = beats_before + beats_in_run;
+            let got = rule.progressed(ms(ran), beats_in_run, ever);
+            if ran < running {
+                prop_assert!(!got, "uptime below the rule never resets");
+            } else if ever == 0 {
+                prop_assert!(got, "a body that never beats needs only the running time");
+            } else {
+                prop_assert_eq!(got, beats_in_run >= beats);
+            }
+        }
+    }
+}
