@@ -76,6 +76,14 @@ pub enum Failure<O> {
 
 /// A configurable recover-and-backoff supervisor.
 ///
+/// What it cannot catch: a panic while another panic is unwinding (a `Drop`
+/// that panics during unwinding) aborts the process, by Rust's rules, before
+/// any handler runs; so does any panic in a crate built with
+/// `panic = "abort"`. A body that blocks in synchronous code or spins without
+/// an `.await` cannot be preempted, only reported stale. Panic payloads of
+/// any type are caught; those that are not `&str` or `String` are reported
+/// as `Box<dyn Any>`.
+///
 /// [`run_with_recover`] is `Supervisor::new()` with its defaults: backoff
 /// 1 s doubling to 30 s without jitter, a 5 s grace period on cancellation,
 /// unlimited restarts, and the progress-based reset described at
@@ -598,10 +606,14 @@ impl<O> Caught<O> {
         now: Instant,
     ) -> FailureRecord {
         match self {
-            Caught::Panic(panic) if storm <= 1 => {
+            Caught::Panic(panic) => {
+                let first = storm <= 1;
                 // Rendered only if a subscriber takes the event: resolving
                 // symbols is the expensive part of a backtrace.
-                let backtrace = tracing::field::display(LazyBacktrace(panic.backtrace.as_ref()));
+                let backtrace = LazyBacktrace {
+                    backtrace: panic.backtrace.as_ref().filter(|_| first),
+                    storm,
+                };
                 tracing::error!(
                     subsystem = %name,
                     kind = "panic",
@@ -611,22 +623,13 @@ impl<O> Caught<O> {
                     consecutive_failures = failures,
                     storm,
                     next_backoff = ?delay,
-                    backtrace,
-                    "supervised body panicked; restarting after backoff"
-                );
-                FailureRecord::Panic(last_panic_of(panic, now))
-            }
-            Caught::Panic(panic) => {
-                tracing::error!(
-                    subsystem = %name,
-                    kind = "panic",
-                    panic_message = %panic.message,
-                    location = panic.location.as_deref().unwrap_or("<unknown>"),
-                    restart,
-                    consecutive_failures = failures,
-                    storm,
-                    next_backoff = ?delay,
-                    "supervised body panicked again before completing an iteration; restarting after backoff"
+                    backtrace = %backtrace,
+                    "{}",
+                    if first {
+                        "supervised body panicked; restarting after backoff"
+                    } else {
+                        "supervised body panicked again before completing an iteration; restarting after backoff"
+                    }
                 );
                 FailureRecord::Panic(last_panic_of(panic, now))
             }
@@ -661,13 +664,21 @@ impl<O> Caught<O> {
     }
 }
 
-/// A captured backtrace, or a note that the hook did not see the panic.
-struct LazyBacktrace<'a>(Option<&'a std::backtrace::Backtrace>);
+/// The backtrace of a storm's first panic; a one-line note for the rest.
+struct LazyBacktrace<'a> {
+    backtrace: Option<&'a std::backtrace::Backtrace>,
+    storm: u32,
+}
 
 impl fmt::Display for LazyBacktrace<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0 {
+        match self.backtrace {
             Some(backtrace) => backtrace.fmt(f),
+            None if self.storm > 1 => write!(
+                f,
+                "<omitted: failure {} of a storm; its first panic carries the backtrace>",
+                self.storm
+            ),
             None => f.write_str("<not captured>"),
         }
     }

@@ -246,7 +246,7 @@ async fn a_panic_storm_logs_one_backtrace_then_one_line_summaries() {
     let with_backtrace: Vec<usize> = failures
         .iter()
         .enumerate()
-        .filter(|(_, e)| e.field("backtrace").is_some())
+        .filter(|(_, e)| !e.field("backtrace").unwrap().starts_with("<omitted"))
         .map(|(i, _)| i)
         .collect();
     assert_eq!(with_backtrace, [0, 5], "one full backtrace per storm");

@@ -265,6 +265,20 @@ async fn restart_intensity_gives_up_and_marks_failed() {
     assert_eq!(status.consecutive_failures, 4);
 }
 
+/// A body whose first six runs return `Err` and whose seventh returns `Ok(7)`.
+fn err_until_run_7(
+    calls: Calls,
+) -> impl FnMut(CancellationToken) -> std::future::Ready<Result<usize, String>> {
+    move |_| {
+        let n = calls.record();
+        std::future::ready(if n <= 6 {
+            Err(format!("run {n}"))
+        } else {
+            Ok(n)
+        })
+    }
+}
+
 #[tokio::test(start_paused = true)]
 async fn restart_intensity_forgets_restarts_outside_its_window() {
     // At most 2 restarts per 3 s. Restarts are scheduled at t = 0, 1, 3, 7,
@@ -278,16 +292,7 @@ async fn restart_intensity_forgets_restarts_outside_its_window() {
         .registry(&registry)
         .max_backoff(Duration::from_secs(4))
         .max_restarts(2, Duration::from_secs(3))
-        .run("windowed", CancellationToken::new(), move |_| {
-            let n = c.record();
-            async move {
-                if n <= 6 {
-                    Err(format!("run {n}"))
-                } else {
-                    Ok(n)
-                }
-            }
-        })
+        .run("windowed", CancellationToken::new(), err_until_run_7(c))
         .await;
     assert!(matches!(exit, Exit::Completed(Ok(7))), "{exit:?}");
 
@@ -298,16 +303,11 @@ async fn restart_intensity_forgets_restarts_outside_its_window() {
         .registry(&registry)
         .max_backoff(Duration::from_secs(4))
         .max_restarts(2, Duration::from_secs(4))
-        .run("windowed-strict", CancellationToken::new(), move |_| {
-            let n = c2.record();
-            async move {
-                if n <= 6 {
-                    Err(format!("run {n}"))
-                } else {
-                    Ok(n)
-                }
-            }
-        })
+        .run(
+            "windowed-strict",
+            CancellationToken::new(),
+            err_until_run_7(c2),
+        )
         .await;
     let Exit::GaveUp(Failure::Returned(Err(last))) = exit else {
         panic!("expected GaveUp(Returned(Err)), got {exit:?}");
