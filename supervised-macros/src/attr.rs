@@ -235,7 +235,9 @@ fn parse_path(meta: &ParseNestedMeta<'_>) -> syn::Result<Spanned<Path>> {
         meta,
         "the facade's path as a string, e.g. `crate = \"my_crate::supervised\"`",
     )?;
-    let value: Path = lit.parse().map_err(|e| {
+    // Module style: no generic arguments, which would read as comparisons
+    // where the path is used in expressions.
+    let value: Path = lit.parse_with(Path::parse_mod_style).map_err(|e| {
         syn::Error::new(
             lit.span(),
             format!("`crate` must be a path such as \"::supervised\": {e}"),

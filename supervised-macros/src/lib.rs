@@ -12,6 +12,8 @@ mod attr;
 mod expand;
 mod loops;
 #[cfg(test)]
+mod never_panics;
+#[cfg(test)]
 mod snapshots;
 mod valid;
 
