@@ -33,6 +33,7 @@ mod isolate;
 pub mod macro_support;
 mod panic_capture;
 mod policy;
+mod race;
 mod registry;
 mod supervisor;
 mod watchdog;

@@ -501,15 +501,15 @@ impl Registry {
     /// beats do not change it.
     pub fn snapshot(&self) -> Vec<SubsystemStatus> {
         let now = Instant::now();
-        let handles: Vec<Subsystem> = self
+        let mut handles: Vec<Subsystem> = self
             .0
             .subsystems
             .iter()
             .map(|e| e.value().clone())
             .collect();
-        let mut out: Vec<SubsystemStatus> = handles.iter().map(|s| s.status_at(now)).collect();
-        out.sort_unstable_by(|a, b| a.name.cmp(&b.name));
-        out
+        // Sort the 8-byte handles, not the statuses they expand into.
+        handles.sort_unstable_by(|a, b| a.name().cmp(b.name()));
+        handles.iter().map(|s| s.status_at(now)).collect()
     }
 
     /// The seed's health check: each name in `expected` is stale if it never

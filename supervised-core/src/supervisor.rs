@@ -13,6 +13,7 @@ use crate::backoff::Backoff;
 use crate::current;
 use crate::panic_capture::{self, CaughtPanic};
 use crate::policy::{ResetRule, RestartWindow};
+use crate::race::{race, Raced};
 use crate::registry::{registry, FailureRecord, LastPanic, Registry, State, Subsystem};
 
 /// How a body's return value tells success from failure.
@@ -459,11 +460,16 @@ impl<'a, O: RunOutcome> Supervision<'a, O> {
                 std::future::pending().await
             }
         };
-        let finished = tokio::select! {
-            biased;
-            result = &mut body => Ended::Finished(result),
-            () = cancel.cancelled() => Ended::Cancelled,
-            silent = stall_watch => Ended::Stalled(silent),
+        let watcher = async {
+            tokio::select! {
+                biased;
+                () = cancel.cancelled() => Ended::Cancelled,
+                silent = stall_watch => Ended::Stalled(silent),
+            }
+        };
+        let finished = match race(body.as_mut(), std::pin::pin!(watcher)).await {
+            Raced::Body(result) => Ended::Finished(result),
+            Raced::Watcher(ended) => ended,
         };
         let grace = self.supervisor.grace;
         let result = match finished {
@@ -534,12 +540,22 @@ impl<'a, O: RunOutcome> Supervision<'a, O> {
         sub.record_restart(failures, next_restart_at, record);
         self.last_failure = failure.into_output();
 
+        let backoff = async {
+            if delay.is_zero() {
+                // A zero backoff restarts at once (the timer would round it
+                // up to its 1 ms tick), yielding once so a crash loop still
+                // lets other tasks run.
+                tokio::task::yield_now().await;
+            } else {
+                tokio::time::sleep_until(next_restart_at).await;
+            }
+        };
         tokio::select! {
             biased;
             () = cancel.cancelled() => {
                 Step::Exit(stop_cancelled(sub, "cancelled during backoff", self.last_failure.take()))
             }
-            () = tokio::time::sleep_until(next_restart_at) => {
+            () = backoff => {
                 tracing::debug!(subsystem = %name, generation = generation + 1, "restarting supervised body");
                 Step::Restart
             }

@@ -643,3 +643,23 @@ fn the_supervisor_future_is_send() {
 fn always_panics() {
     panic!("always")
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancellation_from_another_thread_reaches_a_body_on_a_worker() {
+    let registry = Registry::new();
+    let cancel = CancellationToken::new();
+    let sup = Supervisor::new().registry(&registry).grace(Duration::ZERO);
+    let c = cancel.clone();
+    let task = tokio::spawn(async move {
+        sup.run("cross-thread", c, |_| std::future::pending::<()>())
+            .await
+    });
+    tokio::task::yield_now().await;
+    std::thread::spawn(move || cancel.cancel()).join().unwrap();
+    let exit = tokio::time::timeout(Duration::from_secs(10), task)
+        .await
+        .expect("the cancellation woke the supervisor")
+        .unwrap();
+    assert!(matches!(exit, Exit::Cancelled { last_failure: None }));
+    assert_eq!(registry.subsystem("cross-thread").state(), State::Stopped);
+}
