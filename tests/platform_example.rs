@@ -1,0 +1,358 @@
+//! `examples/platform.rs` run as a real process, on real time: a free port,
+//! a short `--duration`, `/admin/liveness` polled over loopback with a
+//! minimal HTTP/1.1 client, and the exit code checked. The example's ticks
+//! are 1 to 3 s, so the scheduler's third tick (its panic) comes at about 4 s
+//! and the whole file takes about 10 s once the example is built.
+#![cfg(feature = "http")]
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::OnceLock;
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const SUBSYSTEMS: [&str; 5] = [
+    "broadcaster",
+    "channel-manager",
+    "health-sweep",
+    "liveness-monitor",
+    "scheduler",
+];
+
+/// Builds the example with the features this test was built with (a no-op
+/// when `cargo test` built it already) and returns the path of its binary.
+fn example_binary() -> &'static PathBuf {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY.get_or_init(|| {
+        let mut features = vec!["http"];
+        if cfg!(feature = "prometheus") {
+            features.push("prometheus");
+        }
+        if cfg!(feature = "systemd") {
+            features.push("systemd");
+        }
+        let mut cargo = Command::new(env!("CARGO"));
+        cargo.args([
+            "build",
+            "--quiet",
+            "--example",
+            "platform",
+            "--message-format=json",
+            "--manifest-path",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"),
+            "--features",
+            &features.join(","),
+        ]);
+        if !cfg!(debug_assertions) {
+            cargo.arg("--release");
+        }
+        let output = cargo.stderr(Stdio::inherit()).output().expect("cargo runs");
+        assert!(
+            output.status.success(),
+            "cargo build --example platform failed"
+        );
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .filter(|msg| msg["target"]["name"] == "platform")
+            .find_map(|msg| msg["executable"].as_str().map(PathBuf::from))
+            .expect("cargo reports the example's executable")
+    })
+}
+
+/// A port nobody listens on right now.
+fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    listener.local_addr().expect("local address").port()
+}
+
+/// The example running as a child process; killed if a test fails early.
+struct Platform {
+    child: Child,
+    port: u16,
+    stderr: Option<JoinHandle<String>>,
+}
+
+impl Platform {
+    fn start(args: &[&str]) -> Platform {
+        let port = free_port();
+        let mut child = Command::new(example_binary())
+            .arg("--addr")
+            .arg(format!("127.0.0.1:{port}"))
+            .args(args)
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the example starts");
+        let mut pipe = child.stderr.take().expect("stderr is piped");
+        let stderr = thread::spawn(move || {
+            let mut text = String::new();
+            let _ = pipe.read_to_string(&mut text);
+            text
+        });
+        Platform {
+            child,
+            port,
+            stderr: Some(stderr),
+        }
+    }
+
+    /// `GET path`, with a bearer token if given: the status and the body.
+    fn get(&self, path: &str, token: Option<&str>) -> std::io::Result<(u16, String)> {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port))?;
+        stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+        let auth = token.map_or_else(String::new, |t| format!("Authorization: Bearer {t}\r\n"));
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\n{auth}Connection: close\r\n\r\n",
+            self.port
+        )?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response)?;
+        let bad = || std::io::Error::new(std::io::ErrorKind::InvalidData, response.clone());
+        let (head, body) = response.split_once("\r\n\r\n").ok_or_else(bad)?;
+        let status = head
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(bad)?;
+        Ok((status, body.to_string()))
+    }
+
+    /// `/admin/liveness` as JSON, once the server answers 200.
+    fn liveness(&mut self, token: Option<&str>) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            match self.get("/admin/liveness", token) {
+                Ok((200, body)) => {
+                    return serde_json::from_str(&body).expect("/admin/liveness is JSON")
+                }
+                Ok((status, body)) => panic!("/admin/liveness answered {status}: {body}"),
+                Err(e) => {
+                    if let Some(status) = self.child.try_wait().expect("try_wait") {
+                        panic!(
+                            "the example exited ({status}) before serving:\n{}",
+                            self.stderr()
+                        );
+                    }
+                    assert!(
+                        Instant::now() < deadline,
+                        "no answer from /admin/liveness: {e}"
+                    );
+                    thread::sleep(Duration::from_millis(100));
+                }
+            }
+        }
+    }
+
+    fn wait(&mut self, within: Duration) -> ExitStatus {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the example did not exit within {within:?}"
+            );
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Everything the example wrote to stderr (waits for it to exit).
+    fn stderr(&mut self) -> String {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.stderr
+            .take()
+            .map(|t| t.join().expect("stderr reader"))
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Platform {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The rows of the last table printed, by subsystem name.
+fn final_table(stderr: &str) -> Vec<(String, Vec<String>)> {
+    let (_, table) = stderr
+        .rsplit_once("\nfinal, after ")
+        .unwrap_or_else(|| panic!("no final table in:\n{stderr}"));
+    table
+        .lines()
+        .skip(2) // the title's end and the column headers
+        .map_while(|line| line.strip_prefix("  "))
+        .map(|row| {
+            let mut cells = row.split_whitespace().map(str::to_string);
+            (cells.next().unwrap_or_default(), cells.collect())
+        })
+        .collect()
+}
+
+fn assert_all_stopped(stderr: &str) {
+    let table = final_table(stderr);
+    let names: Vec<&str> = table.iter().map(|(name, _)| name.as_str()).collect();
+    assert_eq!(names, SUBSYSTEMS, "final table:\n{stderr}");
+    for (name, cells) in &table {
+        assert_eq!(cells[0], "stopped", "{name} in the final table:\n{stderr}");
+    }
+}
+
+#[test]
+fn the_scheduler_restarts_once_then_beats_fresh_and_the_example_exits_0() {
+    let started = Instant::now();
+    let token = "platform-test-token";
+    let mut platform = Platform::start(&["--duration", "10s", "--token", token]);
+
+    let first = platform.liveness(Some(token));
+    for name in SUBSYSTEMS {
+        let tick = &first["subsystems"][name]["tick_seconds"];
+        assert!(tick.as_f64().is_some(), "{name} declares a tick: {first}");
+    }
+    let (status, body) = platform
+        .get("/admin/liveness", None)
+        .expect("GET without a token");
+    assert_eq!(status, 401, "no token: {body}");
+    let (status, body) = platform
+        .get("/admin/liveness", Some("wrong-token"))
+        .expect("GET with a wrong token");
+    assert_eq!(status, 401, "wrong token: {body}");
+
+    // The scheduler panics on its third tick (about 4 s in), after two beats;
+    // restarted 1 s later, it beats at once. Wait for a beat of the new run.
+    let recovered = loop {
+        let liveness = platform.liveness(Some(token));
+        let scheduler = &liveness["subsystems"]["scheduler"];
+        let restarts = scheduler["restarts"].as_u64().expect("restarts");
+        assert!(restarts <= 1, "the scheduler restarted again: {scheduler}");
+        if restarts == 1
+            && scheduler["state"] == "running"
+            && scheduler["beats"].as_u64() >= Some(3)
+        {
+            break liveness;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(9),
+            "no restart and fresh beat of the scheduler in time: {scheduler}"
+        );
+        thread::sleep(Duration::from_millis(200));
+    };
+    let scheduler = &recovered["subsystems"]["scheduler"];
+    assert_eq!(scheduler["healthy"], true, "{scheduler}");
+    assert_eq!(scheduler["stale"], false, "{scheduler}");
+    let seconds_ago = scheduler["seconds_ago"].as_u64().expect("it beat");
+    assert!(
+        seconds_ago <= 2,
+        "a fresh beat, within one tick: {scheduler}"
+    );
+    for name in SUBSYSTEMS {
+        let subsystem = &recovered["subsystems"][name];
+        assert_eq!(subsystem["state"], "running", "{name}: {subsystem}");
+        if name != "scheduler" {
+            assert_eq!(subsystem["restarts"], 0, "{name}: {subsystem}");
+        }
+    }
+    // Panic messages can hold tenant data: not served by default.
+    assert!(
+        !recovered.to_string().contains("globex"),
+        "tenant data served: {recovered}"
+    );
+
+    let status = platform.wait(Duration::from_secs(15));
+    let stderr = platform.stderr();
+    assert_eq!(status.code(), Some(0), "exit status; stderr:\n{stderr}");
+    for expected in [
+        "supervised body panicked; restarting after backoff",
+        "tenant globex: job import-contacts: invalid schedule",
+        "restarting supervised body",
+        "--duration elapsed: shutting down",
+        "every subsystem stopped",
+    ] {
+        assert!(
+            stderr.contains(expected),
+            "{expected:?} in stderr:\n{stderr}"
+        );
+    }
+    assert!(
+        !stderr.contains("auth is off"),
+        "a token was given:\n{stderr}"
+    );
+    assert_all_stopped(&stderr);
+    let table = final_table(&stderr);
+    let (_, scheduler_row) = table.iter().find(|(name, _)| name == "scheduler").unwrap();
+    assert_eq!(scheduler_row[3], "1", "scheduler restarts:\n{stderr}");
+}
+
+#[cfg(unix)]
+#[test]
+fn ctrl_c_stops_every_subsystem_within_its_grace_period_and_exits_0() {
+    let mut platform = Platform::start(&[]);
+    let liveness = platform.liveness(None);
+    for name in SUBSYSTEMS {
+        assert!(
+            liveness["subsystems"].get(name).is_some(),
+            "{name} registered: {liveness}"
+        );
+    }
+
+    let interrupted = Instant::now();
+    let kill = Command::new("kill")
+        .args(["-INT", &platform.child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(kill.success(), "kill -INT");
+    // The longest grace period in the example is the scheduler's 5 s.
+    let status = platform.wait(Duration::from_secs(10));
+    let took = interrupted.elapsed();
+    let stderr = platform.stderr();
+    assert_eq!(status.code(), Some(0), "exit status; stderr:\n{stderr}");
+    assert!(
+        took < Duration::from_secs(5),
+        "stopped in {took:?}:\n{stderr}"
+    );
+    for expected in [
+        "auth is off",
+        "Ctrl-C: shutting down",
+        "every subsystem stopped",
+    ] {
+        assert!(
+            stderr.contains(expected),
+            "{expected:?} in stderr:\n{stderr}"
+        );
+    }
+    assert!(
+        !stderr.contains("grace period after cancellation"),
+        "a body had to be dropped:\n{stderr}"
+    );
+    assert_all_stopped(&stderr);
+}
+
+#[test]
+fn bad_flags_exit_2_with_a_message() {
+    for (args, expected) in [
+        (&["--bogus"][..], "unknown flag `--bogus`"),
+        (&["--duration", "soon"][..], "invalid `--duration soon`"),
+        (&["--addr", "localhost"][..], "invalid `--addr localhost`"),
+        (&["--token"][..], "`--token` needs a value"),
+    ] {
+        let output = Command::new(example_binary())
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("the example runs");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+        assert!(stderr.contains("usage: platform"), "{args:?}: {stderr}");
+    }
+}
