@@ -1,8 +1,8 @@
 //! The `#[supervised]` attribute. Use it through the `supervised` crate,
 //! which documents it and re-exports it.
 //!
-//! Parse ([`attr`]), validate ([`valid`], [`ast`]), rewrite loops
-//! ([`loops`]) and expand ([`expand`]) are kept apart. On any error the
+//! Parse (`attr`), validate (`valid`, `ast`), rewrite loops
+//! (`loops`) and expand (`expand`) are kept apart. On any error the
 //! user's fn is emitted as written (made `async` if that was the mistake)
 //! next to the error, so the rest of the crate still type-checks and one
 //! mistake gives one error. Nothing here panics on any input.
