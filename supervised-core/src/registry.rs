@@ -12,6 +12,8 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use dashmap::DashMap;
+
+use crate::policy::ResetRule;
 use tokio::time::Instant;
 
 /// Sentinel for "no instant recorded" in an [`AtomicInstant`].
@@ -120,7 +122,9 @@ pub struct SubsystemStatus {
     pub beats: u64,
     /// Total restarts scheduled by its supervisor.
     pub restarts: u64,
-    /// Failures since the last run that showed progress (see [`crate::Supervisor::reset_after`]).
+    /// Failures since the last run that showed progress (see
+    /// [`crate::Supervisor::reset_after`]); 0 as soon as the running
+    /// generation has shown that progress.
     pub consecutive_failures: u32,
     /// When the next restart is due, while [`State::BackingOff`].
     pub next_restart_at: Option<Instant>,
@@ -191,6 +195,9 @@ struct Meta {
     last_panic: Option<LastPanic>,
     last_error: Option<String>,
     advisory: bool,
+    /// The running generation's start, its beat count then, and the rule
+    /// that says when it has shown progress (set by the supervisor).
+    run: Option<(Instant, u64, ResetRule)>,
 }
 
 struct SubsystemInner {
@@ -323,7 +330,11 @@ impl Subsystem {
             since_last_tick: last_tick.map(|t| now.saturating_duration_since(t)),
             beats: self.beats(),
             restarts: self.restarts(),
-            consecutive_failures: inner.consecutive_failures.load(Ordering::Relaxed),
+            consecutive_failures: if self.progressing(&meta, state, now) {
+                0
+            } else {
+                inner.consecutive_failures.load(Ordering::Relaxed)
+            },
             next_restart_at: meta.next_restart_at.filter(|_| state == State::BackingOff),
             last_panic: meta.last_panic.clone(),
             last_error: meta.last_error.clone(),
@@ -332,6 +343,23 @@ impl Subsystem {
             stale_since,
             item_panics: inner.item_panics.load(Ordering::Relaxed),
             healthy: state != State::Failed && stale_since.is_none(),
+        }
+    }
+
+    /// Whether the running generation has shown the progress that resets
+    /// its failure count: a recovered subsystem reports 0 consecutive
+    /// failures while it runs, not only after its next failure.
+    fn progressing(&self, meta: &Meta, state: State, now: Instant) -> bool {
+        match meta.run {
+            Some((started, beats_then, rule)) if state == State::Running => {
+                let beats = self.beats();
+                rule.progressed(
+                    now.saturating_duration_since(started),
+                    beats.saturating_sub(beats_then),
+                    beats,
+                )
+            }
+            _ => false,
         }
     }
 
@@ -368,6 +396,12 @@ impl Subsystem {
             FailureRecord::Panic(p) => meta.last_panic = Some(p),
             FailureRecord::Error(e) => meta.last_error = Some(e),
         }
+    }
+
+    /// Marks the start of a supervised run, for the live progress check.
+    pub(crate) fn start_run(&self, started: Instant, rule: ResetRule) {
+        self.set_state(State::Running);
+        self.meta().run = Some((started, self.beats(), rule));
     }
 
     pub(crate) fn record_item_panic(&self) {

@@ -441,9 +441,9 @@ impl<'a, O: RunOutcome> Supervision<'a, O> {
                 self.last_failure.take(),
             ));
         }
-        sub.set_state(State::Running);
         let started = Instant::now();
         let beats_at_start = sub.beats();
+        sub.start_run(started, self.reset);
         let generation = self.generation;
         self.generation += 1;
 

@@ -663,3 +663,46 @@ async fn cancellation_from_another_thread_reaches_a_body_on_a_worker() {
     assert!(matches!(exit, Exit::Cancelled { last_failure: None }));
     assert_eq!(registry.subsystem("cross-thread").state(), State::Stopped);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_recovered_subsystem_reports_zero_consecutive_failures_while_it_runs() {
+    let registry = Registry::new();
+    let calls = Calls::default();
+    let c = calls.clone();
+    let cancel = CancellationToken::new();
+    let sup = Supervisor::new()
+        .registry(&registry)
+        .max_backoff(Duration::from_secs(4));
+    let c2 = cancel.clone();
+    let task = tokio::spawn(async move {
+        sup.run("recovers", c2, move |cancel| {
+            let n = c.record();
+            async move {
+                if n == 1 {
+                    panic!("first run fails");
+                }
+                while !cancel.is_cancelled() {
+                    sleep_then_beat().await;
+                }
+            }
+        })
+        .await
+    });
+    let sub = registry.subsystem("recovers");
+    // Restarted at 1 s; beats at 2, 3 s: running, but no progress yet.
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    assert_eq!(
+        (sub.state(), sub.status().consecutive_failures),
+        (State::Running, 1)
+    );
+    // By 5.5 s: 4 beats and 4.5 s of running (>= 3 beats and max_backoff).
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(sub.status().consecutive_failures, 0);
+    cancel.cancel();
+    task.await.unwrap();
+}
+
+async fn sleep_then_beat() {
+    tokio::time::sleep(SEC).await;
+    supervised_core::beat();
+}
