@@ -3,6 +3,7 @@
 use std::any::Any;
 use std::fmt;
 use std::future::Future;
+use std::pin::Pin;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -427,7 +428,20 @@ impl<'a, O: RunOutcome> Supervision<'a, O> {
     /// out the backoff. Returns [`Step::Restart`] when the caller should run
     /// a fresh body, [`Step::Exit`] when supervision is over. A body passed
     /// after cancellation is dropped unpolled.
-    pub async fn run_once<Fut>(&mut self, body: Fut) -> Step<O>
+    pub fn run_once<'s, Fut>(
+        &'s mut self,
+        body: Fut,
+    ) -> impl Future<Output = Step<O>> + use<'a, 's, O, Fut>
+    where
+        Fut: Future<Output = O> + 's,
+        O: 's,
+    {
+        // Boxed before the state machine exists, so a supervised fn's future
+        // holds a pointer to its body rather than a second copy of it.
+        self.run_boxed(Box::pin(body))
+    }
+
+    async fn run_boxed<Fut>(&mut self, body: Pin<Box<Fut>>) -> Step<O>
     where
         Fut: Future<Output = O>,
     {
