@@ -124,7 +124,8 @@ pub use supervised_core::*;
 /// # The same code without `#[supervised]`
 ///
 /// The scheduler above expands to this (names simplified; the real locals
-/// are hygienic):
+/// are hygienic, and the real supervisor is built once, on the first call,
+/// in a `static` the fn's future only points to):
 ///
 /// ```
 /// # #[derive(Clone)] struct Db;

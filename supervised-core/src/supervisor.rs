@@ -467,11 +467,19 @@ impl<'a, O: RunOutcome> Supervision<'a, O> {
         // not linger); one allocation per run, none per beat.
         let mut body = Box::pin(body.instrument(span));
 
-        let stall_watch = async {
+        // Timers and cancellation futures that are not always armed live on
+        // the heap, so an idle supervised subsystem's future stays small
+        // (each inline `Sleep` is over 100 bytes).
+        let stall_timer: Option<Pin<Box<dyn Future<Output = Duration> + Send + '_>>> =
             if self.supervisor.restart_on_stall {
-                stalled(sub, started).await
+                Some(Box::pin(stalled(sub, started)))
             } else {
-                std::future::pending().await
+                None
+            };
+        let stall_watch = async move {
+            match stall_timer {
+                Some(timer) => timer.await,
+                None => std::future::pending().await,
             }
         };
         let watcher = async {
@@ -489,7 +497,7 @@ impl<'a, O: RunOutcome> Supervision<'a, O> {
         let result = match finished {
             Ended::Finished(result) => Ok(result),
             Ended::Stalled(silent) => Err(silent),
-            Ended::Cancelled => match tokio::time::timeout(grace, &mut body).await {
+            Ended::Cancelled => match Box::pin(tokio::time::timeout(grace, &mut body)).await {
                 Ok(result) => Ok(result),
                 Err(_elapsed) => {
                     tracing::warn!(
@@ -554,7 +562,7 @@ impl<'a, O: RunOutcome> Supervision<'a, O> {
         sub.record_restart(failures, next_restart_at, record);
         self.last_failure = failure.into_output();
 
-        let backoff = async {
+        let backoff = Box::pin(async move {
             if delay.is_zero() {
                 // A zero backoff restarts at once (the timer would round it
                 // up to its 1 ms tick), yielding once so a crash loop still
@@ -563,10 +571,10 @@ impl<'a, O: RunOutcome> Supervision<'a, O> {
             } else {
                 tokio::time::sleep_until(next_restart_at).await;
             }
-        };
+        });
         tokio::select! {
             biased;
-            () = cancel.cancelled() => {
+            () = Box::pin(cancel.cancelled()) => {
                 Step::Exit(stop_cancelled(sub, "cancelled during backoff", self.last_failure.take()))
             }
             () = backoff => {

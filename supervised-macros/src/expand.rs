@@ -9,9 +9,10 @@
 //! Output (abridged):
 //! ```text
 //! async fn scheduler(db: Db, cancel: CancellationToken) {
-//!     let supervisor = Supervisor::new().tick(60s);
+//!     static SUPERVISOR: OnceLock<Supervisor> = OnceLock::new();
+//!     let supervisor = SUPERVISOR.get_or_init(|| Supervisor::new().tick(60s));
 //!     let subsystem = supervisor.register("scheduler");
-//!     let mut supervision = Supervision::new(&supervisor, &subsystem, cancel.clone());
+//!     let mut supervision = Supervision::new(supervisor, &subsystem, cancel.clone());
 //!     let exit = loop {
 //!         let db = fresh_clone(&db);
 //!         let cancel = fresh_clone(&cancel);
@@ -125,9 +126,14 @@ pub(crate) fn expand(
     };
     let new_body: Block = syn::parse_quote! {{
         #abort_guard
-        let #supervisor = #private::Supervisor::new() #knobs;
+        // One supervisor per fn, built on first call: the fn's future holds
+        // a reference to it, not a copy.
+        static __SUPERVISED_SUPERVISOR: ::std::sync::OnceLock<#private::Supervisor> =
+            ::std::sync::OnceLock::new();
+        let #supervisor: &'static #private::Supervisor =
+            __SUPERVISED_SUPERVISOR.get_or_init(|| #private::Supervisor::new() #knobs);
         let #handle = #supervisor.register(#name);
-        let mut #supervision = #private::Supervision::new(&#supervisor, &#handle, #cancel);
+        let mut #supervision = #private::Supervision::new(#supervisor, &#handle, #cancel);
         let #exit = loop {
             #(#per_run)*
             let #body_fut = #private::body::<#ret, _>(async {
