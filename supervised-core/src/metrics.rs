@@ -36,7 +36,7 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Unit;
 
 use crate::wallclock::WallClock;
-use crate::{registry, Registry, State};
+use crate::{registry, Registry, State, SubsystemStatus};
 
 /// `Content-Type` of [`encode_openmetrics`]'s output.
 pub const OPENMETRICS_CONTENT_TYPE: &str =
@@ -96,85 +96,72 @@ impl prometheus_client::collector::Collector for Collector {
         let snapshot = self.registry.snapshot();
         let clock = WallClock::now();
 
-        {
-            let mut family = encoder.encode_descriptor(
-                "supervised_up",
-                "Whether the subsystem is healthy (1) or not (0): not failed and, with a declared tick, not stale.",
-                None,
-                MetricType::Gauge,
-            )?;
-            for s in &snapshot {
-                let labels = [("subsystem", s.name.as_str())];
-                ConstGauge::new(i64::from(s.healthy)).encode(family.encode_family(&labels)?)?;
-            }
-        }
-        {
-            let mut family = encoder.encode_descriptor(
+        let seconds = Some(&Unit::Seconds);
+        let (gauge, counter) = (MetricType::Gauge, MetricType::Counter);
+        per_subsystem(&mut encoder, &snapshot, ("supervised_up",
+            "Whether the subsystem is healthy (1) or not (0): not failed and, with a declared tick, not stale.",
+            None, gauge), |s| Some(Sample::Gauge(i64::from(s.healthy))))?;
+        per_subsystem(
+            &mut encoder,
+            &snapshot,
+            (
                 "supervised_last_heartbeat_timestamp",
                 "Unix time of the subsystem's last heartbeat; absent until the first.",
-                Some(&Unit::Seconds),
-                MetricType::Gauge,
-            )?;
-            for s in &snapshot {
-                if let Some(last) = s.last_tick {
-                    let labels = [("subsystem", s.name.as_str())];
-                    ConstGauge::new(clock.unix_seconds(last))
-                        .encode(family.encode_family(&labels)?)?;
-                }
-            }
-        }
-        {
-            let mut family = encoder.encode_descriptor(
+                seconds,
+                gauge,
+            ),
+            |s| {
+                s.last_tick
+                    .map(|last| Sample::Seconds(clock.unix_seconds(last)))
+            },
+        )?;
+        per_subsystem(
+            &mut encoder,
+            &snapshot,
+            (
                 "supervised_heartbeats",
                 "Heartbeats the subsystem recorded.",
                 None,
-                MetricType::Counter,
-            )?;
-            for s in &snapshot {
-                let labels = [("subsystem", s.name.as_str())];
-                ConstCounter::new(s.beats).encode(family.encode_family(&labels)?)?;
-            }
-        }
-        {
-            let mut family = encoder.encode_descriptor(
+                counter,
+            ),
+            |s| Some(Sample::Counter(s.beats)),
+        )?;
+        per_subsystem(
+            &mut encoder,
+            &snapshot,
+            (
                 "supervised_restarts",
                 "Restarts the subsystem's supervisor scheduled.",
                 None,
-                MetricType::Counter,
-            )?;
-            for s in &snapshot {
-                let labels = [("subsystem", s.name.as_str())];
-                ConstCounter::new(s.restarts).encode(family.encode_family(&labels)?)?;
-            }
-        }
-        {
-            let mut family = encoder.encode_descriptor(
+                counter,
+            ),
+            |s| Some(Sample::Counter(s.restarts)),
+        )?;
+        per_subsystem(
+            &mut encoder,
+            &snapshot,
+            (
                 "supervised_tick",
                 "The subsystem's declared interval between heartbeats; absent without one.",
-                Some(&Unit::Seconds),
-                MetricType::Gauge,
-            )?;
-            for s in &snapshot {
-                if let Some(tick) = s.tick {
-                    let labels = [("subsystem", s.name.as_str())];
-                    ConstGauge::new(tick.as_secs_f64()).encode(family.encode_family(&labels)?)?;
-                }
-            }
-        }
-        {
-            let mut family = encoder.encode_descriptor(
+                seconds,
+                gauge,
+            ),
+            |s| s.tick.map(|tick| Sample::Seconds(tick.as_secs_f64())),
+        )?;
+        per_subsystem(
+            &mut encoder,
+            &snapshot,
+            (
                 "supervised_stale_after",
                 "How long without a heartbeat makes the subsystem stale; absent without a tick.",
-                Some(&Unit::Seconds),
-                MetricType::Gauge,
-            )?;
-            for s in &snapshot {
-                if let Some(limit) = s.stale_after {
-                    let labels = [("subsystem", s.name.as_str())];
-                    ConstGauge::new(limit.as_secs_f64()).encode(family.encode_family(&labels)?)?;
-                }
-            }
-        }
+                seconds,
+                gauge,
+            ),
+            |s| {
+                s.stale_after
+                    .map(|limit| Sample::Seconds(limit.as_secs_f64()))
+            },
+        )?;
         {
             let mut family = encoder.encode_descriptor(
                 "supervised_state",
@@ -192,6 +179,35 @@ impl prometheus_client::collector::Collector for Collector {
         }
         Ok(())
     }
+}
+
+/// One subsystem's value in a single-label family.
+enum Sample {
+    Gauge(i64),
+    Seconds(f64),
+    Counter(u64),
+}
+
+/// Encodes one family labelled by `subsystem`, skipping subsystems for which
+/// `value` gives `None` (e.g. no tick declared).
+fn per_subsystem(
+    encoder: &mut DescriptorEncoder<'_>,
+    snapshot: &[SubsystemStatus],
+    (name, help, unit, kind): (&str, &str, Option<&Unit>, MetricType),
+    value: impl Fn(&SubsystemStatus) -> Option<Sample>,
+) -> Result<(), fmt::Error> {
+    let mut family = encoder.encode_descriptor(name, help, unit, kind)?;
+    for s in snapshot {
+        let Some(sample) = value(s) else { continue };
+        let labels = [("subsystem", s.name.as_str())];
+        let metric = family.encode_family(&labels)?;
+        match sample {
+            Sample::Gauge(v) => ConstGauge::new(v).encode(metric)?,
+            Sample::Seconds(v) => ConstGauge::new(v).encode(metric)?,
+            Sample::Counter(v) => ConstCounter::new(v).encode(metric)?,
+        }
+    }
+    Ok(())
 }
 
 fn scrape_registry(registry: &Registry) -> prometheus_client::registry::Registry {

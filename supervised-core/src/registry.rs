@@ -200,6 +200,13 @@ struct Meta {
     run: Option<(Instant, u64, ResetRule)>,
 }
 
+impl Meta {
+    /// `stale_after`, defaulting to twice the tick; `None` without a tick.
+    fn stale_limit(&self) -> Option<Duration> {
+        self.tick.map(|tick| self.stale_after.unwrap_or(tick * 2))
+    }
+}
+
 struct SubsystemInner {
     name: Arc<str>,
     epoch: Instant,
@@ -315,7 +322,7 @@ impl Subsystem {
         let meta = self.meta();
         let last_tick = self.last_tick();
         let state = self.state();
-        let stale_after = meta.tick.map(|tick| meta.stale_after.unwrap_or(tick * 2));
+        let stale_after = meta.stale_limit();
         let reference = last_tick.unwrap_or(inner.registered_at);
         let stale_since = stale_after
             .map(|limit| reference + limit)
@@ -420,8 +427,7 @@ impl Subsystem {
 
     /// How long without a beat makes it stale (`None` without a tick).
     pub(crate) fn stale_limit(&self) -> Option<Duration> {
-        let meta = self.meta();
-        meta.tick.map(|tick| meta.stale_after.unwrap_or(tick * 2))
+        self.meta().stale_limit()
     }
 
     pub(crate) fn reset_failures(&self) {
