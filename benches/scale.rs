@@ -103,6 +103,17 @@ async fn idle_body(cancel: CancellationToken) {
     }
 }
 
+/// `idle_body` under the attribute, for its future's size.
+#[supervised::supervised(name = "scale-size-probe")]
+async fn annotated_idle_body(cancel: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_secs(3600)) => {}
+        }
+    }
+}
+
 #[derive(Clone)]
 struct IdlePeerTask;
 
@@ -145,6 +156,10 @@ fn idle_setup(setup: Setup) -> IdleFigures {
         .build()
         .unwrap();
     let names: Vec<String> = (0..SUBSYSTEMS).map(|i| format!("idle-{i:05}")).collect();
+    let static_names: Vec<&'static str> = names
+        .iter()
+        .map(|n| &*Box::leak(n.clone().into_boxed_str()))
+        .collect();
     let cancel = CancellationToken::new();
     // Let the runtime's workers start and allocate what they allocate once.
     rt.block_on(async { tokio::time::sleep(Duration::from_millis(50)).await });
@@ -161,12 +176,15 @@ fn idle_setup(setup: Setup) -> IdleFigures {
                 }
             }
             Setup::Ours => {
-                for name in &names {
-                    let supervisor = Supervisor::new().registry(&registry);
-                    let name = name.clone();
+                // As `#[supervised]` expands: one supervisor shared by every
+                // call (the expansion keeps it in a per-fn static) and a
+                // `&'static str` name (the attribute's literal).
+                let supervisor: &'static Supervisor =
+                    Box::leak(Box::new(Supervisor::new().registry(&registry)));
+                for name in static_names {
                     let cancel = cancel.clone();
                     tasks.push(tokio::spawn(async move {
-                        let _ = supervisor.run(&name, cancel, idle_body).await;
+                        let _ = supervisor.run(name, cancel, idle_body).await;
                     }));
                 }
             }
@@ -418,12 +436,14 @@ fn main() {
     let supervisor = Supervisor::new();
     let run = supervisor.run("size", CancellationToken::new(), idle_body);
     let body = idle_body(CancellationToken::new());
+    let annotated = annotated_idle_body(CancellationToken::new());
     println!(
-        "   breakdown: registry entry {entry:.0} B/subsystem (Registry::subsystem alone); future sizes: body {} B, Supervisor::run(body) {} B (the body is boxed again per run inside it)",
+        "   breakdown: registry entry {entry:.0} B/subsystem (Registry::subsystem alone); future sizes: body {} B, Supervisor::run(body) {} B, the same body under #[supervised] {} B (the body is boxed per run inside both)",
         std::mem::size_of_val(&body),
-        std::mem::size_of_val(&run)
+        std::mem::size_of_val(&run),
+        std::mem::size_of_val(&annotated)
     );
-    drop((run, body));
+    drop((run, body, annotated));
     println!(
         "4. idle CPU: supervised {:?}/s, bare {:?}/s (budget ~0, taken as <= 1 ms/s): {}",
         ours.cpu_per_second,

@@ -1,17 +1,58 @@
-//! The subsystem a supervised body belongs to, as a task-local, so code deep
-//! inside a long iteration can show progress without naming itself.
+//! The subsystem a supervised body belongs to, so code deep inside a long
+//! iteration can show progress without naming itself.
+//!
+//! It is a thread-local set for the duration of each poll of the body, not a
+//! `tokio::task_local!`: the supervisor moves the run's handle in before the
+//! poll and back out after it, which costs two cell swaps per poll and no
+//! reference-count traffic. Within a poll the thread is the task, so what
+//! code sees is the same as with a task-local.
 
-use std::future::Future;
+use std::cell::Cell;
+use std::mem::ManuallyDrop;
 
 use crate::registry::Subsystem;
 
-tokio::task_local! {
-    static CURRENT: Subsystem;
+thread_local! {
+    // `ManuallyDrop`: a local without drop glue needs no destructor
+    // registration, so each access is a plain thread-local address. It holds
+    // a handle only during a poll (`enter` restores it, even on unwind), so
+    // a thread never exits with one in it.
+    static CURRENT: Cell<ManuallyDrop<Option<Subsystem>>> =
+        const { Cell::new(ManuallyDrop::new(None)) };
 }
 
-/// Runs `fut` with `subsystem` as the current one.
-pub(crate) fn scope<F: Future>(subsystem: Subsystem, fut: F) -> impl Future<Output = F::Output> {
-    CURRENT.scope(subsystem, fut)
+/// Runs `f` with the handle in `slot` as the current subsystem; the handle
+/// is moved back into `slot` afterwards, even if `f` unwinds.
+#[inline]
+pub(crate) fn enter<R>(slot: &mut Option<Subsystem>, f: impl FnOnce() -> R) -> R {
+    struct Restore<'s> {
+        slot: &'s mut Option<Subsystem>,
+        previous: Option<Subsystem>,
+    }
+    impl Drop for Restore<'_> {
+        #[inline]
+        fn drop(&mut self) {
+            let previous = ManuallyDrop::new(self.previous.take());
+            *self.slot = ManuallyDrop::into_inner(CURRENT.with(|c| c.replace(previous)));
+        }
+    }
+    let handle = ManuallyDrop::new(slot.take());
+    let previous = ManuallyDrop::into_inner(CURRENT.with(|c| c.replace(handle)));
+    let _restore = Restore { slot, previous };
+    f()
+}
+
+/// Whether a supervised body is being polled on this thread.
+pub(crate) fn is_set() -> bool {
+    with_current(|sub| sub.is_some())
+}
+
+/// Calls `f` with the current subsystem, if any, leaving it in place.
+fn with_current<R>(f: impl FnOnce(Option<&Subsystem>) -> R) -> R {
+    let handle = CURRENT.with(|c| ManuallyDrop::into_inner(c.take()));
+    let result = f(handle.as_ref());
+    CURRENT.with(|c| c.set(ManuallyDrop::new(handle)));
+    result
 }
 
 /// Beats the subsystem whose supervised body is running on this task.
@@ -21,8 +62,9 @@ pub(crate) fn scope<F: Future>(subsystem: Subsystem, fut: F) -> impl Future<Outp
 /// and records nothing, when called outside a supervised body (there is no
 /// subsystem to credit); `true` when a beat was recorded.
 ///
-/// Code inside a supervised body that spawns tasks does not carry the scope
-/// into them: beat through a [`Subsystem`] handle there ([`current`] gives it).
+/// Code inside a supervised body that spawns tasks does not carry the
+/// subsystem into them: beat through a [`Subsystem`] handle there
+/// ([`current`] gives it).
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
@@ -38,7 +80,7 @@ pub(crate) fn scope<F: Future>(subsystem: Subsystem, fut: F) -> impl Future<Outp
 /// # }
 /// ```
 pub fn beat() -> bool {
-    CURRENT.try_with(Subsystem::beat).is_ok()
+    with_current(|sub| sub.map(Subsystem::beat).is_some())
 }
 
 /// The handle of the subsystem whose supervised body is running on this
@@ -48,5 +90,43 @@ pub fn beat() -> bool {
 /// assert!(supervised_core::current().is_none());
 /// ```
 pub fn current() -> Option<Subsystem> {
-    CURRENT.try_with(Subsystem::clone).ok()
+    with_current(|sub| sub.cloned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Registry;
+
+    #[test]
+    fn enter_sets_the_handle_for_the_call_and_restores_both_sides() {
+        let registry = Registry::new();
+        let outer = registry.subsystem("outer");
+        let inner = registry.subsystem("inner");
+        let mut outer_slot = Some(outer);
+        let mut inner_slot = Some(inner);
+        enter(&mut outer_slot, || {
+            assert_eq!(current().as_ref().map(Subsystem::name), Some("outer"));
+            enter(&mut inner_slot, || {
+                assert!(beat());
+                assert_eq!(current().as_ref().map(Subsystem::name), Some("inner"));
+            });
+            assert_eq!(current().as_ref().map(Subsystem::name), Some("outer"));
+        });
+        assert!(current().is_none());
+        assert_eq!(outer_slot.as_ref().map(Subsystem::name), Some("outer"));
+        assert_eq!(inner_slot.as_ref().map(Subsystem::beats), Some(1));
+    }
+
+    #[test]
+    fn enter_restores_when_the_call_unwinds() {
+        let registry = Registry::new();
+        let mut slot = Some(registry.subsystem("unwinds"));
+        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            enter(&mut slot, || panic!("inside"));
+        }));
+        assert!(caught.is_err());
+        assert!(current().is_none());
+        assert_eq!(slot.as_ref().map(Subsystem::name), Some("unwinds"));
+    }
 }

@@ -28,14 +28,16 @@
 mod backoff;
 mod cancelled;
 mod current;
+mod failure;
 mod isolate;
 #[doc(hidden)]
 pub mod macro_support;
 mod panic_capture;
 mod policy;
-mod race;
 mod registry;
+mod supervision;
 mod supervisor;
+mod watch;
 mod watchdog;
 
 #[cfg(feature = "http")]
@@ -58,7 +60,8 @@ pub use registry::{
     heartbeat, is_healthy, last_tick, registry, snapshot, LastPanic, Registry, State, Subsystem,
     SubsystemStatus,
 };
-pub use supervisor::{run_with_recover, Exit, Failure, RunOutcome, Step, Supervision, Supervisor};
+pub use supervision::{Step, Supervision};
+pub use supervisor::{run_with_recover, Exit, Failure, RunOutcome, Supervisor};
 pub use watchdog::{Watchdog, WatchdogOptions};
 
 /// Re-exported so users and generated code name one version of it.

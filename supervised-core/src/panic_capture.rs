@@ -15,7 +15,7 @@ use std::pin::pin;
 use std::sync::Once;
 use std::task::Poll;
 
-use futures_util::FutureExt;
+use crate::current;
 
 /// A panic caught in a supervised body.
 pub(crate) struct CaughtPanic {
@@ -37,12 +37,12 @@ thread_local! {
     static LAST: RefCell<Option<HookRecord>> = const { RefCell::new(None) };
 }
 
-fn install_hook() {
+pub(crate) fn install_hook() {
     static INSTALL: Once = Once::new();
     INSTALL.call_once(|| {
         let previous = panic::take_hook();
         panic::set_hook(Box::new(move |info| {
-            if DEPTH.with(Cell::get) > 0 {
+            if DEPTH.with(Cell::get) > 0 || current::is_set() {
                 let record = HookRecord {
                     location: info.location().map(|l| l.to_string()),
                     backtrace: Backtrace::force_capture(),
@@ -87,28 +87,43 @@ pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
     }
 }
 
+/// Calls `f`, turning a panic in it into `Err` with what the hook saw.
+pub(crate) fn catch_call<R>(f: impl FnOnce() -> R) -> Result<R, CaughtPanic> {
+    let _depth = DepthGuard::enter();
+    catch_in_body(f)
+}
+
+/// [`catch_call`] for a supervised body's poll, which runs with its
+/// subsystem current ([`current::enter`]): the hook records what it sees
+/// then, so the depth counter is not needed.
+#[inline]
+pub(crate) fn catch_in_body<R>(f: impl FnOnce() -> R) -> Result<R, CaughtPanic> {
+    panic::catch_unwind(AssertUnwindSafe(f)).map_err(caught)
+}
+
+#[cold]
+fn caught(payload: Box<dyn Any + Send>) -> CaughtPanic {
+    let record = LAST.with(|last| last.borrow_mut().take());
+    let (location, backtrace) = match record {
+        Some(r) => (r.location, Some(r.backtrace)),
+        None => (None, None),
+    };
+    CaughtPanic {
+        message: panic_message(&*payload),
+        payload,
+        location,
+        backtrace,
+    }
+}
+
 /// Runs `fut` to completion, turning a panic in any of its polls into `Err`.
 pub(crate) async fn catch<F: Future>(fut: F) -> Result<F::Output, CaughtPanic> {
     install_hook();
     let mut fut = pin!(fut);
-    let tracked = futures_util::future::poll_fn(move |cx| -> Poll<F::Output> {
-        let _depth = DepthGuard::enter();
-        fut.as_mut().poll(cx)
-    });
-    AssertUnwindSafe(tracked)
-        .catch_unwind()
-        .await
-        .map_err(|payload| {
-            let record = LAST.with(|last| last.borrow_mut().take());
-            let (location, backtrace) = match record {
-                Some(r) => (r.location, Some(r.backtrace)),
-                None => (None, None),
-            };
-            CaughtPanic {
-                message: panic_message(&*payload),
-                payload,
-                location,
-                backtrace,
-            }
-        })
+    std::future::poll_fn(move |cx| match catch_call(|| fut.as_mut().poll(cx)) {
+        Ok(Poll::Pending) => Poll::Pending,
+        Ok(Poll::Ready(output)) => Poll::Ready(Ok(output)),
+        Err(panic) => Poll::Ready(Err(panic)),
+    })
+    .await
 }

@@ -1,0 +1,179 @@
+//! What a failed run leaves behind: how it is logged, what the registry
+//! keeps of it, and how supervision ends because of it.
+
+use std::any::Any;
+use std::fmt;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::panic_capture::CaughtPanic;
+use crate::registry::{FailureRecord, LastPanic, State, Subsystem};
+
+/// A failure caught in one run, before it is logged. A failing output
+/// stays with the run's body; this is what the log needs of it.
+pub(crate) enum Caught {
+    Panic(CaughtPanic),
+    Error(String),
+    /// No beat for this long: the body was dropped (`restart_on_stall`).
+    Stall(Duration),
+}
+
+/// The last failure of a supervision that gave up, without the output
+/// (which the caller holds).
+pub(crate) enum GaveUpWith {
+    Returned,
+    Panicked(Box<dyn Any + Send>),
+    Stalled(Duration),
+}
+
+impl Caught {
+    /// Logs the failure as one structured ERROR event and returns what the
+    /// registry keeps of it.
+    ///
+    /// A storm (consecutive failures without a completed iteration) logs the
+    /// full backtrace for its first panic only; later panics of the same
+    /// storm log a one-line summary with the running count in `storm`.
+    pub(crate) fn log(
+        &self,
+        name: &str,
+        restart: u64,
+        failures: u32,
+        storm: u32,
+        delay: Duration,
+        now: Instant,
+    ) -> FailureRecord {
+        match self {
+            Caught::Panic(panic) => {
+                let first = storm <= 1;
+                // Rendered only if a subscriber takes the event: resolving
+                // symbols is the expensive part of a backtrace.
+                let backtrace = LazyBacktrace {
+                    backtrace: panic.backtrace.as_ref().filter(|_| first),
+                    storm,
+                };
+                tracing::error!(
+                    subsystem = %name,
+                    kind = "panic",
+                    panic_message = %panic.message,
+                    location = panic.location.as_deref().unwrap_or("<unknown>"),
+                    restart,
+                    consecutive_failures = failures,
+                    storm,
+                    next_backoff = ?delay,
+                    backtrace = %backtrace,
+                    "{}",
+                    if first {
+                        "supervised body panicked; restarting after backoff"
+                    } else {
+                        "supervised body panicked again before completing an iteration; restarting after backoff"
+                    }
+                );
+                FailureRecord::Panic(last_panic_of(panic, now))
+            }
+            Caught::Error(message) => {
+                tracing::error!(
+                    subsystem = %name,
+                    kind = "error",
+                    error = %message,
+                    restart,
+                    consecutive_failures = failures,
+                    storm,
+                    next_backoff = ?delay,
+                    "supervised body returned an error; restarting after backoff"
+                );
+                FailureRecord::Error(message.clone())
+            }
+            Caught::Stall(silent) => {
+                tracing::error!(
+                    subsystem = %name,
+                    kind = "stall",
+                    silent_for = ?silent,
+                    restart,
+                    consecutive_failures = failures,
+                    storm,
+                    next_backoff = ?delay,
+                    "supervised body stalled; dropped it, restarting after backoff"
+                );
+                FailureRecord::Error(stall_message(*silent))
+            }
+        }
+    }
+}
+
+/// The backtrace of a storm's first panic; a one-line note for the rest.
+struct LazyBacktrace<'a> {
+    backtrace: Option<&'a std::backtrace::Backtrace>,
+    storm: u32,
+}
+
+impl fmt::Display for LazyBacktrace<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.backtrace {
+            Some(backtrace) => backtrace.fmt(f),
+            None if self.storm > 1 => write!(
+                f,
+                "<omitted: failure {} of a storm; its first panic carries the backtrace>",
+                self.storm
+            ),
+            None => f.write_str("<not captured>"),
+        }
+    }
+}
+
+fn stall_message(silent: Duration) -> String {
+    format!("stalled: no heartbeat for {silent:?}")
+}
+
+/// Records the last failure, marks the subsystem failed and logs that its
+/// restart intensity was exceeded.
+pub(crate) fn give_up(
+    sub: &Subsystem,
+    consecutive_failures: u32,
+    failure: Caught,
+    restarts: usize,
+    within: Duration,
+) -> GaveUpWith {
+    let now = Instant::now();
+    let (message, record, with) = match failure {
+        Caught::Error(message) => (
+            message.clone(),
+            FailureRecord::Error(message),
+            GaveUpWith::Returned,
+        ),
+        Caught::Panic(panic) => (
+            panic.message.clone(),
+            FailureRecord::Panic(last_panic_of(&panic, now)),
+            GaveUpWith::Panicked(panic.payload),
+        ),
+        Caught::Stall(silent) => (
+            stall_message(silent),
+            FailureRecord::Error(stall_message(silent)),
+            GaveUpWith::Stalled(silent),
+        ),
+    };
+    sub.record_failure(consecutive_failures, record);
+    sub.set_state(State::Failed);
+    tracing::error!(
+        subsystem = %sub.name(),
+        last_failure = %message,
+        restarts,
+        within = ?within,
+        "supervised body exceeded its restart intensity; giving up"
+    );
+    with
+}
+
+fn last_panic_of(panic: &CaughtPanic, at: Instant) -> LastPanic {
+    LastPanic {
+        message: panic.message.clone(),
+        location: panic.location.clone(),
+        at,
+    }
+}
+
+/// Marks the subsystem stopped by cancellation and logs why.
+pub(crate) fn stop_cancelled(sub: &Subsystem, why: &'static str) {
+    sub.set_state(State::Stopped);
+    tracing::info!(subsystem = %sub.name(), reason = why, "supervised body stopped by cancellation");
+}

@@ -1,0 +1,577 @@
+//! One supervision in progress, driven one run at a time.
+//!
+//! The generic part is thin on purpose: [`RunOnce`] polls the body and keeps
+//! its output, and everything else (starting a run, the watchers, catching
+//! panics, the failure bookkeeping, the backoff) is the non-generic
+//! [`Engine`], compiled once in this crate instead of once per supervised fn
+//! in the user's crate. The engine is a hand-written state machine rather
+//! than an `async fn`, so an idle supervised loop carries only the state it
+//! needs: the cold paths' timers are boxed when they are armed.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+use std::time::Duration;
+
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::current;
+use crate::failure::{give_up, stop_cancelled, Caught, GaveUpWith};
+use crate::panic_capture::{self, CaughtPanic};
+use crate::policy::{ResetRule, RestartWindow};
+use crate::registry::{State, Subsystem};
+use crate::supervisor::{Exit, Failure, RunOutcome, Supervisor};
+use crate::watch::{StallTimer, Watch, Watched};
+
+/// What to do after one supervised run: see [`Supervision::run_once`].
+#[derive(Debug)]
+#[must_use = "a `Step::Exit` carries the supervisor's result"]
+pub enum Step<O> {
+    /// The run failed and its backoff has passed: build the next body and run it.
+    Restart,
+    /// Supervision is over.
+    Exit(Exit<O>),
+}
+
+/// One supervision in progress, driven one run at a time.
+///
+/// [`Supervisor::run`] takes a closure that builds each run's body, which
+/// cannot lend the body a fresh `&mut` borrow per run. `Supervision` turns
+/// the loop inside out so the caller builds each body in its own scope; the
+/// `#[supervised]` attribute expands to this.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() {
+/// use supervised_core::{Exit, Registry, Step, Supervision, Supervisor};
+/// use tokio_util::sync::CancellationToken;
+///
+/// let registry = Registry::new();
+/// let supervisor = Supervisor::new().registry(&registry);
+/// let subsystem = supervisor.register("inside-out");
+/// let mut attempts = Vec::new();
+/// let mut supervision = Supervision::new(&supervisor, &subsystem, CancellationToken::new());
+/// let exit = loop {
+///     let log = &mut attempts; // a fresh reborrow for each run
+///     let body = async move {
+///         log.push(log.len());
+///         if log.len() < 3 { Err("again") } else { Ok(log.len()) }
+///     };
+///     match supervision.run_once(body).await {
+///         Step::Restart => continue,
+///         Step::Exit(exit) => break exit,
+///     }
+/// };
+/// assert!(matches!(exit, Exit::Completed(Ok(3))));
+/// assert_eq!(attempts, [0, 1, 2]);
+/// # }
+/// ```
+pub struct Supervision<'a, O> {
+    engine: Engine<'a>,
+    /// The last run's failing output, returned if cancellation stops the
+    /// supervision before another run produces one.
+    last_failure: Option<O>,
+}
+
+impl<O> fmt::Debug for Supervision<'_, O> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Supervision")
+            .field("subsystem", &self.engine.sub.name())
+            .field("generation", &self.engine.generation)
+            .field("consecutive_failures", &self.engine.consecutive_failures)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a, O: RunOutcome> Supervision<'a, O> {
+    /// Starts supervising `sub` under `supervisor`'s policy, stopped by `cancel`.
+    ///
+    /// Supervising one subsystem from two places at once merges their beats
+    /// and states into one report; it works, but is logged with a WARN.
+    pub fn new(supervisor: &'a Supervisor, sub: &Subsystem, cancel: CancellationToken) -> Self {
+        Supervision {
+            engine: Engine::new(supervisor, sub, cancel),
+            last_failure: None,
+        }
+    }
+
+    /// Runs one body to its end and, if it failed, logs the failure and waits
+    /// out the backoff. Returns [`Step::Restart`] when the caller should run
+    /// a fresh body, [`Step::Exit`] when supervision is over. A body passed
+    /// after cancellation is dropped unpolled.
+    pub fn run_once<'s, Fut>(
+        &'s mut self,
+        body: Fut,
+    ) -> impl Future<Output = Step<O>> + use<'a, 's, O, Fut>
+    where
+        Fut: Future<Output = O> + 's,
+        O: 's,
+    {
+        RunOnce {
+            supervision: self,
+            // Boxed so a supervised fn's future holds a pointer to its body
+            // rather than a second copy of it, and so a stalled body can be
+            // dropped before the backoff.
+            body: BodySlot {
+                future: Some(Box::pin(body)),
+                output: None,
+            },
+            run: Run::new(),
+        }
+    }
+
+    /// The token that stops this supervision.
+    pub(crate) fn cancel(&self) -> &CancellationToken {
+        &self.engine.cancel
+    }
+}
+
+/// The future of [`Supervision::run_once`].
+struct RunOnce<'s, 'a, O, Fut> {
+    supervision: &'s mut Supervision<'a, O>,
+    body: BodySlot<O, Fut>,
+    run: Run,
+}
+
+// Nothing is pinned structurally: the body is behind its own `Pin<Box<_>>`.
+impl<O, Fut> Unpin for RunOnce<'_, '_, O, Fut> {}
+
+impl<O: RunOutcome, Fut: Future<Output = O>> Future for RunOnce<'_, '_, O, Fut> {
+    type Output = Step<O>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Step<O>> {
+        let this = self.get_mut();
+        let end = ready!(this
+            .supervision
+            .engine
+            .poll_run(&mut this.run, cx, &mut this.body));
+        let this_run = this.body.output.take();
+        let last_failure = &mut this.supervision.last_failure;
+        Poll::Ready(match end {
+            RunEnd::Restart => {
+                // A failing output is kept; a panic or a stall leaves none.
+                *last_failure = this_run;
+                Step::Restart
+            }
+            RunEnd::Completed => Step::Exit(Exit::Completed(
+                this_run.expect("a run that completed keeps its output"),
+            )),
+            RunEnd::Cancelled(keep) => Step::Exit(Exit::Cancelled {
+                last_failure: match keep {
+                    Keep::Previous => last_failure.take(),
+                    Keep::ThisRun => this_run,
+                    Keep::Nothing => None,
+                },
+            }),
+            RunEnd::GaveUp(with) => Step::Exit(Exit::GaveUp(match with {
+                GaveUpWith::Returned => Failure::Returned(
+                    this_run.expect("a run that returned a failure keeps its output"),
+                ),
+                GaveUpWith::Panicked(payload) => Failure::Panicked(payload),
+                GaveUpWith::Stalled(silent) => Failure::Stalled(silent),
+            })),
+        })
+    }
+}
+
+/// The body's side of a run, as the engine sees it.
+trait RunBody {
+    /// Polls the body; when it returns, keeps its output and gives its
+    /// failure message (`None` for success). A dropped body stays pending.
+    fn poll_body(&mut self, cx: &mut Context<'_>) -> Poll<Option<String>>;
+    /// Drops the body's future (its output, if any, is kept).
+    fn drop_body(&mut self);
+}
+
+struct BodySlot<O, Fut> {
+    future: Option<Pin<Box<Fut>>>,
+    output: Option<O>,
+}
+
+impl<O: RunOutcome, Fut: Future<Output = O>> RunBody for BodySlot<O, Fut> {
+    fn poll_body(&mut self, cx: &mut Context<'_>) -> Poll<Option<String>> {
+        let Some(future) = self.future.as_mut() else {
+            return Poll::Pending;
+        };
+        let output = ready!(future.as_mut().poll(cx));
+        self.future = None;
+        let failure = output.failure();
+        self.output = Some(output);
+        Poll::Ready(failure)
+    }
+
+    fn drop_body(&mut self) {
+        self.future = None;
+    }
+}
+
+/// How one run ended, for [`RunOnce`] to turn into a [`Step`].
+enum RunEnd {
+    Restart,
+    Completed,
+    Cancelled(Keep),
+    GaveUp(GaveUpWith),
+}
+
+/// Which failing output a cancelled supervision returns.
+enum Keep {
+    /// The previous run's (cancelled before this one started).
+    Previous,
+    /// This run's, if it returned one.
+    ThisRun,
+    /// None (the body was dropped after the grace period).
+    Nothing,
+}
+
+/// When a run started, and its subsystem's beat count then.
+#[derive(Clone, Copy)]
+struct Started {
+    at: Instant,
+    beats: u64,
+}
+
+enum Phase {
+    Start,
+    Running(Started),
+    /// Cancelled while running: the body gets the grace period.
+    Grace(Started),
+    /// Failed: waiting out the backoff before the next generation.
+    Backoff,
+    Done,
+}
+
+/// How a body's run ended, before it is judged.
+enum Ended {
+    /// Returned, with its failure message (`None` for success).
+    Returned(Option<String>),
+    Panicked(CaughtPanic),
+    Stalled(Duration),
+}
+
+/// One run's state (one [`Supervision::run_once`] call).
+struct Run {
+    phase: Phase,
+    /// The `supervised` span of this run, if a subscriber wants it. Boxed:
+    /// a span is 40 bytes and most idle loops never need one.
+    span: Option<Box<tracing::Span>>,
+    /// This run's handle, moved into the thread-local current subsystem
+    /// while the body is polled.
+    handle: Option<Subsystem>,
+    /// The stall timer while running, then the grace period or the backoff.
+    timer: Option<Timer>,
+}
+
+/// A boxed timer: the stall watch resolves with how long the body went
+/// without a beat; the grace period and the backoff with zero.
+type Timer = StallTimer;
+
+impl Run {
+    fn new() -> Self {
+        Run {
+            phase: Phase::Start,
+            span: None,
+            handle: None,
+            timer: None,
+        }
+    }
+
+    /// Polls the body once inside the run's span, with its subsystem
+    /// current and its panics caught.
+    #[inline]
+    fn poll_body(&mut self, cx: &mut Context<'_>, body: &mut dyn RunBody) -> Poll<Ended> {
+        let _entered = self.span.as_deref().map(tracing::Span::enter);
+        match current::enter(&mut self.handle, || {
+            panic_capture::catch_in_body(|| body.poll_body(cx))
+        }) {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(failure)) => Poll::Ready(Ended::Returned(failure)),
+            Err(panic) => Poll::Ready(Ended::Panicked(panic)),
+        }
+    }
+
+    /// Drops the body's future inside the run's span, and what only a
+    /// running body needs.
+    fn drop_body(&mut self, body: &mut dyn RunBody) {
+        {
+            let _entered = self.span.as_deref().map(tracing::Span::enter);
+            body.drop_body();
+        }
+        self.handle = None;
+        self.timer = None;
+    }
+}
+
+/// The non-generic part of a supervision: the policy's state across runs.
+struct Engine<'a> {
+    supervisor: &'a Supervisor,
+    sub: Subsystem,
+    cancel: CancellationToken,
+    /// Boxed: most supervisors set no restart intensity.
+    window: Option<Box<RestartWindow>>,
+    consecutive_failures: u32,
+    /// Failures since the last run that completed an iteration: the first
+    /// of such a storm is logged in full, the rest as one-line summaries.
+    storm: u32,
+    generation: u64,
+    /// Made at the first run, kept for the rest.
+    watch: Option<Watch>,
+}
+
+impl Drop for Engine<'_> {
+    fn drop(&mut self) {
+        self.sub.leave_supervisor();
+    }
+}
+
+impl<'a> Engine<'a> {
+    fn new(supervisor: &'a Supervisor, sub: &Subsystem, cancel: CancellationToken) -> Self {
+        panic_capture::install_hook();
+        let already = sub.enter_supervisor();
+        if already > 0 {
+            tracing::warn!(
+                subsystem = %sub.name(),
+                supervisors = already + 1,
+                "subsystem is supervised more than once at the same time; their beats, restarts and states are merged"
+            );
+        }
+        Engine {
+            supervisor,
+            sub: sub.clone(),
+            cancel,
+            window: supervisor
+                .intensity
+                .map(|(max, within)| Box::new(RestartWindow::new(max, within))),
+            consecutive_failures: 0,
+            storm: 0,
+            generation: 0,
+            watch: None,
+        }
+    }
+
+    fn reset_rule(&self) -> ResetRule {
+        ResetRule {
+            beats: self.supervisor.reset_beats,
+            running: self
+                .supervisor
+                .reset_running
+                .unwrap_or(self.supervisor.backoff.max()),
+        }
+    }
+
+    fn poll_run(
+        &mut self,
+        run: &mut Run,
+        cx: &mut Context<'_>,
+        body: &mut dyn RunBody,
+    ) -> Poll<RunEnd> {
+        loop {
+            match run.phase {
+                Phase::Start => {
+                    if self.cancel.is_cancelled() {
+                        body.drop_body();
+                        return self.finish(
+                            run,
+                            cancelled(&self.sub, "cancelled before restart", Keep::Previous),
+                        );
+                    }
+                    self.start(run);
+                }
+                Phase::Running(started) => {
+                    if let Poll::Ready(ended) = run.poll_body(cx, body) {
+                        if let Some(end) = self.end_run(run, body, started, ended) {
+                            return self.finish(run, end);
+                        }
+                        continue;
+                    }
+                    let watch = self.watch.get_or_insert_with(|| Watch::new(&self.cancel));
+                    match watch.poll_watchers(cx, &mut run.timer) {
+                        None => return Poll::Pending,
+                        Some(Watched::Cancelled) => {
+                            run.timer = Some(wait(tokio::time::sleep(self.supervisor.grace)));
+                            run.phase = Phase::Grace(started);
+                        }
+                        Some(Watched::Stalled(silent)) => {
+                            if let Some(end) =
+                                self.end_run(run, body, started, Ended::Stalled(silent))
+                            {
+                                return self.finish(run, end);
+                            }
+                        }
+                    }
+                }
+                Phase::Grace(started) => {
+                    if let Poll::Ready(ended) = run.poll_body(cx, body) {
+                        if let Some(end) = self.end_run(run, body, started, ended) {
+                            return self.finish(run, end);
+                        }
+                        continue;
+                    }
+                    let grace_over = run
+                        .timer
+                        .as_mut()
+                        .is_some_and(|grace| grace.as_mut().poll(cx).is_ready());
+                    if !grace_over {
+                        return Poll::Pending;
+                    }
+                    tracing::warn!(
+                        subsystem = %self.sub.name(),
+                        grace = ?self.supervisor.grace,
+                        "supervised body did not return within the grace period after cancellation; dropping it"
+                    );
+                    run.drop_body(body);
+                    return self.finish(
+                        run,
+                        cancelled(&self.sub, "dropped after grace period", Keep::Nothing),
+                    );
+                }
+                Phase::Backoff => {
+                    let watch = self.watch.get_or_insert_with(|| Watch::new(&self.cancel));
+                    if watch.poll_cancelled(cx).is_ready() {
+                        return self.finish(
+                            run,
+                            cancelled(&self.sub, "cancelled during backoff", Keep::ThisRun),
+                        );
+                    }
+                    if let Some(backoff) = run.timer.as_mut() {
+                        ready!(backoff.as_mut().poll(cx));
+                    }
+                    tracing::debug!(
+                        subsystem = %self.sub.name(),
+                        generation = self.generation,
+                        "restarting supervised body"
+                    );
+                    return self.finish(run, RunEnd::Restart);
+                }
+                Phase::Done => panic!("`Supervision::run_once` polled after it completed"),
+            }
+        }
+    }
+
+    /// Ends `run`'s state machine with `end`.
+    fn finish(&self, run: &mut Run, end: RunEnd) -> Poll<RunEnd> {
+        run.phase = Phase::Done;
+        run.timer = None;
+        Poll::Ready(end)
+    }
+
+    fn start(&mut self, run: &mut Run) {
+        let sub = &self.sub;
+        let at = Instant::now();
+        let started = Started {
+            at,
+            beats: sub.beats(),
+        };
+        sub.start_run(at, self.reset_rule());
+        let span = tracing::info_span!("supervised", subsystem = %sub.name(), generation = self.generation);
+        run.span = (!span.is_disabled()).then(|| Box::new(span));
+        self.generation += 1;
+        run.handle = Some(sub.clone());
+        if self.supervisor.restart_on_stall {
+            run.timer = Some(Box::pin(stalled(sub.clone(), at)));
+        }
+        self.watch
+            .get_or_insert_with(|| Watch::new(&self.cancel))
+            .arm();
+        run.phase = Phase::Running(started);
+    }
+
+    /// Judges a run that ended: `Some` ends the supervision or completes the
+    /// step; `None` means the backoff is armed and the run is in
+    /// [`Phase::Backoff`].
+    fn end_run(
+        &mut self,
+        run: &mut Run,
+        body: &mut dyn RunBody,
+        started: Started,
+        ended: Ended,
+    ) -> Option<RunEnd> {
+        // The body's future ends here: a stalled one is dropped before the backoff.
+        run.drop_body(body);
+        let sub = &self.sub;
+        let name = sub.name();
+        let failure = match ended {
+            Ended::Returned(None) => {
+                sub.set_state(State::Stopped);
+                tracing::info!(subsystem = %name, "supervised body returned; not restarting");
+                return Some(RunEnd::Completed);
+            }
+            Ended::Returned(Some(message)) => Caught::Error(message),
+            Ended::Panicked(panic) => Caught::Panic(panic),
+            Ended::Stalled(silent) => Caught::Stall(silent),
+        };
+
+        if self.cancel.is_cancelled() {
+            return Some(cancelled(sub, "failed after cancellation", Keep::ThisRun));
+        }
+
+        let now = Instant::now();
+        let beats_in_run = sub.beats().saturating_sub(started.beats);
+        if beats_in_run > 0 {
+            self.storm = 0;
+        }
+        self.storm = self.storm.saturating_add(1);
+        if self.reset_rule().progressed(
+            now.saturating_duration_since(started.at),
+            beats_in_run,
+            sub.beats(),
+        ) {
+            self.consecutive_failures = 0;
+            sub.reset_failures();
+        }
+        self.consecutive_failures = self.consecutive_failures.saturating_add(1);
+        let failures = self.consecutive_failures;
+
+        if let (Some(window), Some((_, within))) = (&mut self.window, self.supervisor.intensity) {
+            if !window.admit(now) {
+                let with = give_up(sub, failures, failure, window.len(), within);
+                return Some(RunEnd::GaveUp(with));
+            }
+        }
+
+        let delay = self.supervisor.backoff.delay(failures);
+        let next_restart_at = now + delay;
+        let record = failure.log(name, sub.restarts() + 1, failures, self.storm, delay, now);
+        sub.record_restart(failures, next_restart_at, record);
+        run.timer = Some(if delay.is_zero() {
+            // A zero backoff restarts at once (the timer would round it up to
+            // its 1 ms tick), yielding once so a crash loop still lets other
+            // tasks run.
+            wait(tokio::task::yield_now())
+        } else {
+            wait(tokio::time::sleep_until(next_restart_at))
+        });
+        run.phase = Phase::Backoff;
+        None
+    }
+}
+
+/// A grace period or a backoff as a [`Timer`].
+fn wait(until: impl Future<Output = ()> + Send + Sync + 'static) -> Timer {
+    Box::pin(async move {
+        until.await;
+        Duration::ZERO
+    })
+}
+
+/// Marks `sub` stopped by cancellation, for the reason `why`.
+fn cancelled(sub: &Subsystem, why: &'static str, keep: Keep) -> RunEnd {
+    stop_cancelled(sub, why);
+    RunEnd::Cancelled(keep)
+}
+
+/// Resolves when `sub` has gone its `stale_after` without a beat, counting
+/// from the later of its last beat and `started`; never without a tick.
+async fn stalled(sub: Subsystem, started: Instant) -> Duration {
+    loop {
+        let Some(limit) = sub.stale_limit() else {
+            return std::future::pending().await;
+        };
+        let reference = sub.last_tick().map_or(started, |t| t.max(started));
+        tokio::time::sleep_until(reference + limit).await;
+        if sub.last_tick().map_or(started, |t| t.max(started)) == reference {
+            return limit;
+        }
+    }
+}

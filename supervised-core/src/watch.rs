@@ -1,0 +1,137 @@
+//! The watchers of a running body (cancellation, the stall timer), polled
+//! only when they asked to be.
+//!
+//! `tokio::select!` polls every branch on every wake; polling a pending
+//! `cancelled()` future takes its waiter lock each time, which doubled the
+//! per-iteration cost of a supervised loop. Here the watchers get a waker of
+//! their own that raises a flag and wakes the task.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use futures_util::task::{waker_ref, ArcWake};
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
+
+/// Raised by the watchers' waker; wakes the task that polls the body.
+struct Flag {
+    woken: AtomicBool,
+    /// The task's waker. Not an `AtomicWaker`: that one gives its waker up
+    /// on a wake, and the task would have to register again on every poll.
+    task: Mutex<Option<Waker>>,
+}
+
+impl ArcWake for Flag {
+    fn wake_by_ref(arc_self: &Arc<Self>) {
+        arc_self.woken.store(true, Ordering::Release);
+        let task = arc_self.task.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(task) = task.as_ref() {
+            task.wake_by_ref();
+        }
+    }
+}
+
+/// One supervision's cancellation watch, made at its first run and kept
+/// across runs. Boxed, so an idle supervised loop's future stays small.
+pub(crate) struct Watch(Box<WatchState>);
+
+struct WatchState {
+    flag: Arc<Flag>,
+    /// The task waker last handed to `flag`, to skip re-registering it.
+    registered: Option<WakerId>,
+    cancelled: Pin<Box<WaitForCancellationFutureOwned>>,
+}
+
+impl Watch {
+    pub(crate) fn new(cancel: &CancellationToken) -> Self {
+        let flag = Arc::new(Flag {
+            woken: AtomicBool::new(true),
+            task: Mutex::new(None),
+        });
+        Watch(Box::new(WatchState {
+            flag,
+            registered: None,
+            cancelled: Box::pin(cancel.clone().cancelled_owned()),
+        }))
+    }
+
+    /// Makes the next [`due`](Watch::due) true, so a new run polls its
+    /// watchers once and they register the watch's waker.
+    pub(crate) fn arm(&self) {
+        self.0.flag.woken.store(true, Ordering::Release);
+    }
+
+    /// Whether a watcher's waker fired since the last call; keeps the task's
+    /// waker where the watchers' wake can reach it.
+    fn due(&mut self, cx: &Context<'_>) -> bool {
+        let task = WakerId::of(cx.waker());
+        if self.0.registered != Some(task) {
+            *self.0.flag.task.lock().unwrap_or_else(|e| e.into_inner()) = Some(cx.waker().clone());
+            self.0.registered = Some(task);
+        }
+        self.0.flag.woken.load(Ordering::Acquire) && self.0.flag.woken.swap(false, Ordering::AcqRel)
+    }
+
+    /// Polls cancellation, then the stall timer (if armed), with the
+    /// watch's own waker, if one of them asked to be; the stall timer is
+    /// disarmed once it fires.
+    pub(crate) fn poll_watchers(
+        &mut self,
+        cx: &Context<'_>,
+        stall: &mut Option<StallTimer>,
+    ) -> Option<Watched> {
+        if !self.due(cx) {
+            return None;
+        }
+        let waker = waker_ref(&self.0.flag);
+        let mut watch_cx = Context::from_waker(&waker);
+        if self.0.cancelled.as_mut().poll(&mut watch_cx).is_ready() {
+            return Some(Watched::Cancelled);
+        }
+        if let Some(timer) = stall {
+            if let Poll::Ready(silent) = timer.as_mut().poll(&mut watch_cx) {
+                *stall = None;
+                return Some(Watched::Stalled(silent));
+            }
+        }
+        None
+    }
+
+    /// Polls cancellation with the task's own waker (outside a run).
+    pub(crate) fn poll_cancelled(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        self.0.cancelled.as_mut().poll(cx)
+    }
+}
+
+/// What `Waker::will_wake` compares (the data and vtable pointers), taken
+/// from the waker the task polls with rather than from a clone: a clone's
+/// vtable pointer may be another copy of the same vtable, which makes
+/// `will_wake` fail on every poll and costs a clone and a lock each time.
+/// The clone kept in the flag keeps the waker's data alive, so an equal
+/// pointer cannot belong to a different, newer waker.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct WakerId {
+    data: usize,
+    vtable: usize,
+}
+
+impl WakerId {
+    fn of(waker: &Waker) -> Self {
+        WakerId {
+            data: waker.data() as usize,
+            vtable: std::ptr::from_ref(waker.vtable()) as usize,
+        }
+    }
+}
+
+/// A future that resolves with how long the body went without a beat.
+pub(crate) type StallTimer = Pin<Box<dyn Future<Output = Duration> + Send + Sync>>;
+
+/// What a watcher saw.
+pub(crate) enum Watched {
+    Cancelled,
+    Stalled(Duration),
+}
