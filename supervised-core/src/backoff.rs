@@ -34,16 +34,20 @@ pub struct Backoff {
 
 impl Default for Backoff {
     fn default() -> Self {
-        Backoff {
-            initial: Duration::from_secs(1),
-            max: Duration::from_secs(30),
-            multiplier: 2.0,
-            jitter: false,
-        }
+        Backoff::SEED
     }
 }
 
 impl Backoff {
+    /// The seed's policy, which is the default: 1 s doubling to 30 s, no
+    /// jitter.
+    pub(crate) const SEED: Backoff = Backoff {
+        initial: Duration::from_secs(1),
+        max: Duration::from_secs(30),
+        multiplier: 2.0,
+        jitter: false,
+    };
+
     /// A policy with the given bounds, multiplier 2 and no jitter.
     ///
     /// ```

@@ -147,32 +147,40 @@ impl<O: RunOutcome, Fut: Future<Output = O>> Future for RunOnce<'_, '_, O, Fut> 
             .supervision
             .engine
             .poll_run(&mut this.run, cx, &mut this.body));
-        let this_run = this.body.output.take();
-        let last_failure = &mut this.supervision.last_failure;
-        Poll::Ready(match end {
-            RunEnd::Restart => {
-                // A failing output is kept; a panic or a stall leaves none.
-                *last_failure = this_run;
-                Step::Restart
+        Poll::Ready(step(
+            end,
+            this.body.output.take(),
+            &mut this.supervision.last_failure,
+        ))
+    }
+}
+
+/// Turns how a run ended into the caller's [`Step`]. Generic over the
+/// output alone, so supervised fns with the same return type share it.
+fn step<O>(end: RunEnd, this_run: Option<O>, last_failure: &mut Option<O>) -> Step<O> {
+    match end {
+        RunEnd::Restart => {
+            // A failing output is kept; a panic or a stall leaves none.
+            *last_failure = this_run;
+            Step::Restart
+        }
+        RunEnd::Completed => Step::Exit(Exit::Completed(
+            this_run.expect("a run that completed keeps its output"),
+        )),
+        RunEnd::Cancelled(keep) => Step::Exit(Exit::Cancelled {
+            last_failure: match keep {
+                Keep::Previous => last_failure.take(),
+                Keep::ThisRun => this_run,
+                Keep::Nothing => None,
+            },
+        }),
+        RunEnd::GaveUp(with) => Step::Exit(Exit::GaveUp(match with {
+            GaveUpWith::Returned => {
+                Failure::Returned(this_run.expect("a run that returned a failure keeps its output"))
             }
-            RunEnd::Completed => Step::Exit(Exit::Completed(
-                this_run.expect("a run that completed keeps its output"),
-            )),
-            RunEnd::Cancelled(keep) => Step::Exit(Exit::Cancelled {
-                last_failure: match keep {
-                    Keep::Previous => last_failure.take(),
-                    Keep::ThisRun => this_run,
-                    Keep::Nothing => None,
-                },
-            }),
-            RunEnd::GaveUp(with) => Step::Exit(Exit::GaveUp(match with {
-                GaveUpWith::Returned => Failure::Returned(
-                    this_run.expect("a run that returned a failure keeps its output"),
-                ),
-                GaveUpWith::Panicked(payload) => Failure::Panicked(payload),
-                GaveUpWith::Stalled(silent) => Failure::Stalled(silent),
-            })),
-        })
+            GaveUpWith::Panicked(payload) => Failure::Panicked(payload),
+            GaveUpWith::Stalled(silent) => Failure::Stalled(silent),
+        })),
     }
 }
 

@@ -134,9 +134,24 @@ impl Default for Supervisor {
 
 impl Supervisor {
     /// A supervisor with the seed's defaults (see the type's docs).
-    pub fn new() -> Self {
+    ///
+    /// `new` and the setters are `const fn` (all but
+    /// [`multiplier`](Supervisor::multiplier), which validates its argument,
+    /// and [`registry`](Supervisor::registry)), so a configured supervisor
+    /// can be a `static`; the `#[supervised]` expansion keeps one per fn.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use supervised_core::Supervisor;
+    ///
+    /// static SCHEDULER: Supervisor = Supervisor::new()
+    ///     .tick(Duration::from_secs(60))
+    ///     .max_restarts(5, Duration::from_secs(600));
+    /// assert_eq!(SCHEDULER.register("doc-static").status().tick, Some(Duration::from_secs(60)));
+    /// ```
+    pub const fn new() -> Self {
         Supervisor {
-            backoff: Backoff::default(),
+            backoff: Backoff::SEED,
             grace: Duration::from_secs(5),
             intensity: None,
             reset_beats: 3,
@@ -149,14 +164,14 @@ impl Supervisor {
     }
 
     /// The first restart delay (default 1 s).
-    pub fn initial_backoff(mut self, initial: Duration) -> Self {
+    pub const fn initial_backoff(mut self, initial: Duration) -> Self {
         self.backoff.initial = initial;
         self
     }
 
     /// The cap on the restart delay (default 30 s). If it is below the
     /// initial delay, the initial delay is used for every restart.
-    pub fn max_backoff(mut self, max: Duration) -> Self {
+    pub const fn max_backoff(mut self, max: Duration) -> Self {
         self.backoff.max = max;
         self
     }
@@ -171,20 +186,20 @@ impl Supervisor {
     }
 
     /// Randomizes each delay (default off); see [`Backoff`] for the range.
-    pub fn jitter(mut self, jitter: bool) -> Self {
+    pub const fn jitter(mut self, jitter: bool) -> Self {
         self.backoff.jitter = jitter;
         self
     }
 
     /// Replaces the whole backoff policy.
-    pub fn backoff(mut self, backoff: Backoff) -> Self {
+    pub const fn backoff(mut self, backoff: Backoff) -> Self {
         self.backoff = backoff;
         self
     }
 
     /// How long a running body gets to return by itself after cancellation
     /// before its future is dropped (default 5 s).
-    pub fn grace(mut self, grace: Duration) -> Self {
+    pub const fn grace(mut self, grace: Duration) -> Self {
         self.grace = grace;
         self
     }
@@ -194,7 +209,7 @@ impl Supervisor {
     /// [`State::Failed`](crate::State::Failed), an ERROR event, and [`Exit::GaveUp`]. Default:
     /// unlimited (the seed's behaviour). `max_restarts = 0` gives up on the
     /// first failure.
-    pub fn max_restarts(mut self, max_restarts: u32, within: Duration) -> Self {
+    pub const fn max_restarts(mut self, max_restarts: u32, within: Duration) -> Self {
         self.intensity = Some((max_restarts, within));
         self
     }
@@ -209,7 +224,7 @@ impl Supervisor {
     /// Default: 3 beats and `max_backoff` of running, so a loop that
     /// "connects" and then fails on its first real piece of work keeps
     /// backing off instead of hammering its dependency every second.
-    pub fn reset_after(mut self, beats: u64, running: Duration) -> Self {
+    pub const fn reset_after(mut self, beats: u64, running: Duration) -> Self {
         self.reset_beats = beats;
         self.reset_running = Some(running);
         self
@@ -217,14 +232,14 @@ impl Supervisor {
 
     /// The expected interval between beats, registered when the run starts so
     /// a subsystem that has not beaten yet is already listed with it.
-    pub fn tick(mut self, tick: Duration) -> Self {
+    pub const fn tick(mut self, tick: Duration) -> Self {
         self.tick = Some(tick);
         self
     }
 
     /// How long without a beat makes the subsystem stale (default twice the
     /// tick). Has an effect only with a tick.
-    pub fn stale_after(mut self, stale_after: Duration) -> Self {
+    pub const fn stale_after(mut self, stale_after: Duration) -> Self {
         self.stale_after = Some(stale_after);
         self
     }
@@ -242,7 +257,7 @@ impl Supervisor {
     /// For iterations that are long but healthy, call [`crate::beat`]
     /// mid-iteration or raise `stale_after` (it doubles as the longest
     /// iteration the subsystem may take).
-    pub fn restart_on_stall(mut self, restart: bool) -> Self {
+    pub const fn restart_on_stall(mut self, restart: bool) -> Self {
         self.restart_on_stall = restart;
         self
     }

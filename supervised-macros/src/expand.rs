@@ -9,8 +9,8 @@
 //! Output (abridged):
 //! ```text
 //! async fn scheduler(db: Db, cancel: CancellationToken) {
-//!     static SUPERVISOR: OnceLock<Supervisor> = OnceLock::new();
-//!     let supervisor = SUPERVISOR.get_or_init(|| Supervisor::new().tick(60s));
+//!     static SUPERVISOR: Supervisor = Supervisor::new().tick(60s);
+//!     let supervisor = &SUPERVISOR;
 //!     let subsystem = supervisor.register("scheduler");
 //!     let mut supervision = Supervision::new(supervisor, &subsystem, cancel.clone());
 //!     let exit = loop {
@@ -126,12 +126,10 @@ pub(crate) fn expand(
     };
     let new_body: Block = syn::parse_quote! {{
         #abort_guard
-        // One supervisor per fn, built on first call: the fn's future holds
-        // a reference to it, not a copy.
-        static __SUPERVISED_SUPERVISOR: ::std::sync::OnceLock<#private::Supervisor> =
-            ::std::sync::OnceLock::new();
-        let #supervisor: &'static #private::Supervisor =
-            __SUPERVISED_SUPERVISOR.get_or_init(|| #private::Supervisor::new() #knobs);
+        // One supervisor per fn, built at compile time: the fn's future
+        // holds a reference to it, not a copy.
+        static __SUPERVISED_SUPERVISOR: #private::Supervisor = #private::Supervisor::new() #knobs;
+        let #supervisor: &'static #private::Supervisor = &__SUPERVISED_SUPERVISOR;
         let #handle = #supervisor.register(#name);
         let mut #supervision = #private::Supervision::new(#supervisor, &#handle, #cancel);
         let #exit = loop {
