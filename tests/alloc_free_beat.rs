@@ -1,10 +1,15 @@
 //! A beat allocates nothing: through a pre-registered handle, and through the
 //! free `heartbeat(name)` (and `Registry::heartbeat`) on a name that is
-//! already registered. A counting global allocator counts the allocations
-//! made by the current thread around a loop of beats.
+//! already registered. Neither does a poll of a supervised body, which also
+//! keeps the task's waker instead of cloning it again. A counting global
+//! allocator counts the allocations made by the current thread around a loop
+//! of beats or polls.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
 
 /// The system allocator, counting the allocations of each thread.
 struct Counting;
@@ -122,4 +127,56 @@ fn registry_heartbeat_on_a_registered_name_allocates_nothing() {
         }
     });
     assert_eq!(n, 0, "{n} allocations in {BEATS} Registry::heartbeat calls");
+}
+
+// A waker whose clones carry another copy of its vtable, as clones of
+// tokio's `block_on` waker can: `Waker::will_wake` between a clone and the
+// original is then false, and a supervisor that compared against a clone
+// would clone (and lock) on every poll.
+static ORIGINAL: RawWakerVTable = RawWakerVTable::new(clone_waker, noop, noop, noop);
+static CLONED: RawWakerVTable = RawWakerVTable::new(clone_waker, noop, noop, noop);
+static WAKER_CLONES: AtomicU64 = AtomicU64::new(0);
+
+unsafe fn clone_waker(_: *const ()) -> RawWaker {
+    WAKER_CLONES.fetch_add(1, Ordering::Relaxed);
+    RawWaker::new(std::ptr::null(), &CLONED)
+}
+
+unsafe fn noop(_: *const ()) {}
+
+#[test]
+fn polling_a_supervised_body_allocates_nothing_and_keeps_the_waker() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let _entered = rt.enter();
+    let registry = supervised::Registry::new();
+    let supervisor = supervised::Supervisor::new().registry(&registry);
+    let sub = supervisor.register("alloc-poll");
+    let mut supervision =
+        supervised::Supervision::new(&supervisor, &sub, supervised::CancellationToken::new());
+    // One iteration per poll: beat, then wait (nothing will wake it, the
+    // test polls by hand).
+    let body = std::future::poll_fn(|_| {
+        sub.beat();
+        Poll::<()>::Pending
+    });
+    let mut run = std::pin::pin!(supervision.run_once(body));
+    // SAFETY: the vtable's functions ignore the data pointer, and never
+    // free anything.
+    let waker = unsafe { Waker::from_raw(RawWaker::new(std::ptr::null(), &ORIGINAL)) };
+    let mut cx = Context::from_waker(&waker);
+    // The first poll starts the run, which may allocate.
+    assert!(run.as_mut().poll(&mut cx).is_pending());
+    let clones_before = WAKER_CLONES.load(Ordering::Relaxed);
+    let n = allocations_in(|| {
+        for _ in 0..BEATS {
+            assert!(run.as_mut().poll(&mut cx).is_pending());
+        }
+    });
+    let clones = WAKER_CLONES.load(Ordering::Relaxed) - clones_before;
+    assert_eq!(n, 0, "{n} allocations in {BEATS} polls of a supervised body");
+    assert_eq!(clones, 0, "the task waker was cloned {clones} times in {BEATS} polls");
+    assert_eq!(sub.beats(), BEATS + 1);
 }
