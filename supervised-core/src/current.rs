@@ -21,25 +21,20 @@ thread_local! {
         const { Cell::new(ManuallyDrop::new(None)) };
 }
 
-/// Runs `f` with the handle in `slot` as the current subsystem; the handle
-/// is moved back into `slot` afterwards, even if `f` unwinds.
+/// Makes the handle in `slot` the current subsystem and returns the one it
+/// replaces, for [`leave`]. A poll is bracketed by the two without a drop
+/// guard: the supervisor's poll catches every unwind between them.
 #[inline]
-pub(crate) fn enter<R>(slot: &mut Option<Subsystem>, f: impl FnOnce() -> R) -> R {
-    struct Restore<'s> {
-        slot: &'s mut Option<Subsystem>,
-        previous: Option<Subsystem>,
-    }
-    impl Drop for Restore<'_> {
-        #[inline]
-        fn drop(&mut self) {
-            let previous = ManuallyDrop::new(self.previous.take());
-            *self.slot = ManuallyDrop::into_inner(CURRENT.with(|c| c.replace(previous)));
-        }
-    }
+pub(crate) fn swap_in(slot: &mut Option<Subsystem>) -> Option<Subsystem> {
     let handle = ManuallyDrop::new(slot.take());
-    let previous = ManuallyDrop::into_inner(CURRENT.with(|c| c.replace(handle)));
-    let _restore = Restore { slot, previous };
-    f()
+    ManuallyDrop::into_inner(CURRENT.with(|c| c.replace(handle)))
+}
+
+/// Undoes [`swap_in`]: the handle goes back into `slot` and `previous` is
+/// current again.
+#[inline]
+pub(crate) fn leave(slot: &mut Option<Subsystem>, previous: Option<Subsystem>) {
+    *slot = ManuallyDrop::into_inner(CURRENT.with(|c| c.replace(ManuallyDrop::new(previous))));
 }
 
 /// Whether a supervised body is being polled on this thread.
@@ -99,34 +94,22 @@ mod tests {
     use crate::Registry;
 
     #[test]
-    fn enter_sets_the_handle_for_the_call_and_restores_both_sides() {
+    fn swap_in_sets_the_handle_until_leave_restores_both_sides() {
         let registry = Registry::new();
-        let outer = registry.subsystem("outer");
-        let inner = registry.subsystem("inner");
-        let mut outer_slot = Some(outer);
-        let mut inner_slot = Some(inner);
-        enter(&mut outer_slot, || {
-            assert_eq!(current().as_ref().map(Subsystem::name), Some("outer"));
-            enter(&mut inner_slot, || {
-                assert!(beat());
-                assert_eq!(current().as_ref().map(Subsystem::name), Some("inner"));
-            });
-            assert_eq!(current().as_ref().map(Subsystem::name), Some("outer"));
-        });
-        assert!(current().is_none());
-        assert_eq!(outer_slot.as_ref().map(Subsystem::name), Some("outer"));
+        let mut outer_slot = Some(registry.subsystem("outer"));
+        let mut inner_slot = Some(registry.subsystem("inner"));
+        let outside = swap_in(&mut outer_slot);
+        assert!(outside.is_none() && outer_slot.is_none());
+        assert_eq!(current().as_ref().map(Subsystem::name), Some("outer"));
+        let outer = swap_in(&mut inner_slot);
+        assert!(beat());
+        assert_eq!(current().as_ref().map(Subsystem::name), Some("inner"));
+        assert!(is_set());
+        leave(&mut inner_slot, outer);
+        assert_eq!(current().as_ref().map(Subsystem::name), Some("outer"));
+        leave(&mut outer_slot, outside);
+        assert!(current().is_none() && !is_set() && !beat());
+        assert_eq!(outer_slot.as_ref().map(Subsystem::beats), Some(0));
         assert_eq!(inner_slot.as_ref().map(Subsystem::beats), Some(1));
-    }
-
-    #[test]
-    fn enter_restores_when_the_call_unwinds() {
-        let registry = Registry::new();
-        let mut slot = Some(registry.subsystem("unwinds"));
-        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            enter(&mut slot, || panic!("inside"));
-        }));
-        assert!(caught.is_err());
-        assert!(current().is_none());
-        assert_eq!(slot.as_ref().map(Subsystem::name), Some("unwinds"));
     }
 }

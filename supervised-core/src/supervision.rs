@@ -290,9 +290,11 @@ impl Run {
     #[inline]
     fn poll_body(&mut self, cx: &mut Context<'_>, body: &mut dyn RunBody) -> Poll<Ended> {
         let _entered = self.span.as_deref().map(tracing::Span::enter);
-        match current::enter(&mut self.handle, || {
-            panic_capture::catch_in_body(|| body.poll_body(cx))
-        }) {
+        let previous = current::swap_in(&mut self.handle);
+        // Never unwinds, so `leave` always runs.
+        let polled = panic_capture::catch_in_body(|| body.poll_body(cx));
+        current::leave(&mut self.handle, previous);
+        match polled {
             Ok(Poll::Pending) => Poll::Pending,
             Ok(Poll::Ready(failure)) => Poll::Ready(Ended::Returned(failure)),
             Err(panic) => Poll::Ready(Ended::Panicked(panic)),
@@ -368,7 +370,71 @@ impl<'a> Engine<'a> {
         }
     }
 
+    /// Polls the run. The hot case, a running body that stays pending with
+    /// no watcher due, is inlined into [`RunOnce::poll`] so an iteration
+    /// pays no call into the engine; everything else is out of line.
+    #[inline]
     fn poll_run(
+        &mut self,
+        run: &mut Run,
+        cx: &mut Context<'_>,
+        body: &mut dyn RunBody,
+    ) -> Poll<RunEnd> {
+        if let Phase::Running(started) = run.phase {
+            let polled = match run.poll_body(cx, body) {
+                Poll::Pending if !self.watch_due(cx) => return Poll::Pending,
+                Poll::Pending => None,
+                Poll::Ready(ended) => Some(ended),
+            };
+            if let Some(poll) = self.after_poll(run, body, started, polled) {
+                return poll;
+            }
+        }
+        self.poll_phases(run, cx, body)
+    }
+
+    /// Whether a watcher asked to be polled (keeping the task's waker where
+    /// the watchers can reach it).
+    #[inline]
+    fn watch_due(&mut self, cx: &Context<'_>) -> bool {
+        match self.watch.as_mut() {
+            Some(watch) => watch.due(cx),
+            None => true,
+        }
+    }
+
+    /// What follows a poll of a running body that ended (`Some`) or is
+    /// pending with a watcher due (`None`): `Some` is the poll's result,
+    /// `None` means the phase changed and the state machine goes on.
+    #[inline(never)]
+    fn after_poll(
+        &mut self,
+        run: &mut Run,
+        body: &mut dyn RunBody,
+        started: Started,
+        ended: Option<Ended>,
+    ) -> Option<Poll<RunEnd>> {
+        let ended = match ended {
+            Some(ended) => ended,
+            None => {
+                let watch = self.watch.get_or_insert_with(|| Watch::new(&self.cancel));
+                match watch.poll_watchers(&mut run.timer) {
+                    None => return Some(Poll::Pending),
+                    Some(Watched::Cancelled) => {
+                        run.timer = Some(wait(tokio::time::sleep(self.supervisor.grace)));
+                        run.phase = Phase::Grace(started);
+                        return None;
+                    }
+                    Some(Watched::Stalled(silent)) => Ended::Stalled(silent),
+                }
+            }
+        };
+        self.end_run(run, body, started, ended)
+            .map(|end| self.finish(run, end))
+    }
+
+    #[inline(never)]
+    fn poll_phases(
         &mut self,
         run: &mut Run,
         cx: &mut Context<'_>,
@@ -387,26 +453,13 @@ impl<'a> Engine<'a> {
                     self.start(run);
                 }
                 Phase::Running(started) => {
-                    if let Poll::Ready(ended) = run.poll_body(cx, body) {
-                        if let Some(end) = self.end_run(run, body, started, ended) {
-                            return self.finish(run, end);
-                        }
-                        continue;
-                    }
-                    let watch = self.watch.get_or_insert_with(|| Watch::new(&self.cancel));
-                    match watch.poll_watchers(cx, &mut run.timer) {
-                        None => return Poll::Pending,
-                        Some(Watched::Cancelled) => {
-                            run.timer = Some(wait(tokio::time::sleep(self.supervisor.grace)));
-                            run.phase = Phase::Grace(started);
-                        }
-                        Some(Watched::Stalled(silent)) => {
-                            if let Some(end) =
-                                self.end_run(run, body, started, Ended::Stalled(silent))
-                            {
-                                return self.finish(run, end);
-                            }
-                        }
+                    let polled = match run.poll_body(cx, body) {
+                        Poll::Pending if !self.watch_due(cx) => return Poll::Pending,
+                        Poll::Pending => None,
+                        Poll::Ready(ended) => Some(ended),
+                    };
+                    if let Some(poll) = self.after_poll(run, body, started, polled) {
+                        return poll;
                     }
                 }
                 Phase::Grace(started) => {

@@ -35,10 +35,9 @@ impl ArcWake for Flag {
 }
 
 /// One supervision's cancellation watch, made at its first run and kept
-/// across runs. Boxed, so an idle supervised loop's future stays small.
-pub(crate) struct Watch(Box<WatchState>);
-
-struct WatchState {
+/// across runs. What every poll reads is inline; the cancellation future,
+/// read only when due, is boxed.
+pub(crate) struct Watch {
     flag: Arc<Flag>,
     /// The task waker last handed to `flag`, to skip re-registering it.
     registered: Option<WakerId>,
@@ -51,44 +50,38 @@ impl Watch {
             woken: AtomicBool::new(true),
             task: Mutex::new(None),
         });
-        Watch(Box::new(WatchState {
+        Watch {
             flag,
             registered: None,
             cancelled: Box::pin(cancel.clone().cancelled_owned()),
-        }))
+        }
     }
 
     /// Makes the next [`due`](Watch::due) true, so a new run polls its
     /// watchers once and they register the watch's waker.
     pub(crate) fn arm(&self) {
-        self.0.flag.woken.store(true, Ordering::Release);
+        self.flag.woken.store(true, Ordering::Release);
     }
 
     /// Whether a watcher's waker fired since the last call; keeps the task's
     /// waker where the watchers' wake can reach it.
-    fn due(&mut self, cx: &Context<'_>) -> bool {
+    #[inline]
+    pub(crate) fn due(&mut self, cx: &Context<'_>) -> bool {
         let task = WakerId::of(cx.waker());
-        if self.0.registered != Some(task) {
-            *self.0.flag.task.lock().unwrap_or_else(|e| e.into_inner()) = Some(cx.waker().clone());
-            self.0.registered = Some(task);
+        if self.registered != Some(task) {
+            *self.flag.task.lock().unwrap_or_else(|e| e.into_inner()) = Some(cx.waker().clone());
+            self.registered = Some(task);
         }
-        self.0.flag.woken.load(Ordering::Acquire) && self.0.flag.woken.swap(false, Ordering::AcqRel)
+        self.flag.woken.load(Ordering::Acquire) && self.flag.woken.swap(false, Ordering::AcqRel)
     }
 
     /// Polls cancellation, then the stall timer (if armed), with the
-    /// watch's own waker, if one of them asked to be; the stall timer is
-    /// disarmed once it fires.
-    pub(crate) fn poll_watchers(
-        &mut self,
-        cx: &Context<'_>,
-        stall: &mut Option<StallTimer>,
-    ) -> Option<Watched> {
-        if !self.due(cx) {
-            return None;
-        }
-        let waker = waker_ref(&self.0.flag);
+    /// watch's own waker; call it when [`due`](Watch::due). The stall timer
+    /// is disarmed once it fires.
+    pub(crate) fn poll_watchers(&mut self, stall: &mut Option<StallTimer>) -> Option<Watched> {
+        let waker = waker_ref(&self.flag);
         let mut watch_cx = Context::from_waker(&waker);
-        if self.0.cancelled.as_mut().poll(&mut watch_cx).is_ready() {
+        if self.cancelled.as_mut().poll(&mut watch_cx).is_ready() {
             return Some(Watched::Cancelled);
         }
         if let Some(timer) = stall {
@@ -102,7 +95,7 @@ impl Watch {
 
     /// Polls cancellation with the task's own waker (outside a run).
     pub(crate) fn poll_cancelled(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        self.0.cancelled.as_mut().poll(cx)
+        self.cancelled.as_mut().poll(cx)
     }
 }
 

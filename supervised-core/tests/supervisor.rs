@@ -706,3 +706,37 @@ async fn sleep_then_beat() {
     tokio::time::sleep(SEC).await;
     supervised_core::beat();
 }
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn the_current_subsystem_is_set_only_while_a_body_is_polled() {
+    let registry = Registry::new();
+    let supervisor = Supervisor::new().registry(&registry);
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let s = seen.clone();
+    let calls = Calls::default();
+    let c = calls.clone();
+    let exit = supervisor
+        .run("sup-current", CancellationToken::new(), move |_| {
+            let n = c.record();
+            let s = s.clone();
+            async move {
+                s.lock()
+                    .unwrap()
+                    .push(supervised_core::current().map(|h| h.name().to_owned()));
+                tokio::task::yield_now().await;
+                assert!(supervised_core::beat());
+                if n == 1 {
+                    panic!("first run");
+                }
+            }
+        })
+        .await;
+    assert!(matches!(exit, Exit::Completed(())));
+    assert_eq!(calls.count(), 2);
+    let expected = Some("sup-current".to_owned());
+    assert_eq!(*seen.lock().unwrap(), [expected.clone(), expected]);
+    // Neither the panic nor the end of supervision leaves it set.
+    assert!(supervised_core::current().is_none());
+    assert!(!supervised_core::beat());
+    assert_eq!(registry.subsystem("sup-current").beats(), 2);
+}
