@@ -557,6 +557,12 @@ impl Subsystem {
         });
     }
 
+    /// When the current supervised run started and the beat count then,
+    /// as [`start_run`](Subsystem::start_run) recorded them.
+    pub(crate) fn run_started(&self) -> Option<(Instant, u64)> {
+        self.meta().run.map(|run| (run.started, run.beats_then))
+    }
+
     pub(crate) fn record_item_panic(&self) {
         self.0.item_panics.fetch_add(1, Ordering::Relaxed);
     }

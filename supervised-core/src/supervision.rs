@@ -233,18 +233,11 @@ enum Keep {
     Nothing,
 }
 
-/// When a run started, and its subsystem's beat count then.
-#[derive(Clone, Copy)]
-struct Started {
-    at: Instant,
-    beats: u64,
-}
-
 enum Phase {
     Start,
-    Running(Started),
+    Running,
     /// Cancelled while running: the body gets the grace period.
-    Grace(Started),
+    Grace,
     /// Failed: waiting out the backoff before the next generation.
     Backoff,
     Done,
@@ -380,17 +373,29 @@ impl<'a> Engine<'a> {
         cx: &mut Context<'_>,
         body: &mut dyn RunBody,
     ) -> Poll<RunEnd> {
-        if let Phase::Running(started) = run.phase {
-            let polled = match run.poll_body(cx, body) {
-                Poll::Pending if !self.watch_due(cx) => return Poll::Pending,
-                Poll::Pending => None,
-                Poll::Ready(ended) => Some(ended),
-            };
-            if let Some(poll) = self.after_poll(run, body, started, polled) {
+        if let Phase::Running = run.phase {
+            if let Some(poll) = self.poll_running(run, cx, body) {
                 return poll;
             }
         }
         self.poll_phases(run, cx, body)
+    }
+
+    /// One poll of a running body: `Some` is the poll's result, `None`
+    /// means the phase changed and the state machine goes on.
+    #[inline]
+    fn poll_running(
+        &mut self,
+        run: &mut Run,
+        cx: &mut Context<'_>,
+        body: &mut dyn RunBody,
+    ) -> Option<Poll<RunEnd>> {
+        let polled = match run.poll_body(cx, body) {
+            Poll::Pending if !self.watch_due(cx) => return Some(Poll::Pending),
+            Poll::Pending => None,
+            Poll::Ready(ended) => Some(ended),
+        };
+        self.after_poll(run, body, polled)
     }
 
     /// Whether a watcher asked to be polled (keeping the task's waker where
@@ -404,14 +409,13 @@ impl<'a> Engine<'a> {
     }
 
     /// What follows a poll of a running body that ended (`Some`) or is
-    /// pending with a watcher due (`None`): `Some` is the poll's result,
-    /// `None` means the phase changed and the state machine goes on.
+    /// pending with a watcher due (`None`); returns as
+    /// [`poll_running`](Engine::poll_running) does.
     #[inline(never)]
     fn after_poll(
         &mut self,
         run: &mut Run,
         body: &mut dyn RunBody,
-        started: Started,
         ended: Option<Ended>,
     ) -> Option<Poll<RunEnd>> {
         let ended = match ended {
@@ -422,14 +426,14 @@ impl<'a> Engine<'a> {
                     None => return Some(Poll::Pending),
                     Some(Watched::Cancelled) => {
                         run.timer = Some(wait(tokio::time::sleep(self.supervisor.grace)));
-                        run.phase = Phase::Grace(started);
+                        run.phase = Phase::Grace;
                         return None;
                     }
                     Some(Watched::Stalled(silent)) => Ended::Stalled(silent),
                 }
             }
         };
-        self.end_run(run, body, started, ended)
+        self.end_run(run, body, ended)
             .map(|end| self.finish(run, end))
     }
 
@@ -452,19 +456,14 @@ impl<'a> Engine<'a> {
                     }
                     self.start(run);
                 }
-                Phase::Running(started) => {
-                    let polled = match run.poll_body(cx, body) {
-                        Poll::Pending if !self.watch_due(cx) => return Poll::Pending,
-                        Poll::Pending => None,
-                        Poll::Ready(ended) => Some(ended),
-                    };
-                    if let Some(poll) = self.after_poll(run, body, started, polled) {
+                Phase::Running => {
+                    if let Some(poll) = self.poll_running(run, cx, body) {
                         return poll;
                     }
                 }
-                Phase::Grace(started) => {
+                Phase::Grace => {
                     if let Poll::Ready(ended) = run.poll_body(cx, body) {
-                        if let Some(end) = self.end_run(run, body, started, ended) {
+                        if let Some(end) = self.end_run(run, body, ended) {
                             return self.finish(run, end);
                         }
                         continue;
@@ -520,10 +519,6 @@ impl<'a> Engine<'a> {
     fn start(&mut self, run: &mut Run) {
         let sub = &self.sub;
         let at = Instant::now();
-        let started = Started {
-            at,
-            beats: sub.beats(),
-        };
         sub.start_run(at, self.reset_rule());
         let span = tracing::info_span!("supervised", subsystem = %sub.name(), generation = self.generation);
         run.span = (!span.is_disabled()).then(|| Box::new(span));
@@ -535,19 +530,13 @@ impl<'a> Engine<'a> {
         self.watch
             .get_or_insert_with(|| Watch::new(&self.cancel))
             .arm();
-        run.phase = Phase::Running(started);
+        run.phase = Phase::Running;
     }
 
     /// Judges a run that ended: `Some` ends the supervision or completes the
     /// step; `None` means the backoff is armed and the run is in
     /// [`Phase::Backoff`].
-    fn end_run(
-        &mut self,
-        run: &mut Run,
-        body: &mut dyn RunBody,
-        started: Started,
-        ended: Ended,
-    ) -> Option<RunEnd> {
+    fn end_run(&mut self, run: &mut Run, body: &mut dyn RunBody, ended: Ended) -> Option<RunEnd> {
         // The body's future ends here: a stalled one is dropped before the backoff.
         run.drop_body(body);
         let sub = &self.sub;
@@ -568,13 +557,16 @@ impl<'a> Engine<'a> {
         }
 
         let now = Instant::now();
-        let beats_in_run = sub.beats().saturating_sub(started.beats);
+        // Recorded by `start`; read back only here, on the cold path, so a
+        // running loop's future does not carry it.
+        let (started_at, beats_then) = sub.run_started().unwrap_or((now, sub.beats()));
+        let beats_in_run = sub.beats().saturating_sub(beats_then);
         if beats_in_run > 0 {
             self.storm = 0;
         }
         self.storm = self.storm.saturating_add(1);
         if self.reset_rule().progressed(
-            now.saturating_duration_since(started.at),
+            now.saturating_duration_since(started_at),
             beats_in_run,
             sub.beats(),
         ) {

@@ -7,6 +7,7 @@
 //! their own that raises a flag and wakes the task.
 
 use std::future::Future;
+use std::num::NonZeroUsize;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -108,14 +109,16 @@ impl Watch {
 #[derive(Clone, Copy, PartialEq, Eq)]
 struct WakerId {
     data: usize,
-    vtable: usize,
+    /// Never zero (a reference), which gives `Option<WakerId>` a niche.
+    vtable: NonZeroUsize,
 }
 
 impl WakerId {
     fn of(waker: &Waker) -> Self {
         WakerId {
             data: waker.data() as usize,
-            vtable: std::ptr::from_ref(waker.vtable()) as usize,
+            vtable: NonZeroUsize::new(std::ptr::from_ref(waker.vtable()) as usize)
+                .unwrap_or(NonZeroUsize::MIN),
         }
     }
 }
