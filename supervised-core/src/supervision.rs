@@ -199,6 +199,7 @@ struct BodySlot<O, Fut> {
 }
 
 impl<O: RunOutcome, Fut: Future<Output = O>> RunBody for BodySlot<O, Fut> {
+    #[inline]
     fn poll_body(&mut self, cx: &mut Context<'_>) -> Poll<Option<String>> {
         let Some(future) = self.future.as_mut() else {
             return Poll::Pending;
