@@ -176,7 +176,13 @@ fn polling_a_supervised_body_allocates_nothing_and_keeps_the_waker() {
         }
     });
     let clones = WAKER_CLONES.load(Ordering::Relaxed) - clones_before;
-    assert_eq!(n, 0, "{n} allocations in {BEATS} polls of a supervised body");
-    assert_eq!(clones, 0, "the task waker was cloned {clones} times in {BEATS} polls");
+    assert_eq!(
+        n, 0,
+        "{n} allocations in {BEATS} polls of a supervised body"
+    );
+    assert_eq!(
+        clones, 0,
+        "the task waker was cloned {clones} times in {BEATS} polls"
+    );
     assert_eq!(sub.beats(), BEATS + 1);
 }
