@@ -147,6 +147,45 @@ impl Setup {
 struct IdleFigures {
     bytes_per_subsystem: f64,
     cpu_per_second: Duration,
+    /// Times a worker thread was woken while idle (tokio's
+    /// `worker_park_unpark_count`, summed over workers): nothing polling
+    /// means none.
+    worker_wakeups: u64,
+    /// Time the workers spent running tasks while idle.
+    worker_busy: Duration,
+}
+
+/// The wakeup counter's control: one task ticking every 10 ms for 1 s
+/// must wake the workers about 100 times.
+fn control_wakeups() -> u64 {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let ticker = rt.spawn(async {
+        let mut interval = tokio::time::interval(Duration::from_millis(10));
+        loop {
+            interval.tick().await;
+        }
+    });
+    std::thread::sleep(Duration::from_millis(100));
+    let (before, _) = worker_activity(&rt);
+    std::thread::sleep(Duration::from_secs(1));
+    let (after, _) = worker_activity(&rt);
+    ticker.abort();
+    after - before
+}
+
+/// Worker wakeups and busy time so far, summed over the runtime's workers.
+fn worker_activity(rt: &tokio::runtime::Runtime) -> (u64, Duration) {
+    let metrics = rt.metrics();
+    (0..metrics.num_workers()).fold((0, Duration::ZERO), |(wakeups, busy), w| {
+        (
+            wakeups + metrics.worker_park_unpark_count(w),
+            busy + metrics.worker_total_busy_duration(w),
+        )
+    })
 }
 
 fn idle_setup(setup: Setup) -> IdleFigures {
@@ -213,7 +252,9 @@ fn idle_setup(setup: Setup) -> IdleFigures {
 
     // Idle: the main thread sleeps, the runtime has nothing to do.
     let cpu_before = process_cpu();
+    let (wakeups_before, busy_before) = worker_activity(&rt);
     std::thread::sleep(IDLE_INTERVAL);
+    let (wakeups_after, busy_after) = worker_activity(&rt);
     let cpu = process_cpu() - cpu_before;
 
     rt.block_on(async {
@@ -230,6 +271,8 @@ fn idle_setup(setup: Setup) -> IdleFigures {
     IdleFigures {
         bytes_per_subsystem: (after as f64 - before as f64) / SUBSYSTEMS as f64,
         cpu_per_second: cpu / IDLE_INTERVAL.as_secs() as u32,
+        worker_wakeups: wakeups_after - wakeups_before,
+        worker_busy: busy_after - busy_before,
     }
 }
 
@@ -403,10 +446,13 @@ fn main() {
     for setup in [Setup::Bare, Setup::Ours, Setup::Peer] {
         let f = idle_setup(setup);
         println!(
-            "{:>18}: {:8.0} heap bytes per subsystem, idle CPU {:?} per second",
+            "{:>18}: {:8.0} heap bytes per subsystem, idle CPU {:?} per second (process), worker wakeups {} and busy time {:?} in {:?} idle",
             setup.name(),
             f.bytes_per_subsystem,
-            f.cpu_per_second
+            f.cpu_per_second,
+            f.worker_wakeups,
+            f.worker_busy,
+            IDLE_INTERVAL
         );
         idle.push((setup, f));
     }
@@ -454,6 +500,20 @@ fn main() {
         "5. idle CPU: task-supervisor {:?}/s (budget: supervised <= task-supervisor, both ~0): {}",
         peer.cpu_per_second,
         verdict(ours.cpu_per_second <= peer.cpu_per_second.max(idle_budget))
+    );
+    println!(
+        "5. idle runtime work: worker wakeups supervised {} / task-supervisor {} / bare {}, busy {:?} / {:?} / {:?} (budget: supervised <= task-supervisor): {}",
+        ours.worker_wakeups,
+        peer.worker_wakeups,
+        bare.worker_wakeups,
+        ours.worker_busy,
+        peer.worker_busy,
+        bare.worker_busy,
+        verdict(ours.worker_wakeups <= peer.worker_wakeups && ours.worker_busy <= peer.worker_busy)
+    );
+    println!(
+        "   control: one task ticking every 10 ms woke the workers {} times in 1 s",
+        control_wakeups()
     );
 
     println!("\n== panic-to-restart latency, zero backoff, {RESTARTS} restarts ==");
