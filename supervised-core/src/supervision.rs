@@ -438,6 +438,8 @@ impl<'a> Engine<'a> {
             .map(|end| self.finish(run, end))
     }
 
+    /// Every phase, out of line: a run's start, a running body after a
+    /// watcher fired or the body ended, the grace period and the backoff.
     #[inline(never)]
     fn poll_phases(
         &mut self,
