@@ -87,15 +87,10 @@ pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
     }
 }
 
-/// Calls `f`, turning a panic in it into `Err` with what the hook saw.
-pub(crate) fn catch_call<R>(f: impl FnOnce() -> R) -> Result<R, CaughtPanic> {
-    let _depth = DepthGuard::enter();
-    catch_in_body(f)
-}
-
-/// [`catch_call`] for a supervised body's poll, which runs with its
-/// subsystem current ([`current::enter`]): the hook records what it sees
-/// then, so the depth counter is not needed.
+/// Calls `f`, turning a panic in it into `Err` with what the hook saw, for
+/// a supervised body's poll: it runs with its subsystem current
+/// ([`current::swap_in`]), which tells the hook to record, so the depth
+/// counter that [`catch`] keeps is not needed.
 #[inline]
 pub(crate) fn catch_in_body<R>(f: impl FnOnce() -> R) -> Result<R, CaughtPanic> {
     panic::catch_unwind(AssertUnwindSafe(f)).map_err(caught)
@@ -120,10 +115,13 @@ fn caught(payload: Box<dyn Any + Send>) -> CaughtPanic {
 pub(crate) async fn catch<F: Future>(fut: F) -> Result<F::Output, CaughtPanic> {
     install_hook();
     let mut fut = pin!(fut);
-    std::future::poll_fn(move |cx| match catch_call(|| fut.as_mut().poll(cx)) {
-        Ok(Poll::Pending) => Poll::Pending,
-        Ok(Poll::Ready(output)) => Poll::Ready(Ok(output)),
-        Err(panic) => Poll::Ready(Err(panic)),
+    std::future::poll_fn(move |cx| {
+        let _depth = DepthGuard::enter();
+        match catch_in_body(|| fut.as_mut().poll(cx)) {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(output)) => Poll::Ready(Ok(output)),
+            Err(panic) => Poll::Ready(Err(panic)),
+        }
     })
     .await
 }

@@ -228,8 +228,8 @@ impl AtomicInstant {
 /// that the beat path never touches.
 #[derive(Default)]
 struct Meta {
-    /// `tick` and `stale_after`.
-    ticks: Ticks,
+    tick: Option<Duration>,
+    stale_after: Option<Duration>,
     /// The running generation's start, its beat count then, and the rule
     /// that says when it has shown progress (set by the supervisor).
     run: Option<Run>,
@@ -241,10 +241,7 @@ struct Meta {
 impl Meta {
     /// `stale_after`, defaulting to twice the tick; `None` without a tick.
     fn stale_limit(&self) -> Option<Duration> {
-        let stale_after = self.ticks.stale_after();
-        self.ticks
-            .tick()
-            .map(|tick| stale_after.unwrap_or(tick * 2))
+        self.tick.map(|tick| self.stale_after.unwrap_or(tick * 2))
     }
 
     fn failures(&self) -> Option<&Failures> {
@@ -253,54 +250,6 @@ impl Meta {
 
     fn failures_mut(&mut self) -> &mut Failures {
         self.failures.get_or_insert_with(Box::default)
-    }
-}
-
-/// A subsystem's `tick` and `stale_after`: two `Option<Duration>`s split
-/// into seconds and nanoseconds, so that the two nanosecond parts share one
-/// 8-byte word instead of each being padded to one (24 bytes instead of 32).
-/// A nanosecond part of [`Ticks::NONE`] stands for `None`.
-#[derive(Clone, Copy)]
-struct Ticks {
-    tick_secs: u64,
-    stale_after_secs: u64,
-    tick_nanos: u32,
-    stale_after_nanos: u32,
-}
-
-impl Default for Ticks {
-    fn default() -> Self {
-        Ticks::new(None, None)
-    }
-}
-
-impl Ticks {
-    /// Out of a `Duration`'s range of nanoseconds (below one second).
-    const NONE: u32 = 1_000_000_000;
-
-    fn new(tick: Option<Duration>, stale_after: Option<Duration>) -> Self {
-        let split =
-            |d: Option<Duration>| d.map_or((0, Self::NONE), |d| (d.as_secs(), d.subsec_nanos()));
-        let (tick_secs, tick_nanos) = split(tick);
-        let (stale_after_secs, stale_after_nanos) = split(stale_after);
-        Ticks {
-            tick_secs,
-            stale_after_secs,
-            tick_nanos,
-            stale_after_nanos,
-        }
-    }
-
-    fn join(secs: u64, nanos: u32) -> Option<Duration> {
-        (nanos != Self::NONE).then(|| Duration::new(secs, nanos))
-    }
-
-    fn tick(&self) -> Option<Duration> {
-        Self::join(self.tick_secs, self.tick_nanos)
-    }
-
-    fn stale_after(&self) -> Option<Duration> {
-        Self::join(self.stale_after_secs, self.stale_after_nanos)
     }
 }
 
@@ -427,7 +376,9 @@ impl Subsystem {
     /// assert_eq!(sweep.status().stale_after, Some(Duration::from_secs(60)));
     /// ```
     pub fn declare_tick(&self, tick: Option<Duration>, stale_after: Option<Duration>) {
-        self.meta().ticks = Ticks::new(tick, stale_after);
+        let mut meta = self.meta();
+        meta.tick = tick;
+        meta.stale_after = stale_after;
     }
 
     /// Marks the subsystem advisory (or not): it stays in every report with
@@ -465,7 +416,7 @@ impl Subsystem {
         SubsystemStatus {
             name: inner.name.to_string(),
             state,
-            tick: meta.ticks.tick(),
+            tick: meta.tick,
             stale_after,
             registered_at: inner.registered_at,
             last_tick,
@@ -906,24 +857,24 @@ mod tests {
     }
 
     #[test]
-    fn ticks_round_trip() {
+    fn declared_ticks_round_trip() {
         let durations = [
             None,
             Some(Duration::ZERO),
             Some(Duration::from_nanos(1)),
             Some(Duration::new(1, 999_999_999)),
             Some(Duration::from_secs(30)),
-            Some(Duration::new(u64::MAX, 0)),
-            Some(Duration::MAX),
         ];
+        let sub = Registry::new().subsystem("declared");
         for tick in durations {
             for stale_after in durations {
-                let ticks = Ticks::new(tick, stale_after);
-                assert_eq!((ticks.tick(), ticks.stale_after()), (tick, stale_after));
+                sub.declare_tick(tick, stale_after);
+                let meta = sub.meta();
+                assert_eq!((meta.tick, meta.stale_after), (tick, stale_after));
             }
         }
-        assert_eq!(Ticks::default().tick(), None);
-        assert_eq!(Ticks::default().stale_after(), None);
+        assert_eq!(Meta::default().tick, None);
+        assert_eq!(Meta::default().stale_after, None);
     }
 
     #[test]

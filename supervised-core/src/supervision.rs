@@ -23,7 +23,7 @@ use crate::panic_capture::{self, CaughtPanic};
 use crate::policy::{ResetRule, RestartWindow};
 use crate::registry::{State, Subsystem};
 use crate::supervisor::{Exit, Failure, RunOutcome, Supervisor};
-use crate::watch::{StallTimer, Watch, Watched};
+use crate::watch::{Timer, Watch, Watched};
 
 /// What to do after one supervised run: see [`Supervision::run_once`].
 #[derive(Debug)]
@@ -265,10 +265,6 @@ struct Run {
     timer: Option<Timer>,
 }
 
-/// A boxed timer: the stall watch resolves with how long the body went
-/// without a beat; the grace period and the backoff with zero.
-type Timer = StallTimer;
-
 impl Run {
     fn new() -> Self {
         Run {
@@ -319,8 +315,7 @@ struct Engine<'a> {
     /// of such a storm is logged in full, the rest as one-line summaries.
     storm: u32,
     generation: u64,
-    /// Made at the first run, kept for the rest.
-    watch: Option<Watch>,
+    watch: Watch,
 }
 
 impl Drop for Engine<'_> {
@@ -343,6 +338,7 @@ impl<'a> Engine<'a> {
         Engine {
             supervisor,
             sub: sub.clone(),
+            watch: Watch::new(&cancel),
             cancel,
             window: supervisor
                 .intensity
@@ -350,7 +346,6 @@ impl<'a> Engine<'a> {
             consecutive_failures: 0,
             storm: 0,
             generation: 0,
-            watch: None,
         }
     }
 
@@ -392,21 +387,11 @@ impl<'a> Engine<'a> {
         body: &mut dyn RunBody,
     ) -> Option<Poll<RunEnd>> {
         let polled = match run.poll_body(cx, body) {
-            Poll::Pending if !self.watch_due(cx) => return Some(Poll::Pending),
+            Poll::Pending if !self.watch.due(cx) => return Some(Poll::Pending),
             Poll::Pending => None,
             Poll::Ready(ended) => Some(ended),
         };
         self.after_poll(run, body, polled)
-    }
-
-    /// Whether a watcher asked to be polled (keeping the task's waker where
-    /// the watchers can reach it).
-    #[inline]
-    fn watch_due(&mut self, cx: &Context<'_>) -> bool {
-        match self.watch.as_mut() {
-            Some(watch) => watch.due(cx),
-            None => true,
-        }
     }
 
     /// What follows a poll of a running body that ended (`Some`) or is
@@ -421,18 +406,15 @@ impl<'a> Engine<'a> {
     ) -> Option<Poll<RunEnd>> {
         let ended = match ended {
             Some(ended) => ended,
-            None => {
-                let watch = self.watch.get_or_insert_with(|| Watch::new(&self.cancel));
-                match watch.poll_watchers(&mut run.timer) {
-                    None => return Some(Poll::Pending),
-                    Some(Watched::Cancelled) => {
-                        run.timer = Some(wait(tokio::time::sleep(self.supervisor.grace)));
-                        run.phase = Phase::Grace;
-                        return None;
-                    }
-                    Some(Watched::Stalled(silent)) => Ended::Stalled(silent),
+            None => match self.watch.poll_watchers(&mut run.timer) {
+                None => return Some(Poll::Pending),
+                Some(Watched::Cancelled) => {
+                    run.timer = Some(wait(tokio::time::sleep(self.supervisor.grace)));
+                    run.phase = Phase::Grace;
+                    return None;
                 }
-            }
+                Some(Watched::Stalled(silent)) => Ended::Stalled(silent),
+            },
         };
         self.end_run(run, body, ended)
             .map(|end| self.finish(run, end))
@@ -490,8 +472,7 @@ impl<'a> Engine<'a> {
                     );
                 }
                 Phase::Backoff => {
-                    let watch = self.watch.get_or_insert_with(|| Watch::new(&self.cancel));
-                    if watch.poll_cancelled(cx).is_ready() {
+                    if self.watch.poll_cancelled(cx).is_ready() {
                         return self.finish(
                             run,
                             cancelled(&self.sub, "cancelled during backoff", Keep::ThisRun),
@@ -530,9 +511,7 @@ impl<'a> Engine<'a> {
         if self.supervisor.restart_on_stall {
             run.timer = Some(Box::pin(stalled(sub.clone(), at)));
         }
-        self.watch
-            .get_or_insert_with(|| Watch::new(&self.cancel))
-            .arm();
+        self.watch.arm();
         run.phase = Phase::Running;
     }
 

@@ -35,8 +35,7 @@ impl ArcWake for Flag {
     }
 }
 
-/// One supervision's cancellation watch, made at its first run and kept
-/// across runs. What every poll reads is inline; the cancellation future,
+/// One supervision's cancellation watch, kept across its runs. What every poll reads is inline; the cancellation future,
 /// read only when due, is boxed.
 pub(crate) struct Watch {
     flag: Arc<Flag>,
@@ -79,7 +78,7 @@ impl Watch {
     /// Polls cancellation, then the stall timer (if armed), with the
     /// watch's own waker; call it when [`due`](Watch::due). The stall timer
     /// is disarmed once it fires.
-    pub(crate) fn poll_watchers(&mut self, stall: &mut Option<StallTimer>) -> Option<Watched> {
+    pub(crate) fn poll_watchers(&mut self, stall: &mut Option<Timer>) -> Option<Watched> {
         let waker = waker_ref(&self.flag);
         let mut watch_cx = Context::from_waker(&waker);
         if self.cancelled.as_mut().poll(&mut watch_cx).is_ready() {
@@ -123,8 +122,9 @@ impl WakerId {
     }
 }
 
-/// A future that resolves with how long the body went without a beat.
-pub(crate) type StallTimer = Pin<Box<dyn Future<Output = Duration> + Send + Sync>>;
+/// A run's boxed timer: the stall watch resolves with how long the body went
+/// without a beat; the grace period and the backoff with zero.
+pub(crate) type Timer = Pin<Box<dyn Future<Output = Duration> + Send + Sync>>;
 
 /// What a watcher saw.
 pub(crate) enum Watched {
