@@ -241,7 +241,8 @@ struct Meta {
 impl Meta {
     /// `stale_after`, defaulting to twice the tick; `None` without a tick.
     fn stale_limit(&self) -> Option<Duration> {
-        self.tick.map(|tick| self.stale_after.unwrap_or(tick * 2))
+        self.tick
+            .map(|tick| self.stale_after.unwrap_or(tick.saturating_mul(2)))
     }
 
     fn failures(&self) -> Option<&Failures> {
@@ -251,6 +252,14 @@ impl Meta {
     fn failures_mut(&mut self) -> &mut Failures {
         self.failures.get_or_insert_with(Box::default)
     }
+}
+
+/// `from + after`, or a point 30 years on where that would overflow the
+/// clock: a tick, `stale_after` or backoff of `Duration::MAX` means
+/// "never", not a panic (tokio's own timers take 30 years as never).
+pub(crate) fn deadline(from: Instant, after: Duration) -> Instant {
+    const FAR_FUTURE: Duration = Duration::from_secs(86_400 * 365 * 30);
+    from.checked_add(after).unwrap_or_else(|| from + FAR_FUTURE)
 }
 
 /// See [`Meta::run`].
@@ -410,7 +419,7 @@ impl Subsystem {
         let stale_after = meta.stale_limit();
         let reference = last_tick.unwrap_or(inner.registered_at);
         let stale_since = stale_after
-            .map(|limit| reference + limit)
+            .map(|limit| deadline(reference, limit))
             .filter(|since| now > *since);
         let failures = meta.failures();
         SubsystemStatus {

@@ -21,7 +21,7 @@ use crate::current;
 use crate::failure::{give_up, stop_cancelled, Caught, GaveUpWith};
 use crate::panic_capture::{self, CaughtPanic};
 use crate::policy::{ResetRule, RestartWindow};
-use crate::registry::{State, Subsystem};
+use crate::registry::{deadline, State, Subsystem};
 use crate::supervisor::{Exit, Failure, RunOutcome, Supervisor};
 use crate::watch::{Timer, Watch, Watched};
 
@@ -566,7 +566,7 @@ impl<'a> Engine<'a> {
         }
 
         let delay = self.supervisor.backoff.delay(failures);
-        let next_restart_at = now + delay;
+        let next_restart_at = deadline(now, delay);
         let record = failure.log(name, sub.restarts() + 1, failures, self.storm, delay, now);
         sub.record_restart(failures, next_restart_at, record);
         run.timer = Some(if delay.is_zero() {
@@ -604,7 +604,7 @@ async fn stalled(sub: Subsystem, started: Instant) -> Duration {
             return std::future::pending().await;
         };
         let reference = sub.last_tick().map_or(started, |t| t.max(started));
-        tokio::time::sleep_until(reference + limit).await;
+        tokio::time::sleep_until(deadline(reference, limit)).await;
         if sub.last_tick().map_or(started, |t| t.max(started)) == reference {
             return limit;
         }

@@ -740,3 +740,46 @@ async fn the_current_subsystem_is_set_only_while_a_body_is_polled() {
     assert!(!supervised_core::beat());
     assert_eq!(registry.subsystem("sup-current").beats(), 2);
 }
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn the_longest_durations_do_not_overflow_the_clock() {
+    // A tick, stale_after or backoff of `Duration::MAX` means "never":
+    // deadlines saturate instead of panicking on `Instant` overflow.
+    let registry = Registry::new();
+    let huge = registry.subsystem("sup-huge-tick");
+    huge.declare_tick(Some(Duration::MAX), None);
+    let status = huge.status();
+    assert_eq!(status.stale_after, Some(Duration::MAX));
+    assert_eq!(status.stale_since, None);
+
+    let cancel = CancellationToken::new();
+    let supervisor = Supervisor::new()
+        .registry(&registry)
+        .tick(Duration::MAX)
+        .restart_on_stall(true)
+        .initial_backoff(Duration::MAX)
+        .max_backoff(Duration::MAX);
+    let calls = Calls::default();
+    let c = calls.clone();
+    let stop = cancel.clone();
+    let run = tokio::spawn(async move {
+        supervisor
+            .run("sup-huge-backoff", stop, move |_| {
+                c.record();
+                async { Err::<(), _>("fails once, then waits out a backoff of Duration::MAX") }
+            })
+            .await
+    });
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+    let status = registry.subsystem("sup-huge-backoff").status();
+    assert_eq!((status.state, status.restarts), (State::BackingOff, 1));
+    assert_eq!(calls.count(), 1);
+    cancel.cancel();
+    let exit = run.await.unwrap();
+    assert!(matches!(
+        exit,
+        Exit::Cancelled {
+            last_failure: Some(Err(_))
+        }
+    ));
+}
