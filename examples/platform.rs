@@ -469,7 +469,7 @@ async fn print_tables(started: Instant, cancel: CancellationToken) {
 
 fn init_logging() {
     // The restart itself is a DEBUG event of the supervisor; show it.
-    let default = "info,supervised_core=debug";
+    let default = "info,supervised=debug";
     let filter = std::env::var("RUST_LOG")
         .ok()
         .and_then(|directives| directives.parse::<Targets>().ok())

@@ -53,7 +53,7 @@ impl Caught {
                     storm,
                 };
                 tracing::error!(
-                    subsystem = %name,
+                    target: "supervised", subsystem = %name,
                     kind = "panic",
                     panic_message = %panic.message,
                     location = panic.location.as_deref().unwrap_or("<unknown>"),
@@ -73,7 +73,7 @@ impl Caught {
             }
             Caught::Error(message) => {
                 tracing::error!(
-                    subsystem = %name,
+                    target: "supervised", subsystem = %name,
                     kind = "error",
                     error = %message,
                     restart,
@@ -86,7 +86,7 @@ impl Caught {
             }
             Caught::Stall(silent) => {
                 tracing::error!(
-                    subsystem = %name,
+                    target: "supervised", subsystem = %name,
                     kind = "stall",
                     silent_for = ?silent,
                     restart,
@@ -155,7 +155,7 @@ pub(crate) fn give_up(
     sub.record_failure(consecutive_failures, record);
     sub.set_state(State::Failed);
     tracing::error!(
-        subsystem = %sub.name(),
+        target: "supervised", subsystem = %sub.name(),
         last_failure = %message,
         restarts,
         within = ?within,
@@ -175,5 +175,5 @@ fn last_panic_of(panic: &CaughtPanic, at: Instant) -> LastPanic {
 /// Marks the subsystem stopped by cancellation and logs why.
 pub(crate) fn stop_cancelled(sub: &Subsystem, why: &'static str) {
     sub.set_state(State::Stopped);
-    tracing::info!(subsystem = %sub.name(), reason = why, "supervised body stopped by cancellation");
+    tracing::info!(target: "supervised", subsystem = %sub.name(), reason = why, "supervised body stopped by cancellation");
 }

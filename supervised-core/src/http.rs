@@ -280,7 +280,7 @@ async fn health(Extract(app): Extract<AppState>) -> Response {
         (StatusCode::OK, Json(body)).into_response()
     } else {
         tracing::debug!(
-            stale = ?verdict.stale,
+            target: "supervised", stale = ?verdict.stale,
             failed = ?verdict.failed,
             "health probe answered 503"
         );
@@ -320,7 +320,7 @@ async fn metrics(Extract(app): Extract<AppState>, headers: HeaderMap) -> Respons
     match encoded {
         Ok(body) => ([(header::CONTENT_TYPE, content_type)], body).into_response(),
         Err(error) => {
-            tracing::error!(%error, "encoding the metrics failed");
+            tracing::error!(target: "supervised", %error, "encoding the metrics failed");
             StatusCode::INTERNAL_SERVER_ERROR.into_response()
         }
     }
@@ -466,15 +466,15 @@ pub async fn serve_listener(listener: TcpListener, options: ServeOptions) -> io:
     let mut app = router_with(registry, router_options);
     match auth {
         Auth::Bearer(token) => {
-            tracing::info!(addr = %local, auth = "bearer", "serving liveness over HTTP");
+            tracing::info!(target: "supervised", addr = %local, auth = "bearer", "serving liveness over HTTP");
             app = app.layer(middleware::from_fn_with_state(token, require_bearer));
         }
         Auth::None if local.ip().is_loopback() => {
-            tracing::info!(addr = %local, auth = "none", "serving liveness over HTTP");
+            tracing::info!(target: "supervised", addr = %local, auth = "none", "serving liveness over HTTP");
         }
         Auth::None => {
             tracing::warn!(
-                addr = %local,
+                target: "supervised", addr = %local,
                 auth = "none",
                 "serving liveness over HTTP without authentication on a non-loopback address: \
                  subsystem cadence is readable by anyone who reaches it"
@@ -484,7 +484,7 @@ pub async fn serve_listener(listener: TcpListener, options: ServeOptions) -> io:
     axum::serve(listener, app)
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await?;
-    tracing::info!(addr = %local, "liveness HTTP server stopped");
+    tracing::info!(target: "supervised", addr = %local, "liveness HTTP server stopped");
     Ok(())
 }
 
@@ -506,7 +506,7 @@ async fn require_bearer(
     if bearer_matches(request.headers(), &token) {
         next.run(request).await
     } else {
-        tracing::debug!(path = %request.uri().path(), "rejected a request without a valid bearer token");
+        tracing::debug!(target: "supervised", path = %request.uri().path(), "rejected a request without a valid bearer token");
         unauthorized()
     }
 }

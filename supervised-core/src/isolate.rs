@@ -68,7 +68,7 @@ where
             sub.record_item_panic();
         }
         tracing::error!(
-            subsystem = subsystem.as_ref().map(|s| s.name()),
+            target: "supervised", subsystem = subsystem.as_ref().map(|s| s.name()),
             item = %label,
             panic_message = %panic.message,
             location = panic.location.as_deref().unwrap_or("<unknown>"),

@@ -15,6 +15,10 @@
 //! All time is read through tokio's clock, so tests with paused time control
 //! backoff and staleness exactly.
 //!
+//! Every event and span the runtime emits has the target `supervised`,
+//! whichever module emits it, so one filter selects them all:
+//! `RUST_LOG=supervised=debug`.
+//!
 //! Optional modules, each behind the cargo feature of the same name:
 //!
 //! | feature | module | what |

@@ -330,7 +330,7 @@ impl<'a> Engine<'a> {
         let already = sub.enter_supervisor();
         if already > 0 {
             tracing::warn!(
-                subsystem = %sub.name(),
+                target: "supervised", subsystem = %sub.name(),
                 supervisors = already + 1,
                 "subsystem is supervised more than once at the same time; their beats, restarts and states are merged"
             );
@@ -461,7 +461,7 @@ impl<'a> Engine<'a> {
                         return Poll::Pending;
                     }
                     tracing::warn!(
-                        subsystem = %self.sub.name(),
+                        target: "supervised", subsystem = %self.sub.name(),
                         grace = ?self.supervisor.grace,
                         "supervised body did not return within the grace period after cancellation; dropping it"
                     );
@@ -482,7 +482,7 @@ impl<'a> Engine<'a> {
                         ready!(backoff.as_mut().poll(cx));
                     }
                     tracing::debug!(
-                        subsystem = %self.sub.name(),
+                        target: "supervised", subsystem = %self.sub.name(),
                         generation = self.generation,
                         "restarting supervised body"
                     );
@@ -504,7 +504,7 @@ impl<'a> Engine<'a> {
         let sub = &self.sub;
         let at = Instant::now();
         sub.start_run(at, self.reset_rule());
-        let span = tracing::info_span!("supervised", subsystem = %sub.name(), generation = self.generation);
+        let span = tracing::info_span!(target: "supervised", "supervised", subsystem = %sub.name(), generation = self.generation);
         run.span = (!span.is_disabled()).then(|| Box::new(span));
         self.generation += 1;
         run.handle = Some(sub.clone());
@@ -526,7 +526,7 @@ impl<'a> Engine<'a> {
         let failure = match ended {
             Ended::Returned(None) => {
                 sub.set_state(State::Stopped);
-                tracing::info!(subsystem = %name, "supervised body returned; not restarting");
+                tracing::info!(target: "supervised", subsystem = %name, "supervised body returned; not restarting");
                 return Some(RunEnd::Completed);
             }
             Ended::Returned(Some(message)) => Caught::Error(message),

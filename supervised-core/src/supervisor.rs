@@ -279,7 +279,7 @@ impl Supervisor {
     /// with a WARN: it makes logs and reports hard to read).
     pub fn register(&self, name: &str) -> Subsystem {
         if name.is_empty() {
-            tracing::warn!("a supervised subsystem is registered with an empty name");
+            tracing::warn!(target: "supervised", "a supervised subsystem is registered with an empty name");
         }
         let sub = self.registry_ref().subsystem(name);
         if self.tick.is_some() {

@@ -162,7 +162,7 @@ impl Watchdog {
         let mut ticker = tokio::time::interval(self.period());
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
         tracing::info!(
-            timeout_ms = u64::try_from(self.timeout.as_millis()).unwrap_or(u64::MAX),
+            target: "supervised", timeout_ms = u64::try_from(self.timeout.as_millis()).unwrap_or(u64::MAX),
             "systemd watchdog started"
         );
         let mut withholding = false;
@@ -176,16 +176,16 @@ impl Watchdog {
             if verdict.ok() {
                 if withholding {
                     tracing::info!(
-                        "critical subsystems are fresh again; resuming systemd watchdog pings"
+                        target: "supervised", "critical subsystems are fresh again; resuming systemd watchdog pings"
                     );
                     withholding = false;
                 }
                 if let Err(error) = sd_notify::notify(&[NotifyState::Watchdog]) {
-                    tracing::warn!(%error, "sending WATCHDOG=1 to systemd failed");
+                    tracing::warn!(target: "supervised", %error, "sending WATCHDOG=1 to systemd failed");
                 }
             } else if !withholding {
                 tracing::error!(
-                    stale = ?verdict.stale,
+                    target: "supervised", stale = ?verdict.stale,
                     failed = ?verdict.failed,
                     "withholding systemd watchdog pings: critical subsystems are stale or failed, \
                      systemd will restart the service unless they recover"
@@ -193,7 +193,7 @@ impl Watchdog {
                 withholding = true;
             }
         }
-        tracing::debug!("systemd watchdog stopped");
+        tracing::debug!(target: "supervised", "systemd watchdog stopped");
     }
 
     /// [`run`](Watchdog::run) on a new tokio task.

@@ -96,7 +96,7 @@ impl Watchdog {
                     (Some(since), false) => {
                         let silent = status.last_tick.unwrap_or(status.registered_at).elapsed();
                         tracing::warn!(
-                            subsystem = %status.name,
+                            target: "supervised", subsystem = %status.name,
                             seconds_since_last_beat = silent.as_secs(),
                             never_beat = status.last_tick.is_none(),
                             tick = ?tick,
@@ -108,7 +108,7 @@ impl Watchdog {
                     (None, true) => {
                         let began = stalled.remove(&status.name);
                         tracing::info!(
-                            subsystem = %status.name,
+                            target: "supervised", subsystem = %status.name,
                             stalled_for = ?began.map(|b| b.elapsed()),
                             state = %status.state,
                             "supervised subsystem recovered: beating again"

@@ -5,7 +5,7 @@ mod common;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{capture, DropCounter};
+use common::{capture, Captured, DropCounter};
 use supervised_core::{run_with_recover, Exit, Failure, Registry, State, Supervisor};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -625,6 +625,91 @@ async fn every_run_is_a_span_with_subsystem_and_generation() {
         .map(|g| ("spanned".to_string(), g.to_string()))
         .collect();
     assert_eq!(spans, expected);
+}
+
+/// Users filter on one target (`RUST_LOG=supervised=debug`) whatever file
+/// of the runtime logs: every event and span of every supervision path
+/// carries `target: "supervised"`.
+#[tokio::test(start_paused = true)]
+async fn every_event_and_span_has_the_supervised_target() {
+    let (events, _guard) = capture();
+    let registry = Registry::new();
+    // A panic, an `Err`, a stall, then giving up.
+    let calls = Calls::default();
+    let c = calls.clone();
+    let exit = Supervisor::new()
+        .registry(&registry)
+        .initial_backoff(SEC)
+        .tick(SEC)
+        .restart_on_stall(true)
+        .max_restarts(2, Duration::from_secs(600))
+        .run("targets-failures", CancellationToken::new(), move |_| {
+            let n = c.record();
+            async move {
+                match n {
+                    1 => panic!("run {n}"),
+                    2 => Err::<(), _>("run 2 failed".to_string()),
+                    _ => std::future::pending().await,
+                }
+            }
+        })
+        .await;
+    assert!(matches!(exit, Exit::GaveUp(Failure::Stalled(_))));
+    // A body dropped after its grace period, and a clean return.
+    let cancel = CancellationToken::new();
+    let patient = Supervisor::new().registry(&registry).grace(SEC);
+    let stubborn = patient.run("targets-grace", cancel.clone(), |_| {
+        std::future::pending::<()>()
+    });
+    let cancel_soon = async {
+        tokio::time::sleep(SEC).await;
+        cancel.cancel();
+    };
+    let (exit, ()) = tokio::join!(stubborn, cancel_soon);
+    assert!(matches!(exit, Exit::Cancelled { last_failure: None }));
+    // The stall watchdog's WARN and INFO, and an isolated item.
+    let sweep = registry.subsystem("targets-watchdog");
+    sweep.declare_tick(Some(SEC), None);
+    let stop = CancellationToken::new();
+    let watchdog = supervised_core::Watchdog::spawn(
+        &registry,
+        supervised_core::WatchdogOptions::new(stop.clone()),
+    );
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    sweep.beat();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    stop.cancel();
+    watchdog.await.unwrap();
+    let item = supervised_core::isolate("tenant-1", async { panic!("bad row") }).await;
+    assert!(item.is_err());
+
+    let all = events.all();
+    let messages: Vec<&str> = all.iter().map(Captured::message).collect();
+    for expected in [
+        "supervised body panicked; restarting after backoff",
+        "supervised body returned an error; restarting after backoff",
+        "supervised body exceeded its restart intensity; giving up",
+        "supervised body did not return within the grace period after cancellation; dropping it",
+        "supervised body stopped by cancellation",
+        "supervised subsystem stalled: no heartbeat within stale_after",
+        "supervised subsystem recovered: beating again",
+        "item panicked; isolated, the loop carries on",
+    ] {
+        assert!(
+            messages.contains(&expected),
+            "no {expected:?} in {messages:?}"
+        );
+    }
+    assert!(!events.spans("supervised").is_empty());
+    let stray: Vec<(&str, &str)> = all
+        .iter()
+        .filter(|e| e.target != "supervised")
+        .map(|e| (e.target.as_str(), e.message()))
+        .collect();
+    assert!(
+        stray.is_empty(),
+        "events outside the `supervised` target: {stray:?}"
+    );
 }
 
 #[test]

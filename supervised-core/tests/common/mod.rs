@@ -15,6 +15,8 @@ use tracing_subscriber::Layer;
 #[derive(Debug, Clone)]
 pub struct Captured {
     pub level: Level,
+    /// The event's or span's `target` (what `RUST_LOG` filters match).
+    pub target: String,
     pub fields: BTreeMap<String, String>,
 }
 
@@ -87,6 +89,7 @@ impl<S: Subscriber> Layer<S> for CaptureLayer {
                     .insert("span".to_string(), attrs.metadata().name().to_string());
                 events.0.lock().unwrap().push(Captured {
                     level: *attrs.metadata().level(),
+                    target: attrs.metadata().target().to_string(),
                     fields: rec.0,
                 });
             }
@@ -100,6 +103,7 @@ impl<S: Subscriber> Layer<S> for CaptureLayer {
                 event.record(&mut rec);
                 events.0.lock().unwrap().push(Captured {
                     level: *event.metadata().level(),
+                    target: event.metadata().target().to_string(),
                     fields: rec.0,
                 });
             }
