@@ -19,6 +19,16 @@
 //! whichever module emits it, so one filter selects them all:
 //! `RUST_LOG=supervised=debug`.
 //!
+//! # Layout
+//!
+//! - `supervisor/`: runs a body, catches its failures, restarts it with
+//!   backoff ([`Supervisor`], [`Supervision`], [`run_with_recover`]);
+//! - `registry/`: the liveness registry it reports into ([`Registry`],
+//!   [`Subsystem`], [`SubsystemStatus`]);
+//! - readers of a registry: `stall.rs` ([`Watchdog`]), `http/`,
+//!   `metrics.rs`, `systemd.rs`;
+//! - `macro_support.rs`: what the `#[supervised]` expansion names.
+//!
 //! Optional modules, each behind the cargo feature of the same name:
 //!
 //! | feature | module | what |
@@ -29,20 +39,12 @@
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
-mod backoff;
-mod cancelled;
-mod current;
-mod failure;
-mod isolate;
+mod registry;
+mod stall;
+mod supervisor;
+
 #[doc(hidden)]
 pub mod macro_support;
-mod panic_capture;
-mod policy;
-mod registry;
-mod supervision;
-mod supervisor;
-mod watch;
-mod watchdog;
 
 #[cfg(feature = "http")]
 pub mod http;
@@ -51,22 +53,15 @@ pub mod metrics;
 #[cfg(all(feature = "systemd", unix))]
 pub mod systemd;
 
-#[cfg(any(feature = "http", all(feature = "systemd", unix)))]
-mod probe;
-#[cfg(any(feature = "http", feature = "prometheus"))]
-mod wallclock;
-
-pub use backoff::Backoff;
-pub use cancelled::Cancelled;
-pub use current::{beat, current};
-pub use isolate::{isolate, ItemPanicked};
 pub use registry::{
     heartbeat, is_healthy, last_tick, registry, snapshot, LastPanic, Registry, State, Subsystem,
     SubsystemStatus,
 };
-pub use supervision::{Step, Supervision};
-pub use supervisor::{run_with_recover, Exit, Failure, RunOutcome, Supervisor};
-pub use watchdog::{Watchdog, WatchdogOptions};
+pub use stall::{Watchdog, WatchdogOptions};
+pub use supervisor::{
+    beat, current, isolate, run_with_recover, Backoff, Cancelled, Exit, Failure, ItemPanicked,
+    RunOutcome, Step, Supervision, Supervisor,
+};
 
 /// Re-exported so users and generated code name one version of it.
 pub use tokio_util::sync::CancellationToken;

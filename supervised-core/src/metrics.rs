@@ -35,7 +35,7 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Unit;
 
-use crate::wallclock::WallClock;
+use crate::registry::WallClock;
 use crate::{registry, Registry, State, SubsystemStatus};
 
 /// `Content-Type` of [`encode_openmetrics`]'s output.

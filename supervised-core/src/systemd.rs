@@ -37,7 +37,7 @@ use sd_notify::NotifyState;
 use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
 
-use crate::probe::Verdict;
+use crate::registry::Verdict;
 use crate::{registry, CancellationToken, Registry};
 
 /// The shortest ping period, so a tiny timeout cannot spin.

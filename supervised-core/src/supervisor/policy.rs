@@ -1,11 +1,48 @@
 //! The supervisor's decisions as pure functions of time and counts, so they
 //! can be property-tested apart from any runtime: restart intensity and the
-//! progress-based backoff reset. (The delay itself is [`crate::Backoff`].)
+//! progress-based backoff reset (the delay itself is [`Backoff`]), and the
+//! [`Policy`] value that carries them to the engine.
 
 use std::collections::VecDeque;
 use std::time::Duration;
 
 use tokio::time::Instant;
+
+use super::backoff::Backoff;
+
+/// What the engine reads of a [`Supervisor`](super::Supervisor): the
+/// policy alone, not the builder, so the engine does not depend on it.
+#[derive(Debug, Clone)]
+pub(crate) struct Policy {
+    pub(crate) backoff: Backoff,
+    pub(crate) grace: Duration,
+    pub(crate) intensity: Option<(u32, Duration)>,
+    pub(crate) reset_beats: u64,
+    /// `None`: the backoff's cap.
+    pub(crate) reset_running: Option<Duration>,
+    pub(crate) restart_on_stall: bool,
+}
+
+impl Policy {
+    /// The defaults: backoff 1 s doubling to 30 s, a 5 s grace period,
+    /// unlimited restarts, reset after 3 beats and the cap of running.
+    pub(crate) const DEFAULT: Policy = Policy {
+        backoff: Backoff::DEFAULT,
+        grace: Duration::from_secs(5),
+        intensity: None,
+        reset_beats: 3,
+        reset_running: None,
+        restart_on_stall: false,
+    };
+
+    /// The progress rule that resets the backoff.
+    pub(crate) fn reset_rule(&self) -> ResetRule {
+        ResetRule {
+            beats: self.reset_beats,
+            running: self.reset_running.unwrap_or(self.backoff.max()),
+        }
+    }
+}
 
 /// At most `max` restarts within any window of `within`: the window is
 /// half-open, so a restart exactly `within` ago no longer counts.
@@ -67,7 +104,6 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::Backoff;
 
     fn ms(v: u64) -> Duration {
         Duration::from_millis(v)

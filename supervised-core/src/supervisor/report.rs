@@ -1,31 +1,13 @@
-//! What a failed run leaves behind: how it is logged, what the registry
-//! keeps of it, and how supervision ends because of it.
+//! Reporting a failed run: the one structured log event per failure, what
+//! the registry keeps of it, and how a supervision that ends is recorded.
 
-use std::any::Any;
 use std::fmt;
 use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::panic_capture::CaughtPanic;
+use super::failure::{Caught, CaughtPanic, GaveUpWith};
 use crate::registry::{FailureRecord, LastPanic, State, Subsystem};
-
-/// A failure caught in one run, before it is logged. A failing output
-/// stays with the run's body; this is what the log needs of it.
-pub(crate) enum Caught {
-    Panic(CaughtPanic),
-    Error(String),
-    /// No beat for this long: the body was dropped (`restart_on_stall`).
-    Stall(Duration),
-}
-
-/// The last failure of a supervision that gave up, without the output
-/// (which the caller holds).
-pub(crate) enum GaveUpWith {
-    Returned,
-    Panicked(Box<dyn Any + Send>),
-    Stalled(Duration),
-}
 
 impl Caught {
     /// Logs the failure as one structured ERROR event and returns what the

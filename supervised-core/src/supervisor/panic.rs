@@ -15,15 +15,8 @@ use std::pin::pin;
 use std::sync::Once;
 use std::task::Poll;
 
-use crate::current;
-
-/// A panic caught in a supervised body.
-pub(crate) struct CaughtPanic {
-    pub(crate) payload: Box<dyn Any + Send>,
-    pub(crate) message: String,
-    pub(crate) location: Option<String>,
-    pub(crate) backtrace: Option<Backtrace>,
-}
+use super::current;
+use super::failure::CaughtPanic;
 
 struct HookRecord {
     location: Option<String>,

@@ -4,28 +4,8 @@
 use std::fmt;
 use std::future::Future;
 
-use crate::current;
-use crate::panic_capture;
-
-/// An item whose future panicked inside [`isolate`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct ItemPanicked {
-    /// The item's label, as given to [`isolate`], formatted.
-    pub label: String,
-    /// The panic message.
-    pub message: String,
-    /// `file:line:column` of the panic, when known.
-    pub location: Option<String>,
-}
-
-impl fmt::Display for ItemPanicked {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "item `{}` panicked: {}", self.label, self.message)
-    }
-}
-
-impl std::error::Error for ItemPanicked {}
+use super::failure::ItemPanicked;
+use super::{current, panic};
 
 /// Runs one item of a tick (one tenant's job, one message) so that a panic
 /// in it costs only that item.
@@ -62,7 +42,7 @@ where
     L: fmt::Display,
     F: Future,
 {
-    panic_capture::catch(item).await.map_err(|panic| {
+    panic::catch(item).await.map_err(|panic| {
         let subsystem = current::current();
         if let Some(sub) = &subsystem {
             sub.record_item_panic();

@@ -34,14 +34,13 @@ pub struct Backoff {
 
 impl Default for Backoff {
     fn default() -> Self {
-        Backoff::SEED
+        Backoff::DEFAULT
     }
 }
 
 impl Backoff {
-    /// The seed's policy, which is the default: 1 s doubling to 30 s, no
-    /// jitter.
-    pub(crate) const SEED: Backoff = Backoff {
+    /// The default policy: 1 s doubling to 30 s, no jitter.
+    pub(crate) const DEFAULT: Backoff = Backoff {
         initial: Duration::from_secs(1),
         max: Duration::from_secs(30),
         multiplier: 2.0,

@@ -1,223 +1,30 @@
-//! One supervision in progress, driven one run at a time.
+//! The non-generic engine of a supervision: a hand-written state machine
+//! rather than an `async fn`, so an idle supervised loop carries only the
+//! state it needs (the cold paths' timers are boxed when they are armed).
 //!
-//! The generic part is thin on purpose: [`RunOnce`] polls the body and keeps
-//! its output, and everything else (starting a run, the watchers, catching
-//! panics, the failure bookkeeping, the backoff) is the non-generic
-//! [`Engine`], compiled once in this crate instead of once per supervised fn
-//! in the user's crate. The engine is a hand-written state machine rather
-//! than an `async fn`, so an idle supervised loop carries only the state it
-//! needs: the cold paths' timers are boxed when they are armed.
+//! One [`RunState`] per run goes through [`Phase`]s: `Start` (register the
+//! run, arm the watchers), `Running` (poll the body; the hot case is inlined
+//! into the caller), then `Grace` after cancellation or `Backoff` after a
+//! failure, and `Done`. [`Engine::end_run`] judges how a body ended.
 
-use std::fmt;
 use std::future::Future;
-use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::current;
-use crate::failure::{give_up, stop_cancelled, Caught, GaveUpWith};
-use crate::panic_capture::{self, CaughtPanic};
-use crate::policy::{ResetRule, RestartWindow};
+use super::current;
+use super::failure::{Caught, CaughtPanic, GaveUpWith};
+use super::panic;
+use super::policy::{Policy, ResetRule, RestartWindow};
+use super::report::{give_up, stop_cancelled};
+use super::supervision::RunBody;
+use super::watch::{Timer, Watch, Watched};
 use crate::registry::{deadline, State, Subsystem};
-use crate::supervisor::{Exit, Failure, RunOutcome, Supervisor};
-use crate::watch::{Timer, Watch, Watched};
-
-/// What to do after one supervised run: see [`Supervision::run_once`].
-#[derive(Debug)]
-#[must_use = "a `Step::Exit` carries the supervisor's result"]
-pub enum Step<O> {
-    /// The run failed and its backoff has passed: build the next body and run it.
-    Restart,
-    /// Supervision is over.
-    Exit(Exit<O>),
-}
-
-/// One supervision in progress, driven one run at a time.
-///
-/// [`Supervisor::run`] takes a closure that builds each run's body, which
-/// cannot lend the body a fresh `&mut` borrow per run. `Supervision` turns
-/// the loop inside out so the caller builds each body in its own scope; the
-/// `#[supervised]` attribute expands to this.
-///
-/// ```
-/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
-/// # async fn main() {
-/// use supervised_core::{Exit, Registry, Step, Supervision, Supervisor};
-/// use tokio_util::sync::CancellationToken;
-///
-/// let registry = Registry::new();
-/// let supervisor = Supervisor::new().registry(&registry);
-/// let subsystem = supervisor.register("inside-out");
-/// let mut attempts = Vec::new();
-/// let mut supervision = Supervision::new(&supervisor, &subsystem, CancellationToken::new());
-/// let exit = loop {
-///     let log = &mut attempts; // a fresh reborrow for each run
-///     let body = async move {
-///         log.push(log.len());
-///         if log.len() < 3 { Err("again") } else { Ok(log.len()) }
-///     };
-///     match supervision.run_once(body).await {
-///         Step::Restart => continue,
-///         Step::Exit(exit) => break exit,
-///     }
-/// };
-/// assert!(matches!(exit, Exit::Completed(Ok(3))));
-/// assert_eq!(attempts, [0, 1, 2]);
-/// # }
-/// ```
-pub struct Supervision<'a, O> {
-    engine: Engine<'a>,
-    /// The last run's failing output, returned if cancellation stops the
-    /// supervision before another run produces one.
-    last_failure: Option<O>,
-}
-
-impl<O> fmt::Debug for Supervision<'_, O> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Supervision")
-            .field("subsystem", &self.engine.sub.name())
-            .field("generation", &self.engine.generation)
-            .field("consecutive_failures", &self.engine.consecutive_failures)
-            .finish_non_exhaustive()
-    }
-}
-
-impl<'a, O: RunOutcome> Supervision<'a, O> {
-    /// Starts supervising `sub` under `supervisor`'s policy, stopped by `cancel`.
-    ///
-    /// Supervising one subsystem from two places at once merges their beats
-    /// and states into one report; it works, but is logged with a WARN.
-    pub fn new(supervisor: &'a Supervisor, sub: &Subsystem, cancel: CancellationToken) -> Self {
-        Supervision {
-            engine: Engine::new(supervisor, sub, cancel),
-            last_failure: None,
-        }
-    }
-
-    /// Runs one body to its end and, if it failed, logs the failure and waits
-    /// out the backoff. Returns [`Step::Restart`] when the caller should run
-    /// a fresh body, [`Step::Exit`] when supervision is over. A body passed
-    /// after cancellation is dropped unpolled.
-    pub fn run_once<'s, Fut>(
-        &'s mut self,
-        body: Fut,
-    ) -> impl Future<Output = Step<O>> + use<'a, 's, O, Fut>
-    where
-        Fut: Future<Output = O> + 's,
-        O: 's,
-    {
-        RunOnce {
-            supervision: self,
-            // Boxed so a supervised fn's future holds a pointer to its body
-            // rather than a second copy of it, and so a stalled body can be
-            // dropped before the backoff.
-            body: BodySlot {
-                future: Some(Box::pin(body)),
-                output: None,
-            },
-            run: Run::new(),
-        }
-    }
-
-    /// The token that stops this supervision.
-    pub(crate) fn cancel(&self) -> &CancellationToken {
-        &self.engine.cancel
-    }
-}
-
-/// The future of [`Supervision::run_once`].
-struct RunOnce<'s, 'a, O, Fut> {
-    supervision: &'s mut Supervision<'a, O>,
-    body: BodySlot<O, Fut>,
-    run: Run,
-}
-
-// Nothing is pinned structurally: the body is behind its own `Pin<Box<_>>`.
-impl<O, Fut> Unpin for RunOnce<'_, '_, O, Fut> {}
-
-impl<O: RunOutcome, Fut: Future<Output = O>> Future for RunOnce<'_, '_, O, Fut> {
-    type Output = Step<O>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Step<O>> {
-        let this = self.get_mut();
-        let end = ready!(this
-            .supervision
-            .engine
-            .poll_run(&mut this.run, cx, &mut this.body));
-        Poll::Ready(step(
-            end,
-            this.body.output.take(),
-            &mut this.supervision.last_failure,
-        ))
-    }
-}
-
-/// Turns how a run ended into the caller's [`Step`]. Generic over the
-/// output alone, so supervised fns with the same return type share it.
-fn step<O>(end: RunEnd, this_run: Option<O>, last_failure: &mut Option<O>) -> Step<O> {
-    match end {
-        RunEnd::Restart => {
-            // A failing output is kept; a panic or a stall leaves none.
-            *last_failure = this_run;
-            Step::Restart
-        }
-        RunEnd::Completed => Step::Exit(Exit::Completed(
-            this_run.expect("a run that completed keeps its output"),
-        )),
-        RunEnd::Cancelled(keep) => Step::Exit(Exit::Cancelled {
-            last_failure: match keep {
-                Keep::Previous => last_failure.take(),
-                Keep::ThisRun => this_run,
-                Keep::Nothing => None,
-            },
-        }),
-        RunEnd::GaveUp(with) => Step::Exit(Exit::GaveUp(match with {
-            GaveUpWith::Returned => {
-                Failure::Returned(this_run.expect("a run that returned a failure keeps its output"))
-            }
-            GaveUpWith::Panicked(payload) => Failure::Panicked(payload),
-            GaveUpWith::Stalled(silent) => Failure::Stalled(silent),
-        })),
-    }
-}
-
-/// The body's side of a run, as the engine sees it.
-trait RunBody {
-    /// Polls the body; when it returns, keeps its output and gives its
-    /// failure message (`None` for success). A dropped body stays pending.
-    fn poll_body(&mut self, cx: &mut Context<'_>) -> Poll<Option<String>>;
-    /// Drops the body's future (its output, if any, is kept).
-    fn drop_body(&mut self);
-}
-
-struct BodySlot<O, Fut> {
-    future: Option<Pin<Box<Fut>>>,
-    output: Option<O>,
-}
-
-impl<O: RunOutcome, Fut: Future<Output = O>> RunBody for BodySlot<O, Fut> {
-    #[inline]
-    fn poll_body(&mut self, cx: &mut Context<'_>) -> Poll<Option<String>> {
-        let Some(future) = self.future.as_mut() else {
-            return Poll::Pending;
-        };
-        let output = ready!(future.as_mut().poll(cx));
-        self.future = None;
-        let failure = output.failure();
-        self.output = Some(output);
-        Poll::Ready(failure)
-    }
-
-    fn drop_body(&mut self) {
-        self.future = None;
-    }
-}
 
 /// How one run ended, for [`RunOnce`] to turn into a [`Step`].
-enum RunEnd {
+pub(super) enum RunEnd {
     Restart,
     Completed,
     Cancelled(Keep),
@@ -225,7 +32,7 @@ enum RunEnd {
 }
 
 /// Which failing output a cancelled supervision returns.
-enum Keep {
+pub(super) enum Keep {
     /// The previous run's (cancelled before this one started).
     Previous,
     /// This run's, if it returned one.
@@ -253,7 +60,7 @@ enum Ended {
 }
 
 /// One run's state (one [`Supervision::run_once`] call).
-struct Run {
+pub(super) struct RunState {
     phase: Phase,
     /// The `supervised` span of this run, if a subscriber wants it. Boxed:
     /// a span is 40 bytes and most idle loops never need one.
@@ -265,9 +72,9 @@ struct Run {
     timer: Option<Timer>,
 }
 
-impl Run {
-    fn new() -> Self {
-        Run {
+impl RunState {
+    pub(super) fn new() -> Self {
+        RunState {
             phase: Phase::Start,
             span: None,
             handle: None,
@@ -282,7 +89,7 @@ impl Run {
         let _entered = self.span.as_deref().map(tracing::Span::enter);
         let previous = current::swap_in(&mut self.handle);
         // Never unwinds, so `leave` always runs.
-        let polled = panic_capture::catch_in_body(|| body.poll_body(cx));
+        let polled = panic::catch_in_body(|| body.poll_body(cx));
         current::leave(&mut self.handle, previous);
         match polled {
             Ok(Poll::Pending) => Poll::Pending,
@@ -304,17 +111,17 @@ impl Run {
 }
 
 /// The non-generic part of a supervision: the policy's state across runs.
-struct Engine<'a> {
-    supervisor: &'a Supervisor,
-    sub: Subsystem,
-    cancel: CancellationToken,
+pub(super) struct Engine<'a> {
+    policy: &'a Policy,
+    pub(super) sub: Subsystem,
+    pub(super) cancel: CancellationToken,
     /// Boxed: most supervisors set no restart intensity.
     window: Option<Box<RestartWindow>>,
-    consecutive_failures: u32,
+    pub(super) consecutive_failures: u32,
     /// Failures since the last run that completed an iteration: the first
     /// of such a storm is logged in full, the rest as one-line summaries.
     storm: u32,
-    generation: u64,
+    pub(super) generation: u64,
     watch: Watch,
 }
 
@@ -325,8 +132,8 @@ impl Drop for Engine<'_> {
 }
 
 impl<'a> Engine<'a> {
-    fn new(supervisor: &'a Supervisor, sub: &Subsystem, cancel: CancellationToken) -> Self {
-        panic_capture::install_hook();
+    pub(super) fn new(policy: &'a Policy, sub: &Subsystem, cancel: CancellationToken) -> Self {
+        panic::install_hook();
         let already = sub.enter_supervisor();
         if already > 0 {
             tracing::warn!(
@@ -336,11 +143,11 @@ impl<'a> Engine<'a> {
             );
         }
         Engine {
-            supervisor,
+            policy,
             sub: sub.clone(),
             watch: Watch::new(&cancel),
             cancel,
-            window: supervisor
+            window: policy
                 .intensity
                 .map(|(max, within)| Box::new(RestartWindow::new(max, within))),
             consecutive_failures: 0,
@@ -350,22 +157,16 @@ impl<'a> Engine<'a> {
     }
 
     fn reset_rule(&self) -> ResetRule {
-        ResetRule {
-            beats: self.supervisor.reset_beats,
-            running: self
-                .supervisor
-                .reset_running
-                .unwrap_or(self.supervisor.backoff.max()),
-        }
+        self.policy.reset_rule()
     }
 
     /// Polls the run. The hot case, a running body that stays pending with
     /// no watcher due, is inlined into [`RunOnce::poll`] so an iteration
     /// pays no call into the engine; everything else is out of line.
     #[inline]
-    fn poll_run(
+    pub(super) fn poll_run(
         &mut self,
-        run: &mut Run,
+        run: &mut RunState,
         cx: &mut Context<'_>,
         body: &mut dyn RunBody,
     ) -> Poll<RunEnd> {
@@ -382,7 +183,7 @@ impl<'a> Engine<'a> {
     #[inline]
     fn poll_running(
         &mut self,
-        run: &mut Run,
+        run: &mut RunState,
         cx: &mut Context<'_>,
         body: &mut dyn RunBody,
     ) -> Option<Poll<RunEnd>> {
@@ -400,7 +201,7 @@ impl<'a> Engine<'a> {
     #[inline(never)]
     fn after_poll(
         &mut self,
-        run: &mut Run,
+        run: &mut RunState,
         body: &mut dyn RunBody,
         ended: Option<Ended>,
     ) -> Option<Poll<RunEnd>> {
@@ -409,7 +210,7 @@ impl<'a> Engine<'a> {
             None => match self.watch.poll_watchers(&mut run.timer) {
                 None => return Some(Poll::Pending),
                 Some(Watched::Cancelled) => {
-                    run.timer = Some(wait(tokio::time::sleep(self.supervisor.grace)));
+                    run.timer = Some(wait(tokio::time::sleep(self.policy.grace)));
                     run.phase = Phase::Grace;
                     return None;
                 }
@@ -425,7 +226,7 @@ impl<'a> Engine<'a> {
     #[inline(never)]
     fn poll_phases(
         &mut self,
-        run: &mut Run,
+        run: &mut RunState,
         cx: &mut Context<'_>,
         body: &mut dyn RunBody,
     ) -> Poll<RunEnd> {
@@ -462,7 +263,7 @@ impl<'a> Engine<'a> {
                     }
                     tracing::warn!(
                         target: "supervised", subsystem = %self.sub.name(),
-                        grace = ?self.supervisor.grace,
+                        grace = ?self.policy.grace,
                         "supervised body did not return within the grace period after cancellation; dropping it"
                     );
                     run.drop_body(body);
@@ -494,13 +295,13 @@ impl<'a> Engine<'a> {
     }
 
     /// Ends `run`'s state machine with `end`.
-    fn finish(&self, run: &mut Run, end: RunEnd) -> Poll<RunEnd> {
+    fn finish(&self, run: &mut RunState, end: RunEnd) -> Poll<RunEnd> {
         run.phase = Phase::Done;
         run.timer = None;
         Poll::Ready(end)
     }
 
-    fn start(&mut self, run: &mut Run) {
+    fn start(&mut self, run: &mut RunState) {
         let sub = &self.sub;
         let at = Instant::now();
         sub.start_run(at, self.reset_rule());
@@ -508,7 +309,7 @@ impl<'a> Engine<'a> {
         run.span = (!span.is_disabled()).then(|| Box::new(span));
         self.generation += 1;
         run.handle = Some(sub.clone());
-        if self.supervisor.restart_on_stall {
+        if self.policy.restart_on_stall {
             run.timer = Some(Box::pin(stalled(sub.clone(), at)));
         }
         self.watch.arm();
@@ -518,7 +319,12 @@ impl<'a> Engine<'a> {
     /// Judges a run that ended: `Some` ends the supervision or completes the
     /// step; `None` means the backoff is armed and the run is in
     /// [`Phase::Backoff`].
-    fn end_run(&mut self, run: &mut Run, body: &mut dyn RunBody, ended: Ended) -> Option<RunEnd> {
+    fn end_run(
+        &mut self,
+        run: &mut RunState,
+        body: &mut dyn RunBody,
+        ended: Ended,
+    ) -> Option<RunEnd> {
         // The body's future ends here: a stalled one is dropped before the backoff.
         run.drop_body(body);
         let sub = &self.sub;
@@ -558,14 +364,14 @@ impl<'a> Engine<'a> {
         self.consecutive_failures = self.consecutive_failures.saturating_add(1);
         let failures = self.consecutive_failures;
 
-        if let (Some(window), Some((_, within))) = (&mut self.window, self.supervisor.intensity) {
+        if let (Some(window), Some((_, within))) = (&mut self.window, self.policy.intensity) {
             if !window.admit(now) {
                 let with = give_up(sub, failures, failure, window.len(), within);
                 return Some(RunEnd::GaveUp(with));
             }
         }
 
-        let delay = self.supervisor.backoff.delay(failures);
+        let delay = self.policy.backoff.delay(failures);
         let next_restart_at = deadline(now, delay);
         let record = failure.log(name, sub.restarts() + 1, failures, self.storm, delay, now);
         sub.record_restart(failures, next_restart_at, record);

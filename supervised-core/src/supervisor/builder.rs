@@ -1,74 +1,11 @@
-//! The recover-and-backoff supervisor.
+//! The [`Supervisor`] builder: every knob of a supervision, as a value that
+//! can be a `static`. What the engine reads of it is the [`Policy`].
 
-use std::any::Any;
-use std::fmt;
-use std::future::Future;
 use std::time::Duration;
 
-use tokio_util::sync::CancellationToken;
-
-use crate::backoff::Backoff;
+use super::backoff::Backoff;
+use super::policy::Policy;
 use crate::registry::{registry, Registry, Subsystem};
-use crate::supervision::{Step, Supervision};
-
-/// How a body's return value tells success from failure.
-///
-/// `()` always succeeds. `Result<T, E>` fails with `Err`, and `E`'s `Display`
-/// is what the log line and the snapshot show (as `#[instrument(err)]` does).
-///
-/// ```
-/// use supervised_core::RunOutcome;
-/// assert_eq!(().failure(), None);
-/// assert_eq!(Err::<(), _>("disk full").failure().as_deref(), Some("disk full"));
-/// ```
-pub trait RunOutcome {
-    /// `None` on success, the failure's message otherwise.
-    fn failure(&self) -> Option<String>;
-}
-
-impl RunOutcome for () {
-    fn failure(&self) -> Option<String> {
-        None
-    }
-}
-
-impl<T, E: fmt::Display> RunOutcome for Result<T, E> {
-    fn failure(&self) -> Option<String> {
-        self.as_ref().err().map(ToString::to_string)
-    }
-}
-
-/// How a supervised run ended.
-#[derive(Debug)]
-#[non_exhaustive]
-pub enum Exit<O> {
-    /// The body returned successfully; it was not restarted.
-    Completed(O),
-    /// Cancellation stopped the supervisor, during a backoff or after the
-    /// grace period, without a successful value. `last_failure` is the body's
-    /// last output if its last run returned a failure (`Err`), `None` if it
-    /// panicked, was dropped, or never failed.
-    Cancelled {
-        /// The last failing output, if the last run returned one.
-        last_failure: Option<O>,
-    },
-    /// Restart intensity was exceeded; the last failure, in its own form.
-    GaveUp(Failure<O>),
-}
-
-/// The last failure of a body whose supervisor gave up.
-#[derive(Debug)]
-#[non_exhaustive]
-pub enum Failure<O> {
-    /// The body returned a failing value (an `Err`).
-    Returned(O),
-    /// The body panicked; the payload can be re-raised with
-    /// [`std::panic::resume_unwind`].
-    Panicked(Box<dyn Any + Send>),
-    /// The body went this long without a beat and was dropped
-    /// ([`Supervisor::restart_on_stall`]).
-    Stalled(Duration),
-}
 
 /// A configurable recover-and-backoff supervisor.
 ///
@@ -80,7 +17,7 @@ pub enum Failure<O> {
 /// any type are caught; those that are not `&str` or `String` are reported
 /// as `Box<dyn Any>`.
 ///
-/// [`run_with_recover`] is `Supervisor::new()` with its defaults: backoff
+/// [`run_with_recover`](crate::run_with_recover) is `Supervisor::new()` with its defaults: backoff
 /// 1 s doubling to 30 s without jitter, a 5 s grace period on cancellation,
 /// unlimited restarts, and the progress-based reset described at
 /// [`reset_after`](Supervisor::reset_after).
@@ -115,14 +52,9 @@ pub enum Failure<O> {
 /// ```
 #[derive(Debug, Clone)]
 pub struct Supervisor {
-    pub(crate) backoff: Backoff,
-    pub(crate) grace: Duration,
-    pub(crate) intensity: Option<(u32, Duration)>,
-    pub(crate) reset_beats: u64,
-    pub(crate) reset_running: Option<Duration>,
+    pub(crate) policy: Policy,
     tick: Option<Duration>,
     stale_after: Option<Duration>,
-    pub(crate) restart_on_stall: bool,
     registry: Option<Registry>,
 }
 
@@ -151,28 +83,23 @@ impl Supervisor {
     /// ```
     pub const fn new() -> Self {
         Supervisor {
-            backoff: Backoff::SEED,
-            grace: Duration::from_secs(5),
-            intensity: None,
-            reset_beats: 3,
-            reset_running: None,
+            policy: Policy::DEFAULT,
             tick: None,
             stale_after: None,
-            restart_on_stall: false,
             registry: None,
         }
     }
 
     /// The first restart delay (default 1 s).
     pub const fn initial_backoff(mut self, initial: Duration) -> Self {
-        self.backoff.initial = initial;
+        self.policy.backoff.initial = initial;
         self
     }
 
     /// The cap on the restart delay (default 30 s). If it is below the
     /// initial delay, the initial delay is used for every restart.
     pub const fn max_backoff(mut self, max: Duration) -> Self {
-        self.backoff.max = max;
+        self.policy.backoff.max = max;
         self
     }
 
@@ -181,36 +108,36 @@ impl Supervisor {
     /// # Panics
     /// If `multiplier` is below 1.0 or not finite.
     pub fn multiplier(mut self, multiplier: f64) -> Self {
-        self.backoff = self.backoff.with_multiplier(multiplier);
+        self.policy.backoff = self.policy.backoff.with_multiplier(multiplier);
         self
     }
 
     /// Randomizes each delay (default off); see [`Backoff`] for the range.
     pub const fn jitter(mut self, jitter: bool) -> Self {
-        self.backoff.jitter = jitter;
+        self.policy.backoff.jitter = jitter;
         self
     }
 
     /// Replaces the whole backoff policy.
     pub const fn backoff(mut self, backoff: Backoff) -> Self {
-        self.backoff = backoff;
+        self.policy.backoff = backoff;
         self
     }
 
     /// How long a running body gets to return by itself after cancellation
     /// before its future is dropped (default 5 s).
     pub const fn grace(mut self, grace: Duration) -> Self {
-        self.grace = grace;
+        self.policy.grace = grace;
         self
     }
 
     /// Restart intensity: at most `max_restarts` restarts within any window
     /// of `within`. The failure that would need one more gives up: state
-    /// [`State::Failed`](crate::State::Failed), an ERROR event, and [`Exit::GaveUp`]. Default:
+    /// [`State::Failed`](crate::State::Failed), an ERROR event, and [`Exit::GaveUp`](crate::Exit::GaveUp). Default:
     /// unlimited (the seed's behaviour). `max_restarts = 0` gives up on the
     /// first failure.
     pub const fn max_restarts(mut self, max_restarts: u32, within: Duration) -> Self {
-        self.intensity = Some((max_restarts, within));
+        self.policy.intensity = Some((max_restarts, within));
         self
     }
 
@@ -225,8 +152,8 @@ impl Supervisor {
     /// "connects" and then fails on its first real piece of work keeps
     /// backing off instead of hammering its dependency every second.
     pub const fn reset_after(mut self, beats: u64, running: Duration) -> Self {
-        self.reset_beats = beats;
-        self.reset_running = Some(running);
+        self.policy.reset_beats = beats;
+        self.policy.reset_running = Some(running);
         self
     }
 
@@ -258,7 +185,7 @@ impl Supervisor {
     /// mid-iteration or raise `stale_after` (it doubles as the longest
     /// iteration the subsystem may take).
     pub const fn restart_on_stall(mut self, restart: bool) -> Self {
-        self.restart_on_stall = restart;
+        self.policy.restart_on_stall = restart;
         self
     }
 
@@ -287,92 +214,4 @@ impl Supervisor {
         }
         sub
     }
-
-    /// Runs `f(cancel.clone())` under supervision until it completes, the
-    /// supervisor gives up, or `cancel` stops it.
-    ///
-    /// A panic (in the first poll or at any later `.await`) or a failing
-    /// output ([`RunOutcome`]) is logged at ERROR as one structured event and
-    /// `f` is called again after the backoff. Cancellation stops at once
-    /// during a backoff; a running body gets the grace period to return by
-    /// itself, then its future is dropped. Nothing restarts after
-    /// cancellation. Each run is instrumented with a `supervised` span
-    /// carrying `subsystem` and `generation` (0 for the first run), and code
-    /// inside it can call [`crate::beat`].
-    pub async fn run<F, Fut>(
-        &self,
-        name: &str,
-        cancel: CancellationToken,
-        f: F,
-    ) -> Exit<Fut::Output>
-    where
-        F: FnMut(CancellationToken) -> Fut,
-        Fut: Future,
-        Fut::Output: RunOutcome,
-    {
-        let sub = self.register(name);
-        self.run_registered(&sub, cancel, f).await
-    }
-
-    /// [`run`](Supervisor::run) for a subsystem registered beforehand, so
-    /// the body's own code can hold the same handle.
-    pub async fn run_registered<F, Fut>(
-        &self,
-        sub: &Subsystem,
-        cancel: CancellationToken,
-        mut f: F,
-    ) -> Exit<Fut::Output>
-    where
-        F: FnMut(CancellationToken) -> Fut,
-        Fut: Future,
-        Fut::Output: RunOutcome,
-    {
-        let mut supervision = Supervision::new(self, sub, cancel);
-        loop {
-            let body = f(supervision.cancel().clone());
-            if let Step::Exit(exit) = supervision.run_once(body).await {
-                return exit;
-            }
-        }
-    }
-}
-
-/// Runs `f(cancel.clone())` under the default [`Supervisor`], reporting into
-/// the process-wide registry as `name`.
-///
-/// A panic in the body is caught, logged at ERROR with the subsystem name,
-/// panic message, source location, restart count, next backoff and the
-/// backtrace of the panicking thread, and `f` is called again after 1 s,
-/// 2 s, 4 s, … capped at 30 s. A clean return ends it without a restart.
-/// Cancelling `cancel` ends it at once during a backoff; a running body gets
-/// 5 s to return by itself before its future is dropped.
-///
-/// ```
-/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
-/// # async fn main() {
-/// use std::sync::atomic::{AtomicU32, Ordering};
-/// use supervised_core::run_with_recover;
-/// use tokio_util::sync::CancellationToken;
-///
-/// let calls = AtomicU32::new(0);
-/// run_with_recover(CancellationToken::new(), "doc-relay", |_cancel| {
-///     let n = calls.fetch_add(1, Ordering::SeqCst);
-///     async move {
-///         if n == 0 {
-///             panic!("bad tenant data");
-///         }
-///     }
-/// })
-/// .await;
-/// assert_eq!(calls.load(Ordering::SeqCst), 2); // restarted once, then returned
-/// # }
-/// ```
-pub async fn run_with_recover<F, Fut>(cancel: CancellationToken, name: &str, f: F)
-where
-    F: FnMut(CancellationToken) -> Fut,
-    Fut: Future<Output = ()>,
-{
-    // Without restart intensity the default supervisor never gives up, and
-    // `()` carries no value: every exit means "stopped".
-    let _exit = Supervisor::new().run(name, cancel, f).await;
 }

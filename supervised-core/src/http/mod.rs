@@ -1,0 +1,184 @@
+//! Liveness and health over HTTP (cargo feature `http`), built on axum.
+//!
+//! [`router`] gives an [`axum::Router`] to merge into an application's own,
+//! behind its own middleware (authentication above all: subsystem cadence
+//! tells how tenants work). [`serve`] runs the same routes on a listener of
+//! their own for programs without an HTTP server, and insists on being told
+//! whether a bearer token guards them.
+//!
+//! | route | answer |
+//! | --- | --- |
+//! | `GET /admin/liveness` | 200, every subsystem's liveness as JSON (see below) |
+//! | `GET /admin/health` | 200 `{"status":"ok"}`, or 503 with the stale and failed names |
+//! | `GET /metrics` | Prometheus metrics, with the `prometheus` feature (see `crate::metrics`) |
+//!
+//! Other methods get 405. Every answer carries `Cache-Control: no-store`.
+//!
+//! # `/admin/liveness`
+//!
+//! A superset of the seed's shape, keyed by subsystem name:
+//!
+//! ```json
+//! {
+//!   "healthy": true,
+//!   "subsystems": {
+//!     "scheduler": {
+//!       "last_tick_at": "2026-04-14T14:21:00Z",
+//!       "seconds_ago": 3,
+//!       "state": "running",
+//!       "tick_seconds": 5.0,
+//!       "stale_after_seconds": 10.0,
+//!       "healthy": true,
+//!       "stale": false,
+//!       "advisory": false,
+//!       "beats": 120,
+//!       "restarts": 1,
+//!       "consecutive_failures": 0,
+//!       "next_restart_at": null
+//!     }
+//!   }
+//! }
+//! ```
+//!
+//! - `last_tick_at` and `seconds_ago` keep the seed's names and meaning: the
+//!   last heartbeat as an RFC 3339 UTC timestamp (whole seconds) and the whole
+//!   seconds since then; both `null` for a subsystem that never beat.
+//! - `state` is one of `running`, `backing_off`, `stopped`, `failed`.
+//! - `tick_seconds` and `stale_after_seconds` are `null` without a declared tick.
+//! - `next_restart_at` is set only while `backing_off`.
+//! - The top-level `healthy` is true when every subsystem that is not
+//!   advisory is healthy.
+//! - `last_panic` (`{"message", "location", "at"}` or `null`) and
+//!   `last_error` (string or `null`) are served only after
+//!   [`RouterOptions::expose_failure_details`]: panic messages and error
+//!   texts can hold tenant data.
+//!
+//! The registry keeps monotonic [`tokio::time::Instant`]s only. Timestamps
+//! are derived when the answer is rendered: `SystemTime::now()` minus the
+//! distance of the instant from `Instant::now()`.
+//!
+//! # `/admin/health`
+//!
+//! The strict probe for orchestrators: 200 `{"status":"ok"}` when no
+//! subsystem is `failed` and every one that declares a tick is fresh,
+//! otherwise 503 `{"status":"unhealthy","stale":[...],"failed":[...]}`.
+//! Subsystems marked advisory ([`crate::Subsystem::set_advisory`]) are
+//! reported by `/admin/liveness` but never fail this probe, so an outage of
+//! a dependency they watch cannot cause a restart cascade.
+//!
+//! # Files
+//!
+//! - this file: the paths, [`RouterOptions`] and the router builders;
+//! - `reports.rs`: the three handlers and their JSON shapes, each computed
+//!   from one [`Registry::snapshot`] when the request arrives;
+//! - `serve.rs`: [`serve`] and [`ServeOptions`], a listener of its own;
+//! - `auth.rs`: the bearer-token check `serve` puts in front of the routes.
+
+use axum::http::{header, HeaderValue};
+use axum::middleware;
+use axum::response::Response;
+use axum::routing::get;
+use axum::Router;
+
+use crate::{registry, Registry};
+
+mod auth;
+mod reports;
+mod serve;
+
+pub use serve::{serve, serve_listener, ServeOptions};
+
+/// The path of the liveness report.
+pub const LIVENESS_PATH: &str = "/admin/liveness";
+/// The path of the strict health probe.
+pub const HEALTH_PATH: &str = "/admin/health";
+/// The path of the Prometheus metrics (feature `prometheus`).
+#[cfg(feature = "prometheus")]
+pub const METRICS_PATH: &str = "/metrics";
+
+/// What the routes of [`router_with`] serve beyond the defaults.
+///
+/// ```
+/// use supervised_core::http::RouterOptions;
+/// let options = RouterOptions::new().expose_failure_details(true);
+/// # let _ = options;
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct RouterOptions {
+    expose_failure_details: bool,
+}
+
+impl RouterOptions {
+    /// The defaults: panic messages and error texts are not served.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Serves each subsystem's last panic (message, location, time) and last
+    /// error text in `/admin/liveness`. Off by default: they can hold tenant
+    /// data, so turn this on only behind authentication you trust.
+    pub fn expose_failure_details(mut self, expose: bool) -> Self {
+        self.expose_failure_details = expose;
+        self
+    }
+}
+
+#[derive(Clone)]
+pub(crate) struct AppState {
+    pub(crate) registry: Registry,
+    pub(crate) options: RouterOptions,
+}
+
+/// The routes over the process-wide [`registry()`], with default options.
+///
+/// Merge it into the application's router, behind its own authentication:
+///
+/// ```
+/// use axum::Router;
+///
+/// let app: Router = Router::new()
+///     .nest("/api", Router::new())
+///     .merge(supervised_core::http::router());
+/// # let _ = app;
+/// ```
+pub fn router() -> Router {
+    router_with(registry().clone(), RouterOptions::default())
+}
+
+/// The routes over `registry`, with default options.
+///
+/// ```
+/// let registry = supervised_core::Registry::new();
+/// let app: axum::Router = supervised_core::http::router_for(registry);
+/// # let _ = app;
+/// ```
+pub fn router_for(registry: Registry) -> Router {
+    router_with(registry, RouterOptions::default())
+}
+
+/// The routes over `registry`, with `options`.
+///
+/// ```
+/// use supervised_core::http::{router_with, RouterOptions};
+///
+/// let registry = supervised_core::Registry::new();
+/// let app = router_with(registry, RouterOptions::new().expose_failure_details(true));
+/// # let _: axum::Router = app;
+/// ```
+pub fn router_with(registry: Registry, options: RouterOptions) -> Router {
+    let router = Router::new()
+        .route(LIVENESS_PATH, get(reports::liveness))
+        .route(HEALTH_PATH, get(reports::health));
+    #[cfg(feature = "prometheus")]
+    let router = router.route(METRICS_PATH, get(reports::metrics));
+    router
+        .layer(middleware::map_response(no_store))
+        .with_state(AppState { registry, options })
+}
+
+async fn no_store(mut response: Response) -> Response {
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}

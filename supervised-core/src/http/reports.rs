@@ -1,0 +1,162 @@
+//! The handlers of `/admin/liveness`, `/admin/health` and `/metrics`, and
+//! the JSON they answer with (documented on the `http` module).
+
+use std::collections::BTreeMap;
+
+use axum::extract::State as Extract;
+use axum::http::StatusCode;
+#[cfg(feature = "prometheus")]
+use axum::http::{header, HeaderMap};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Serialize;
+
+use super::{AppState, RouterOptions};
+use crate::registry::{Verdict, WallClock};
+use crate::SubsystemStatus;
+
+// ---- /admin/liveness ---------------------------------------------------------
+
+#[derive(Serialize)]
+struct Liveness {
+    healthy: bool,
+    subsystems: BTreeMap<String, SubsystemJson>,
+}
+
+#[derive(Serialize)]
+struct SubsystemJson {
+    last_tick_at: Option<String>,
+    seconds_ago: Option<u64>,
+    state: &'static str,
+    tick_seconds: Option<f64>,
+    stale_after_seconds: Option<f64>,
+    healthy: bool,
+    stale: bool,
+    advisory: bool,
+    beats: u64,
+    restarts: u64,
+    consecutive_failures: u32,
+    next_restart_at: Option<String>,
+    /// `None`: not served; `Some(None)`: served, no panic.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_panic: Option<Option<PanicJson>>,
+    /// `None`: not served; `Some(None)`: served, no error.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_error: Option<Option<String>>,
+}
+
+#[derive(Serialize)]
+struct PanicJson {
+    message: String,
+    location: Option<String>,
+    at: String,
+}
+
+impl SubsystemJson {
+    fn new(s: &SubsystemStatus, clock: &WallClock, options: &RouterOptions) -> Self {
+        let details = options.expose_failure_details;
+        SubsystemJson {
+            last_tick_at: s.last_tick.map(|t| clock.rfc3339(t)),
+            seconds_ago: s.since_last_tick.map(|d| d.as_secs()),
+            state: s.state.as_str(),
+            tick_seconds: s.tick.map(|d| d.as_secs_f64()),
+            stale_after_seconds: s.stale_after.map(|d| d.as_secs_f64()),
+            healthy: s.healthy,
+            stale: s.stale,
+            advisory: s.advisory,
+            beats: s.beats,
+            restarts: s.restarts,
+            consecutive_failures: s.consecutive_failures,
+            next_restart_at: s.next_restart_at.map(|t| clock.rfc3339(t)),
+            last_panic: details.then(|| {
+                s.last_panic.as_ref().map(|p| PanicJson {
+                    message: p.message.clone(),
+                    location: p.location.clone(),
+                    at: clock.rfc3339(p.at),
+                })
+            }),
+            last_error: details.then(|| s.last_error.clone()),
+        }
+    }
+}
+
+pub(super) async fn liveness(Extract(app): Extract<AppState>) -> Response {
+    let snapshot = app.registry.snapshot();
+    let clock = WallClock::now();
+    let body = Liveness {
+        healthy: snapshot.iter().all(|s| s.advisory || s.healthy),
+        subsystems: snapshot
+            .iter()
+            .map(|s| (s.name.clone(), SubsystemJson::new(s, &clock, &app.options)))
+            .collect(),
+    };
+    Json(body).into_response()
+}
+
+// ---- /admin/health -----------------------------------------------------------
+
+#[derive(Serialize)]
+struct Health {
+    status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stale: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    failed: Option<Vec<String>>,
+}
+
+pub(super) async fn health(Extract(app): Extract<AppState>) -> Response {
+    let verdict = Verdict::of(&app.registry.snapshot());
+    if verdict.ok() {
+        let body = Health {
+            status: "ok",
+            stale: None,
+            failed: None,
+        };
+        (StatusCode::OK, Json(body)).into_response()
+    } else {
+        tracing::debug!(
+            target: "supervised", stale = ?verdict.stale,
+            failed = ?verdict.failed,
+            "health probe answered 503"
+        );
+        let body = Health {
+            status: "unhealthy",
+            stale: Some(verdict.stale),
+            failed: Some(verdict.failed),
+        };
+        (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
+    }
+}
+
+// ---- /metrics ----------------------------------------------------------------
+
+#[cfg(feature = "prometheus")]
+pub(super) async fn metrics(Extract(app): Extract<AppState>, headers: HeaderMap) -> Response {
+    use crate::metrics;
+
+    // Prometheus asks for OpenMetrics in its Accept header; anything else
+    // (curl, older scrapers) gets the classic text format.
+    let openmetrics = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("application/openmetrics-text"));
+    let (encoded, content_type) = if openmetrics {
+        (
+            metrics::encode_openmetrics(&app.registry),
+            metrics::OPENMETRICS_CONTENT_TYPE,
+        )
+    } else {
+        (
+            metrics::encode_prometheus_text(&app.registry),
+            metrics::PROMETHEUS_TEXT_CONTENT_TYPE,
+        )
+    };
+    match encoded {
+        Ok(body) => ([(header::CONTENT_TYPE, content_type)], body).into_response(),
+        Err(error) => {
+            tracing::error!(target: "supervised", %error, "encoding the metrics failed");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
+}

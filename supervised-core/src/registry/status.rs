@@ -1,0 +1,136 @@
+//! What a snapshot reports of a subsystem: its state, its last panic and
+//! the whole status record.
+
+use std::fmt;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+/// What a subsystem is doing right now, as its supervisor last reported it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum State {
+    /// The body is running (also the state of a name that is only beaten by hand).
+    Running,
+    /// The body failed and the supervisor is waiting for the backoff to pass.
+    BackingOff,
+    /// The body returned cleanly or was cancelled; it will not be restarted.
+    Stopped,
+    /// The supervisor gave up: restart intensity was exceeded.
+    Failed,
+}
+
+impl State {
+    /// The lower-case name used in logs and JSON: `running`, `backing_off`,
+    /// `stopped`, `failed`.
+    ///
+    /// ```
+    /// assert_eq!(supervised_core::State::BackingOff.as_str(), "backing_off");
+    /// ```
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            State::Running => "running",
+            State::BackingOff => "backing_off",
+            State::Stopped => "stopped",
+            State::Failed => "failed",
+        }
+    }
+
+    pub(super) const fn to_u8(self) -> u8 {
+        match self {
+            State::Running => 0,
+            State::BackingOff => 1,
+            State::Stopped => 2,
+            State::Failed => 3,
+        }
+    }
+
+    pub(super) const fn from_u8(v: u8) -> State {
+        match v {
+            1 => State::BackingOff,
+            2 => State::Stopped,
+            3 => State::Failed,
+            _ => State::Running,
+        }
+    }
+}
+
+impl fmt::Display for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The last panic a subsystem's body raised.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LastPanic {
+    /// The panic message (`&str` and `String` payloads verbatim; other payload
+    /// types as `Box<dyn Any>` with their type unknown).
+    pub message: String,
+    /// `file:line:column` of the panic, when the panic hook saw it.
+    pub location: Option<String>,
+    /// When the supervisor caught it.
+    pub at: Instant,
+}
+
+/// A point-in-time copy of one subsystem's liveness, as returned by
+/// [`Registry::snapshot`](crate::Registry::snapshot).
+///
+/// Health rules:
+/// - A subsystem that declares a `tick` is *stale* when more than
+///   `stale_after` (default twice the tick) has passed since its last beat, or,
+///   if it never beat, since it was registered: a loop that started but has not
+///   finished its first tick is given `stale_after` to do so.
+/// - `healthy` is `false` when the state is [`State::Failed`], or when it
+///   declares a tick and is stale. A subsystem without a tick has no staleness
+///   check and is healthy unless Failed.
+/// - A subsystem that returned cleanly stays listed as [`State::Stopped`], so
+///   operators see a loop that quietly ended; with a tick it goes stale and
+///   unhealthy once `stale_after` passes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SubsystemStatus {
+    /// The subsystem's name.
+    pub name: String,
+    /// What its supervisor is doing.
+    pub state: State,
+    /// The declared interval between beats, if any.
+    pub tick: Option<Duration>,
+    /// How long without a beat makes it stale (explicit, or twice the tick).
+    pub stale_after: Option<Duration>,
+    /// When it was registered (the reference for staleness before the first beat).
+    pub registered_at: Instant,
+    /// The last beat, `None` if it never beat.
+    pub last_tick: Option<Instant>,
+    /// Time since the last beat, at the time of the snapshot.
+    pub since_last_tick: Option<Duration>,
+    /// Total beats recorded.
+    pub beats: u64,
+    /// Total restarts scheduled by its supervisor.
+    pub restarts: u64,
+    /// Failures since the last run that showed progress (see
+    /// [`crate::Supervisor::reset_after`]); 0 as soon as the running
+    /// generation has shown that progress.
+    pub consecutive_failures: u32,
+    /// When the next restart is due, while [`State::BackingOff`].
+    pub next_restart_at: Option<Instant>,
+    /// The last panic its body raised, if any.
+    pub last_panic: Option<LastPanic>,
+    /// The message of the last `Err` its body returned, if any.
+    pub last_error: Option<String>,
+    /// Whether it is advisory: reported, but never failing an aggregate
+    /// health probe (see [`Subsystem::set_advisory`](crate::Subsystem::set_advisory)).
+    pub advisory: bool,
+    /// Whether it declares a tick and is stale (see above).
+    pub stale: bool,
+    /// Since when it has been stale: its last beat (or registration) plus
+    /// `stale_after`. `None` while fresh. The stall watchdog
+    /// ([`crate::Watchdog`]) logs the start and end of each such episode.
+    pub stale_since: Option<Instant>,
+    /// Panics caught by [`crate::isolate`] in items of this subsystem: each
+    /// cost one item, not the subsystem.
+    pub item_panics: u64,
+    /// Whether it is healthy (see above).
+    pub healthy: bool,
+}

@@ -1,0 +1,380 @@
+//! The handle to one subsystem: the lock-free beat, the reads, and what the
+//! supervisor writes.
+
+use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::instant::{deadline, AtomicInstant};
+use super::status::{LastPanic, State, SubsystemStatus};
+use crate::supervisor::ResetRule;
+
+/// The cold, rarely written part of a subsystem: behind a per-subsystem lock
+/// that the beat path never touches.
+#[derive(Default)]
+struct Meta {
+    tick: Option<Duration>,
+    stale_after: Option<Duration>,
+    /// The running generation's start, its beat count then, and the rule
+    /// that says when it has shown progress (set by the supervisor).
+    run: Option<RunRecord>,
+    /// What only a failure sets, boxed so that a subsystem that never failed
+    /// pays one pointer for it.
+    failures: Option<Box<Failures>>,
+}
+
+impl Meta {
+    /// `stale_after`, defaulting to twice the tick; `None` without a tick.
+    fn stale_limit(&self) -> Option<Duration> {
+        self.tick
+            .map(|tick| self.stale_after.unwrap_or(tick.saturating_mul(2)))
+    }
+
+    fn failures(&self) -> Option<&Failures> {
+        self.failures.as_deref()
+    }
+
+    fn failures_mut(&mut self) -> &mut Failures {
+        self.failures.get_or_insert_with(Box::default)
+    }
+}
+
+/// See [`Meta::run`].
+#[derive(Clone, Copy)]
+struct RunRecord {
+    started: Instant,
+    beats_then: u64,
+    rule: ResetRule,
+}
+
+/// See [`Meta::failures`].
+#[derive(Default)]
+struct Failures {
+    next_restart_at: Option<Instant>,
+    last_panic: Option<LastPanic>,
+    last_error: Option<String>,
+}
+
+struct SubsystemInner {
+    /// Also the epoch of `last_tick`.
+    registered_at: Instant,
+    last_tick: AtomicInstant,
+    beats: AtomicU64,
+    restarts: AtomicU64,
+    item_panics: AtomicU64,
+    /// Not an `Arc<str>`: the registry's map is keyed by the handle itself
+    /// (see [`Key`]), so the name has one owner and one allocation.
+    name: Box<str>,
+    consecutive_failures: AtomicU32,
+    /// Supervisors running this subsystem right now (more than one is a
+    /// mistake that merges their beats and states, and is warned about).
+    supervisors: AtomicU32,
+    state: AtomicU8,
+    /// Outside `meta`, where it fits in padding.
+    advisory: AtomicBool,
+    meta: Mutex<Meta>,
+}
+
+/// A pre-registered handle to one subsystem of a [`Registry`](crate::Registry).
+///
+/// Cloning is cheap (an `Arc`). [`beat`](Subsystem::beat) is the hot path:
+/// no lookup, no allocation, no lock.
+///
+/// ```
+/// let registry = supervised_core::Registry::new();
+/// let relay = registry.subsystem("relay");
+/// relay.beat();
+/// assert_eq!(relay.status().beats, 1);
+/// ```
+#[derive(Clone)]
+pub struct Subsystem(Arc<SubsystemInner>);
+
+impl fmt::Debug for Subsystem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Subsystem")
+            .field("name", &self.name())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Subsystem {
+    pub(super) fn new(name: &str) -> Self {
+        Subsystem(Arc::new(SubsystemInner {
+            registered_at: Instant::now(),
+            last_tick: AtomicInstant::never(),
+            beats: AtomicU64::new(0),
+            restarts: AtomicU64::new(0),
+            item_panics: AtomicU64::new(0),
+            name: Box::from(name),
+            consecutive_failures: AtomicU32::new(0),
+            supervisors: AtomicU32::new(0),
+            state: AtomicU8::new(State::Running.to_u8()),
+            advisory: AtomicBool::new(false),
+            meta: Mutex::new(Meta::default()),
+        }))
+    }
+
+    /// Records that the subsystem is alive now.
+    #[inline]
+    pub fn beat(&self) {
+        let inner = &*self.0;
+        let now = Instant::now();
+        // The count before the tick: the locked add does not then wait for
+        // the tick's store to drain, and the conversion of `now` overlaps it.
+        inner.beats.fetch_add(1, Ordering::Relaxed);
+        inner.last_tick.store(inner.registered_at, now);
+    }
+
+    /// The subsystem's name.
+    pub fn name(&self) -> &str {
+        &self.0.name
+    }
+
+    /// The last beat, `None` if it never beat.
+    pub fn last_tick(&self) -> Option<Instant> {
+        self.0.last_tick.load(self.0.registered_at)
+    }
+
+    /// Total beats recorded.
+    pub fn beats(&self) -> u64 {
+        self.0.beats.load(Ordering::Relaxed)
+    }
+
+    /// Total restarts scheduled by its supervisor.
+    pub fn restarts(&self) -> u64 {
+        self.0.restarts.load(Ordering::Relaxed)
+    }
+
+    /// The current state.
+    pub fn state(&self) -> State {
+        State::from_u8(self.0.state.load(Ordering::Relaxed))
+    }
+
+    /// Declares the expected interval between beats and, optionally, how long
+    /// without a beat makes the subsystem stale (default: twice `tick`, the
+    /// seed's alerting rule). `None` for `tick` removes the staleness check.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let registry = supervised_core::Registry::new();
+    /// let sweep = registry.subsystem("sweep");
+    /// sweep.declare_tick(Some(Duration::from_secs(30)), None);
+    /// assert_eq!(sweep.status().stale_after, Some(Duration::from_secs(60)));
+    /// ```
+    pub fn declare_tick(&self, tick: Option<Duration>, stale_after: Option<Duration>) {
+        let mut meta = self.meta();
+        meta.tick = tick;
+        meta.stale_after = stale_after;
+    }
+
+    /// Marks the subsystem advisory (or not): it stays in every report with
+    /// its own `healthy` flag, but aggregate probes (such as the HTTP
+    /// `/admin/health` route) do not fail because of it, so an outage of a
+    /// dependency it watches cannot cascade into restarts of the whole
+    /// service.
+    ///
+    /// ```
+    /// let registry = supervised_core::Registry::new();
+    /// let probe = registry.subsystem("upstream-probe");
+    /// probe.set_advisory(true);
+    /// assert!(probe.status().advisory);
+    /// ```
+    pub fn set_advisory(&self, advisory: bool) {
+        self.0.advisory.store(advisory, Ordering::Relaxed);
+    }
+
+    /// A copy of this subsystem's liveness now.
+    pub fn status(&self) -> SubsystemStatus {
+        self.status_at(Instant::now())
+    }
+
+    pub(super) fn status_at(&self, now: Instant) -> SubsystemStatus {
+        let inner = &*self.0;
+        let meta = self.meta();
+        let last_tick = self.last_tick();
+        let state = self.state();
+        let stale_after = meta.stale_limit();
+        let reference = last_tick.unwrap_or(inner.registered_at);
+        let stale_since = stale_after
+            .map(|limit| deadline(reference, limit))
+            .filter(|since| now > *since);
+        let failures = meta.failures();
+        SubsystemStatus {
+            name: inner.name.to_string(),
+            state,
+            tick: meta.tick,
+            stale_after,
+            registered_at: inner.registered_at,
+            last_tick,
+            since_last_tick: last_tick.map(|t| now.saturating_duration_since(t)),
+            beats: self.beats(),
+            restarts: self.restarts(),
+            consecutive_failures: if self.progressing(&meta, state, now) {
+                0
+            } else {
+                inner.consecutive_failures.load(Ordering::Relaxed)
+            },
+            next_restart_at: failures
+                .and_then(|f| f.next_restart_at)
+                .filter(|_| state == State::BackingOff),
+            last_panic: failures.and_then(|f| f.last_panic.clone()),
+            last_error: failures.and_then(|f| f.last_error.clone()),
+            advisory: inner.advisory.load(Ordering::Relaxed),
+            stale: stale_since.is_some(),
+            stale_since,
+            item_panics: inner.item_panics.load(Ordering::Relaxed),
+            healthy: state != State::Failed && stale_since.is_none(),
+        }
+    }
+
+    /// Whether the running generation has shown the progress that resets
+    /// its failure count: a recovered subsystem reports 0 consecutive
+    /// failures while it runs, not only after its next failure.
+    fn progressing(&self, meta: &Meta, state: State, now: Instant) -> bool {
+        match meta.run {
+            Some(RunRecord {
+                started,
+                beats_then,
+                rule,
+            }) if state == State::Running => {
+                let beats = self.beats();
+                rule.progressed(
+                    now.saturating_duration_since(started),
+                    beats.saturating_sub(beats_then),
+                    beats,
+                )
+            }
+            _ => false,
+        }
+    }
+
+    fn meta(&self) -> MutexGuard<'_, Meta> {
+        // A poisoned lock only means a panic happened while it was held; the
+        // plain data inside is still consistent enough to report.
+        self.0.meta.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    // ---- written by the supervisor ------------------------------------------
+
+    pub(crate) fn set_state(&self, state: State) {
+        self.0.state.store(state.to_u8(), Ordering::Relaxed);
+    }
+
+    pub(crate) fn record_restart(
+        &self,
+        consecutive_failures: u32,
+        next_restart_at: Instant,
+        failure: FailureRecord,
+    ) {
+        self.0.restarts.fetch_add(1, Ordering::Relaxed);
+        self.record_failure(consecutive_failures, failure);
+        self.meta().failures_mut().next_restart_at = Some(next_restart_at);
+        self.set_state(State::BackingOff);
+    }
+
+    pub(crate) fn record_failure(&self, consecutive_failures: u32, failure: FailureRecord) {
+        self.0
+            .consecutive_failures
+            .store(consecutive_failures, Ordering::Relaxed);
+        let mut meta = self.meta();
+        let failures = meta.failures_mut();
+        match failure {
+            FailureRecord::Panic(p) => failures.last_panic = Some(p),
+            FailureRecord::Error(e) => failures.last_error = Some(e),
+        }
+    }
+
+    /// Marks the start of a supervised run, for the live progress check.
+    pub(crate) fn start_run(&self, started: Instant, rule: ResetRule) {
+        self.set_state(State::Running);
+        self.meta().run = Some(RunRecord {
+            started,
+            beats_then: self.beats(),
+            rule,
+        });
+    }
+
+    /// When the current supervised run started and the beat count then,
+    /// as [`start_run`](Subsystem::start_run) recorded them.
+    pub(crate) fn run_started(&self) -> Option<(Instant, u64)> {
+        self.meta().run.map(|run| (run.started, run.beats_then))
+    }
+
+    pub(crate) fn record_item_panic(&self) {
+        self.0.item_panics.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts one more supervisor running this subsystem; returns how many
+    /// were running before.
+    pub(crate) fn enter_supervisor(&self) -> u32 {
+        self.0.supervisors.fetch_add(1, Ordering::Relaxed)
+    }
+
+    pub(crate) fn leave_supervisor(&self) {
+        self.0.supervisors.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// How long without a beat makes it stale (`None` without a tick).
+    pub(crate) fn stale_limit(&self) -> Option<Duration> {
+        self.meta().stale_limit()
+    }
+
+    pub(crate) fn reset_failures(&self) {
+        self.0.consecutive_failures.store(0, Ordering::Relaxed);
+    }
+}
+
+/// What the supervisor stores about one failure.
+pub(crate) enum FailureRecord {
+    Panic(LastPanic),
+    Error(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Registry;
+
+    #[test]
+    fn declared_ticks_round_trip() {
+        let durations = [
+            None,
+            Some(Duration::ZERO),
+            Some(Duration::from_nanos(1)),
+            Some(Duration::new(1, 999_999_999)),
+            Some(Duration::from_secs(30)),
+        ];
+        let sub = Registry::new().subsystem("declared");
+        for tick in durations {
+            for stale_after in durations {
+                sub.declare_tick(tick, stale_after);
+                let meta = sub.meta();
+                assert_eq!((meta.tick, meta.stale_after), (tick, stale_after));
+            }
+        }
+        assert_eq!(Meta::default().tick, None);
+        assert_eq!(Meta::default().stale_after, None);
+    }
+
+    #[test]
+    fn beats_and_ticks_round_trip() {
+        let registry = Registry::new();
+        let sub = registry.subsystem("round-trip");
+        assert_eq!(sub.last_tick(), None);
+        let before = Instant::now();
+        sub.beat();
+        let tick = sub.last_tick().unwrap();
+        assert!(tick >= before && tick <= Instant::now());
+        assert_eq!(sub.beats(), 1);
+        // One entry per name, and the same subsystem behind every handle.
+        let again = registry.subsystem("round-trip");
+        again.beat();
+        assert_eq!(sub.beats(), 2);
+        assert_eq!(registry.snapshot().len(), 1);
+        assert_eq!(registry.get("round-trip").unwrap().beats(), 2);
+        assert!(registry.get("round-trip-2").is_none());
+    }
+}

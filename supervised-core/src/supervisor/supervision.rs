@@ -1,0 +1,207 @@
+//! The generic shim: [`Supervision`] drives one run at a time, and
+//! [`RunOnce`] polls the body and keeps its output. Everything else is the
+//! non-generic engine (`engine.rs`), compiled once in this crate instead of
+//! once per supervised fn in the user's crate.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+
+use tokio_util::sync::CancellationToken;
+
+use super::engine::{Engine, Keep, RunEnd, RunState};
+use super::failure::GaveUpWith;
+use super::{Exit, Failure, RunOutcome, Supervisor};
+use crate::registry::Subsystem;
+
+/// What to do after one supervised run: see [`Supervision::run_once`].
+#[derive(Debug)]
+#[must_use = "a `Step::Exit` carries the supervisor's result"]
+pub enum Step<O> {
+    /// The run failed and its backoff has passed: build the next body and run it.
+    Restart,
+    /// Supervision is over.
+    Exit(Exit<O>),
+}
+
+/// One supervision in progress, driven one run at a time.
+///
+/// [`Supervisor::run`] takes a closure that builds each run's body, which
+/// cannot lend the body a fresh `&mut` borrow per run. `Supervision` turns
+/// the loop inside out so the caller builds each body in its own scope; the
+/// `#[supervised]` attribute expands to this.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() {
+/// use supervised_core::{Exit, Registry, Step, Supervision, Supervisor};
+/// use tokio_util::sync::CancellationToken;
+///
+/// let registry = Registry::new();
+/// let supervisor = Supervisor::new().registry(&registry);
+/// let subsystem = supervisor.register("inside-out");
+/// let mut attempts = Vec::new();
+/// let mut supervision = Supervision::new(&supervisor, &subsystem, CancellationToken::new());
+/// let exit = loop {
+///     let log = &mut attempts; // a fresh reborrow for each run
+///     let body = async move {
+///         log.push(log.len());
+///         if log.len() < 3 { Err("again") } else { Ok(log.len()) }
+///     };
+///     match supervision.run_once(body).await {
+///         Step::Restart => continue,
+///         Step::Exit(exit) => break exit,
+///     }
+/// };
+/// assert!(matches!(exit, Exit::Completed(Ok(3))));
+/// assert_eq!(attempts, [0, 1, 2]);
+/// # }
+/// ```
+pub struct Supervision<'a, O> {
+    engine: Engine<'a>,
+    /// The last run's failing output, returned if cancellation stops the
+    /// supervision before another run produces one.
+    last_failure: Option<O>,
+}
+
+impl<O> fmt::Debug for Supervision<'_, O> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Supervision")
+            .field("subsystem", &self.engine.sub.name())
+            .field("generation", &self.engine.generation)
+            .field("consecutive_failures", &self.engine.consecutive_failures)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a, O: RunOutcome> Supervision<'a, O> {
+    /// Starts supervising `sub` under `supervisor`'s policy, stopped by `cancel`.
+    ///
+    /// Supervising one subsystem from two places at once merges their beats
+    /// and states into one report; it works, but is logged with a WARN.
+    pub fn new(supervisor: &'a Supervisor, sub: &Subsystem, cancel: CancellationToken) -> Self {
+        Supervision {
+            engine: Engine::new(&supervisor.policy, sub, cancel),
+            last_failure: None,
+        }
+    }
+
+    /// Runs one body to its end and, if it failed, logs the failure and waits
+    /// out the backoff. Returns [`Step::Restart`] when the caller should run
+    /// a fresh body, [`Step::Exit`] when supervision is over. A body passed
+    /// after cancellation is dropped unpolled.
+    pub fn run_once<'s, Fut>(
+        &'s mut self,
+        body: Fut,
+    ) -> impl Future<Output = Step<O>> + use<'a, 's, O, Fut>
+    where
+        Fut: Future<Output = O> + 's,
+        O: 's,
+    {
+        RunOnce {
+            supervision: self,
+            // Boxed so a supervised fn's future holds a pointer to its body
+            // rather than a second copy of it, and so a stalled body can be
+            // dropped before the backoff.
+            body: BodySlot {
+                future: Some(Box::pin(body)),
+                output: None,
+            },
+            run: RunState::new(),
+        }
+    }
+
+    /// The token that stops this supervision.
+    pub(crate) fn cancel(&self) -> &CancellationToken {
+        &self.engine.cancel
+    }
+}
+
+/// The future of [`Supervision::run_once`].
+struct RunOnce<'s, 'a, O, Fut> {
+    supervision: &'s mut Supervision<'a, O>,
+    body: BodySlot<O, Fut>,
+    run: RunState,
+}
+
+// Nothing is pinned structurally: the body is behind its own `Pin<Box<_>>`.
+impl<O, Fut> Unpin for RunOnce<'_, '_, O, Fut> {}
+
+impl<O: RunOutcome, Fut: Future<Output = O>> Future for RunOnce<'_, '_, O, Fut> {
+    type Output = Step<O>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Step<O>> {
+        let this = self.get_mut();
+        let end = ready!(this
+            .supervision
+            .engine
+            .poll_run(&mut this.run, cx, &mut this.body));
+        Poll::Ready(step(
+            end,
+            this.body.output.take(),
+            &mut this.supervision.last_failure,
+        ))
+    }
+}
+
+/// Turns how a run ended into the caller's [`Step`]. Generic over the
+/// output alone, so supervised fns with the same return type share it.
+fn step<O>(end: RunEnd, this_run: Option<O>, last_failure: &mut Option<O>) -> Step<O> {
+    match end {
+        RunEnd::Restart => {
+            // A failing output is kept; a panic or a stall leaves none.
+            *last_failure = this_run;
+            Step::Restart
+        }
+        RunEnd::Completed => Step::Exit(Exit::Completed(
+            this_run.expect("a run that completed keeps its output"),
+        )),
+        RunEnd::Cancelled(keep) => Step::Exit(Exit::Cancelled {
+            last_failure: match keep {
+                Keep::Previous => last_failure.take(),
+                Keep::ThisRun => this_run,
+                Keep::Nothing => None,
+            },
+        }),
+        RunEnd::GaveUp(with) => Step::Exit(Exit::GaveUp(match with {
+            GaveUpWith::Returned => {
+                Failure::Returned(this_run.expect("a run that returned a failure keeps its output"))
+            }
+            GaveUpWith::Panicked(payload) => Failure::Panicked(payload),
+            GaveUpWith::Stalled(silent) => Failure::Stalled(silent),
+        })),
+    }
+}
+
+/// The body's side of a run, as the engine sees it.
+pub(super) trait RunBody {
+    /// Polls the body; when it returns, keeps its output and gives its
+    /// failure message (`None` for success). A dropped body stays pending.
+    fn poll_body(&mut self, cx: &mut Context<'_>) -> Poll<Option<String>>;
+    /// Drops the body's future (its output, if any, is kept).
+    fn drop_body(&mut self);
+}
+
+struct BodySlot<O, Fut> {
+    future: Option<Pin<Box<Fut>>>,
+    output: Option<O>,
+}
+
+impl<O: RunOutcome, Fut: Future<Output = O>> RunBody for BodySlot<O, Fut> {
+    #[inline]
+    fn poll_body(&mut self, cx: &mut Context<'_>) -> Poll<Option<String>> {
+        let Some(future) = self.future.as_mut() else {
+            return Poll::Pending;
+        };
+        let output = ready!(future.as_mut().poll(cx));
+        self.future = None;
+        let failure = output.failure();
+        self.output = Some(output);
+        Poll::Ready(failure)
+    }
+
+    fn drop_body(&mut self) {
+        self.future = None;
+    }
+}
