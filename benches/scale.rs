@@ -223,7 +223,7 @@ fn idle_setup(setup: Setup) -> IdleFigures {
                 for name in static_names {
                     let cancel = cancel.clone();
                     tasks.push(tokio::spawn(async move {
-                        let _ = supervisor.run(name, cancel, idle_body).await;
+                        let _ = supervisor.run(cancel, name, idle_body).await;
                     }));
                 }
             }
@@ -345,7 +345,7 @@ fn restart_latency(peer: bool) -> Vec<Duration> {
                 .registry(&registry)
                 .initial_backoff(Duration::ZERO)
                 .max_backoff(Duration::ZERO)
-                .run("restart", CancellationToken::new(), move |_cancel| {
+                .run(CancellationToken::new(), "restart", move |_cancel| {
                     let timeline = timeline.clone();
                     async move { Timeline::run(&timeline) }
                 })
@@ -392,7 +392,7 @@ fn time_liveness(n: usize, runs: usize) -> (Duration, usize) {
     use tower::ServiceExt;
 
     let registry = registry_of(n);
-    let router = supervised::http::router_for(registry);
+    let router = supervised::http::router_for(&registry);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .build()
@@ -480,7 +480,7 @@ fn main() {
     let entry = (live_bytes() - before) as f64 / SUBSYSTEMS as f64;
     drop(registry);
     let supervisor = Supervisor::new();
-    let run = supervisor.run("size", CancellationToken::new(), idle_body);
+    let run = supervisor.run(CancellationToken::new(), "size", idle_body);
     let body = idle_body(CancellationToken::new());
     let annotated = annotated_idle_body(CancellationToken::new());
     println!(

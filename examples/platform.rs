@@ -1,14 +1,14 @@
-//! The seed's `main.go` in Rust: the platform's five background loops, each
-//! a `#[supervised]` fn with a declared tick, and `/admin/liveness` served
+//! A multi-tenant platform's `main`: its five background loops, each a
+//! `#[supervised]` fn with a declared tick, and `/admin/liveness` served
 //! over HTTP.
 //!
 //! | subsystem | tick | what it stands for |
 //! | --- | --- | --- |
-//! | `broadcaster` | 1 s | the Redis pub/sub relay to the WebSocket clients (`broadcaster.Subscribe`) |
-//! | `liveness-monitor` | 1 s | marks agents offline when their heartbeats stop (`registry.StartLivenessMonitor`) |
-//! | `health-sweep` | 2 s | probes every agent's container (`registry.StartHealthSweep`) |
-//! | `scheduler` | 2 s | fires the tenants' cron jobs (`scheduler.Start`, the one that died in the seed's incident) |
-//! | `channel-manager` | 3 s | polls the Telegram and Slack channels (`channelMgr.Start`) |
+//! | `broadcaster` | 1 s | the Redis pub/sub relay to the WebSocket clients |
+//! | `liveness-monitor` | 1 s | marks agents offline when their heartbeats stop |
+//! | `health-sweep` | 2 s | probes every agent's container |
+//! | `scheduler` | 2 s | fires the tenants' cron jobs; one tenant's bad row panics it |
+//! | `channel-manager` | 3 s | polls the Telegram and Slack channels |
 //!
 //! The ticks are short so the demo shows something within seconds. On its
 //! third tick the scheduler dequeues a job whose schedule a tenant saved as
@@ -359,8 +359,8 @@ fn every_minutes(schedule: &str) -> Option<NonZeroU32> {
 
 fn fire(job: &Job) {
     // Schedules are "validated on write", so this cannot fail... except that
-    // one write path forgot to: the seed's incident, one tenant's row taking
-    // the scheduler down for every tenant.
+    // one write path forgot to: one tenant's row would take the scheduler
+    // down for every tenant, were it not supervised.
     let every = every_minutes(job.schedule).unwrap_or_else(|| {
         panic!(
             "tenant {}: job {}: invalid schedule {:?}",
@@ -442,7 +442,7 @@ fn print_table(title: &str) {
     );
     for status in supervised::snapshot() {
         let ago = status
-            .since_last_tick
+            .since_last_beat
             .map_or_else(|| "-".to_string(), |d| format!("{}s", d.as_secs()));
         table.push_str(&format!(
             "  {:<17} {:<12} {:>5} {:>6} {:>8}\n",

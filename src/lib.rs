@@ -136,7 +136,7 @@ pub use supervised_core::*;
 /// async fn scheduler(db: Db, cancel: CancellationToken) {
 ///     let supervisor = Supervisor::new().tick(Duration::from_secs(60));
 ///     let subsystem = supervisor.register("scheduler");
-///     let mut supervision = Supervision::new(&supervisor, &subsystem, cancel.clone());
+///     let mut supervision = Supervision::new(&supervisor, cancel.clone(), &subsystem);
 ///     let exit = loop {
 ///         let db = db.clone(); // a fresh clone for each run
 ///         let cancel = cancel.clone();

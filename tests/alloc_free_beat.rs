@@ -155,7 +155,7 @@ fn polling_a_supervised_body_allocates_nothing_and_keeps_the_waker() {
     let supervisor = supervised::Supervisor::new().registry(&registry);
     let sub = supervisor.register("alloc-poll");
     let mut supervision =
-        supervised::Supervision::new(&supervisor, &sub, supervised::CancellationToken::new());
+        supervised::Supervision::new(&supervisor, supervised::CancellationToken::new(), &sub);
     // One iteration per poll: beat, then wait (nothing will wake it, the
     // test polls by hand).
     let body = std::future::poll_fn(|_| {

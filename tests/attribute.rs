@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use supervised::{supervised, CancellationToken, Cancelled, State, SubsystemStatus};
+use supervised::{supervised, CancellationToken, Cancelled, SubsystemState, SubsystemStatus};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
@@ -72,7 +72,7 @@ async fn a_panic_restarts_the_body_with_fresh_argument_clones() {
         "backoff 1 s then 2 s"
     );
     let s = status("attr-fresh-args");
-    assert_eq!((s.restarts, s.state), (2, State::Stopped));
+    assert_eq!((s.restarts, s.state), (2, SubsystemState::Stopped));
     assert_eq!(s.last_panic.unwrap().message, "run 2 fails");
 }
 
@@ -298,7 +298,7 @@ async fn a_token_argument_stops_it_during_backoff_with_cancelled() {
     let result = task.await.unwrap();
     assert_eq!(result, Err(Cancelled.to_string()));
     assert_eq!(Instant::now(), at, "stops at once during a backoff");
-    assert_eq!(status("attr-cancel-backoff").state, State::Stopped);
+    assert_eq!(status("attr-cancel-backoff").state, SubsystemState::Stopped);
 }
 
 #[supervised(name = "attr-cancel-run", grace = "3s")]
@@ -369,7 +369,10 @@ async fn exceeding_restart_intensity_resumes_the_last_panic_in_the_caller() {
     let payload = err.into_panic();
     assert_eq!(payload.downcast_ref::<&str>(), Some(&"poisoned config"));
     let s = status("attr-escalate-panic");
-    assert_eq!((s.state, s.restarts, s.healthy), (State::Failed, 2, false));
+    assert_eq!(
+        (s.state, s.restarts, s.healthy),
+        (SubsystemState::Failed, 2, false)
+    );
 }
 
 #[supervised(name = "attr-escalate-err", max_restarts = 1, within = "1m")]
@@ -384,7 +387,7 @@ async fn errs_forever(attempts: Arc<AtomicU32>) -> Result<(), String> {
 async fn exceeding_restart_intensity_returns_the_last_err() {
     let attempts = Arc::new(AtomicU32::new(0));
     assert_eq!(errs_forever(attempts).await, Err("refused #1".to_string()));
-    assert_eq!(status("attr-escalate-err").state, State::Failed);
+    assert_eq!(status("attr-escalate-err").state, SubsystemState::Failed);
 }
 
 // ---- methods, ticks and spawning ------------------------------------------------

@@ -25,7 +25,7 @@
 //!   backoff ([`Supervisor`], [`Supervision`], [`run_with_recover`]);
 //! - `registry/`: the liveness registry it reports into ([`Registry`],
 //!   [`Subsystem`], [`SubsystemStatus`]);
-//! - readers of a registry: `stall.rs` ([`Watchdog`]), `http/`,
+//! - readers of a registry: `stall.rs` ([`StallWatchdog`]), `http/`,
 //!   `metrics.rs`, `systemd.rs`;
 //! - `macro_support.rs`: what the `#[supervised]` expansion names.
 //!
@@ -54,10 +54,10 @@ pub mod metrics;
 pub mod systemd;
 
 pub use registry::{
-    heartbeat, is_healthy, last_tick, registry, snapshot, LastPanic, Registry, State, Subsystem,
-    SubsystemStatus,
+    heartbeat, is_healthy, last_tick, registry, snapshot, Health, LastPanic, Registry, Subsystem,
+    SubsystemState, SubsystemStatus,
 };
-pub use stall::{Watchdog, WatchdogOptions};
+pub use stall::StallWatchdog;
 pub use supervisor::{
     beat, current, isolate, run_with_recover, Backoff, Cancelled, Exit, Failure, ItemPanicked,
     RunOutcome, Step, Supervision, Supervisor,

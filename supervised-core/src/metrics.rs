@@ -36,7 +36,7 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Unit;
 
 use crate::registry::WallClock;
-use crate::{registry, Registry, State, SubsystemStatus};
+use crate::{registry, Registry, SubsystemState, SubsystemStatus};
 
 /// `Content-Type` of [`encode_openmetrics`]'s output.
 pub const OPENMETRICS_CONTENT_TYPE: &str =
@@ -47,11 +47,11 @@ pub const PROMETHEUS_TEXT_CONTENT_TYPE: &str =
     prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
 
 /// Every state, for `supervised_state`.
-const STATES: [State; 4] = [
-    State::Running,
-    State::BackingOff,
-    State::Stopped,
-    State::Failed,
+const STATES: [SubsystemState; 4] = [
+    SubsystemState::Running,
+    SubsystemState::BackingOff,
+    SubsystemState::Stopped,
+    SubsystemState::Failed,
 ];
 
 /// A `prometheus_client` collector of a [`Registry`]'s metrics, computed on
@@ -64,7 +64,7 @@ const STATES: [State; 4] = [
 /// registry.heartbeat("relay");
 ///
 /// let mut metrics = prometheus_client::registry::Registry::default();
-/// metrics.register_collector(Box::new(supervised_core::metrics::Collector::new(registry)));
+/// metrics.register_collector(Box::new(supervised_core::metrics::Collector::new(&registry)));
 /// let mut out = String::new();
 /// encode(&mut out, &metrics).unwrap();
 /// assert!(out.contains(r#"supervised_heartbeats_total{subsystem="relay"} 1"#));
@@ -76,8 +76,10 @@ pub struct Collector {
 
 impl Collector {
     /// A collector of `registry`.
-    pub fn new(registry: Registry) -> Self {
-        Collector { registry }
+    pub fn new(registry: &Registry) -> Self {
+        Collector {
+            registry: registry.clone(),
+        }
     }
 
     /// A collector of the process-wide [`registry()`].
@@ -87,7 +89,7 @@ impl Collector {
     /// # let _ = collector;
     /// ```
     pub fn global() -> Self {
-        Collector::new(registry().clone())
+        Collector::new(registry())
     }
 }
 
@@ -111,7 +113,7 @@ impl prometheus_client::collector::Collector for Collector {
                 gauge,
             ),
             |s| {
-                s.last_tick
+                s.last_beat
                     .map(|last| Sample::Seconds(clock.unix_seconds(last)))
             },
         )?;
@@ -212,7 +214,7 @@ fn per_subsystem(
 
 fn scrape_registry(registry: &Registry) -> prometheus_client::registry::Registry {
     let mut metrics = prometheus_client::registry::Registry::default();
-    metrics.register_collector(Box::new(Collector::new(registry.clone())));
+    metrics.register_collector(Box::new(Collector::new(registry)));
     metrics
 }
 

@@ -3,10 +3,10 @@
 //!
 //! Under a unit with `WatchdogSec=`, systemd restarts the service when no
 //! `WATCHDOG=1` arrives in time. A timer thread that pings unconditionally
-//! would hide a dead loop; this [`Watchdog`] pings (every half of the
+//! would hide a dead loop; this [`SystemdWatchdog`] pings (every half of the
 //! timeout, as `sd_watchdog_enabled(3)` advises) only while every critical
 //! subsystem passes the strict rule of `/admin/health`: none is
-//! [`State::Failed`](crate::State::Failed), and every one that declares a
+//! [`SubsystemState::Failed`](crate::SubsystemState::Failed), and every one that declares a
 //! tick is fresh. Advisory subsystems
 //! ([`Subsystem::set_advisory`](crate::Subsystem::set_advisory)) never
 //! withhold a ping. When a check fails, the pings stop (logged once at
@@ -37,7 +37,6 @@ use sd_notify::NotifyState;
 use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
 
-use crate::registry::Verdict;
 use crate::{registry, CancellationToken, Registry};
 
 /// The shortest ping period, so a tiny timeout cannot spin.
@@ -49,10 +48,10 @@ const MIN_PERIOD: Duration = Duration::from_millis(1);
 /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
 /// # async fn main() {
 /// use std::time::Duration;
-/// use supervised_core::{systemd::Watchdog, CancellationToken, Registry};
+/// use supervised_core::{systemd::SystemdWatchdog, CancellationToken, Registry};
 ///
 /// let registry = Registry::new();
-/// let watchdog = Watchdog::new(Duration::from_secs(30)).registry(registry);
+/// let watchdog = SystemdWatchdog::new(Duration::from_secs(30)).registry(&registry);
 /// assert_eq!(watchdog.period(), Duration::from_secs(15));
 /// let shutdown = CancellationToken::new();
 /// let task = watchdog.spawn(shutdown.clone());
@@ -61,12 +60,12 @@ const MIN_PERIOD: Duration = Duration::from_millis(1);
 /// # }
 /// ```
 #[derive(Debug, Clone)]
-pub struct Watchdog {
+pub struct SystemdWatchdog {
     registry: Registry,
     timeout: Duration,
 }
 
-impl Watchdog {
+impl SystemdWatchdog {
     /// The watchdog systemd asked for, over the process-wide [`registry()`]:
     /// `Some` when `WATCHDOG_USEC` is set to a positive value and
     /// `WATCHDOG_PID`, if set, is this process.
@@ -74,12 +73,12 @@ impl Watchdog {
     /// ```
     /// // Outside systemd (and in doctests) there is no watchdog.
     /// # std::env::remove_var("WATCHDOG_USEC");
-    /// assert!(supervised_core::systemd::Watchdog::from_env().is_none());
+    /// assert!(supervised_core::systemd::SystemdWatchdog::from_env().is_none());
     /// ```
     pub fn from_env() -> Option<Self> {
         sd_notify::watchdog_enabled()
             .filter(|timeout| !timeout.is_zero())
-            .map(Watchdog::new)
+            .map(SystemdWatchdog::new)
     }
 
     /// A watchdog for a `WatchdogSec=` of `timeout`, over the process-wide
@@ -87,11 +86,11 @@ impl Watchdog {
     ///
     /// ```
     /// use std::time::Duration;
-    /// let watchdog = supervised_core::systemd::Watchdog::new(Duration::from_secs(10));
+    /// let watchdog = supervised_core::systemd::SystemdWatchdog::new(Duration::from_secs(10));
     /// assert_eq!(watchdog.timeout(), Duration::from_secs(10));
     /// ```
     pub fn new(timeout: Duration) -> Self {
-        Watchdog {
+        SystemdWatchdog {
             registry: registry().clone(),
             timeout,
         }
@@ -101,12 +100,12 @@ impl Watchdog {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use supervised_core::{systemd::Watchdog, Registry};
-    /// let watchdog = Watchdog::new(Duration::from_secs(10)).registry(Registry::new());
+    /// use supervised_core::{systemd::SystemdWatchdog, Registry};
+    /// let watchdog = SystemdWatchdog::new(Duration::from_secs(10)).registry(&Registry::new());
     /// # let _ = watchdog;
     /// ```
-    pub fn registry(mut self, registry: Registry) -> Self {
-        self.registry = registry;
+    pub fn registry(mut self, registry: &Registry) -> Self {
+        self.registry = registry.clone();
         self
     }
 
@@ -114,7 +113,7 @@ impl Watchdog {
     ///
     /// ```
     /// use std::time::Duration;
-    /// let watchdog = supervised_core::systemd::Watchdog::new(Duration::from_secs(4));
+    /// let watchdog = supervised_core::systemd::SystemdWatchdog::new(Duration::from_secs(4));
     /// assert_eq!(watchdog.timeout(), Duration::from_secs(4));
     /// ```
     pub fn timeout(&self) -> Duration {
@@ -125,7 +124,7 @@ impl Watchdog {
     ///
     /// ```
     /// use std::time::Duration;
-    /// let watchdog = supervised_core::systemd::Watchdog::new(Duration::from_secs(4));
+    /// let watchdog = supervised_core::systemd::SystemdWatchdog::new(Duration::from_secs(4));
     /// assert_eq!(watchdog.period(), Duration::from_secs(2));
     /// ```
     pub fn period(&self) -> Duration {
@@ -138,27 +137,27 @@ impl Watchdog {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use supervised_core::{systemd::Watchdog, Registry};
+    /// use supervised_core::{systemd::SystemdWatchdog, Registry};
     ///
     /// let registry = Registry::new();
     /// registry.heartbeat("relay");
-    /// let watchdog = Watchdog::new(Duration::from_secs(10)).registry(registry);
+    /// let watchdog = SystemdWatchdog::new(Duration::from_secs(10)).registry(&registry);
     /// // Without NOTIFY_SOCKET the ping itself is skipped, but the check runs.
     /// assert!(watchdog.notify_if_fresh().unwrap());
     /// ```
     pub fn notify_if_fresh(&self) -> io::Result<bool> {
-        let verdict = Verdict::of(&self.registry.snapshot());
-        if !verdict.ok() {
+        let health = self.registry.health();
+        if !health.is_ok() {
             return Ok(false);
         }
         sd_notify::notify(&[NotifyState::Watchdog])?;
         Ok(true)
     }
 
-    /// Checks and pings every [`period`](Watchdog::period) until `shutdown`
+    /// Checks and pings every [`period`](SystemdWatchdog::period) until `cancel`
     /// is cancelled. Withholding the ping is logged at ERROR once per
     /// episode, with the stale and failed names; recovery at INFO.
-    pub async fn run(self, shutdown: CancellationToken) {
+    pub async fn run(self, cancel: CancellationToken) {
         let mut ticker = tokio::time::interval(self.period());
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
         tracing::info!(
@@ -169,11 +168,11 @@ impl Watchdog {
         loop {
             tokio::select! {
                 biased;
-                () = shutdown.cancelled() => break,
+                () = cancel.cancelled() => break,
                 _ = ticker.tick() => {}
             }
-            let verdict = Verdict::of(&self.registry.snapshot());
-            if verdict.ok() {
+            let health = self.registry.health();
+            if health.is_ok() {
                 if withholding {
                     tracing::info!(
                         target: "supervised", "critical subsystems are fresh again; resuming systemd watchdog pings"
@@ -185,8 +184,8 @@ impl Watchdog {
                 }
             } else if !withholding {
                 tracing::error!(
-                    target: "supervised", stale = ?verdict.stale,
-                    failed = ?verdict.failed,
+                    target: "supervised", stale = ?health.stale,
+                    failed = ?health.failed,
                     "withholding systemd watchdog pings: critical subsystems are stale or failed, \
                      systemd will restart the service unless they recover"
                 );
@@ -196,25 +195,25 @@ impl Watchdog {
         tracing::debug!(target: "supervised", "systemd watchdog stopped");
     }
 
-    /// [`run`](Watchdog::run) on a new tokio task.
+    /// [`run`](SystemdWatchdog::run) on a new tokio task.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
     /// use std::time::Duration;
-    /// use supervised_core::{systemd::Watchdog, CancellationToken};
+    /// use supervised_core::{systemd::SystemdWatchdog, CancellationToken};
     /// let shutdown = CancellationToken::new();
-    /// let task = Watchdog::new(Duration::from_secs(20)).spawn(shutdown.clone());
+    /// let task = SystemdWatchdog::new(Duration::from_secs(20)).spawn(shutdown.clone());
     /// shutdown.cancel();
     /// task.await.unwrap();
     /// # }
     /// ```
-    pub fn spawn(self, shutdown: CancellationToken) -> JoinHandle<()> {
-        tokio::spawn(self.run(shutdown))
+    pub fn spawn(self, cancel: CancellationToken) -> JoinHandle<()> {
+        tokio::spawn(self.run(cancel))
     }
 }
 
-/// Spawns the [`Watchdog`] systemd asked for ([`Watchdog::from_env`]) over
+/// Spawns the [`SystemdWatchdog`] systemd asked for ([`SystemdWatchdog::from_env`]) over
 /// the process-wide registry; `None`, and nothing spawned, when it asked for
 /// none.
 ///
@@ -226,6 +225,6 @@ impl Watchdog {
 /// assert!(supervised_core::systemd::spawn_watchdog(shutdown).is_none());
 /// # }
 /// ```
-pub fn spawn_watchdog(shutdown: CancellationToken) -> Option<JoinHandle<()>> {
-    Watchdog::from_env().map(|watchdog| watchdog.spawn(shutdown))
+pub fn spawn_watchdog(cancel: CancellationToken) -> Option<JoinHandle<()>> {
+    SystemdWatchdog::from_env().map(|watchdog| watchdog.spawn(cancel))
 }

@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 use hyper::{Method, StatusCode};
 use serde_json::{json, Value};
 use supervised_core::http::{serve, serve_listener, RouterOptions, ServeOptions};
-use supervised_core::{CancellationToken, Exit, Registry, State, Supervisor};
+use supervised_core::{CancellationToken, Exit, Registry, SubsystemState, Supervisor};
 
 use http_support::{Reply, Server};
 
@@ -29,12 +29,12 @@ fn seconds_between(a: SystemTime, b: SystemTime) -> f64 {
 }
 
 /// Runs a supervisor that gives up on its first failure, so the subsystem
-/// ends in [`State::Failed`].
+/// ends in [`SubsystemState::Failed`].
 async fn fail_for_good(registry: &Registry, name: &str, panic: bool) {
     let exit = Supervisor::new()
         .registry(registry)
         .max_restarts(0, Duration::from_secs(60))
-        .run(name, CancellationToken::new(), move |_| async move {
+        .run(CancellationToken::new(), name, move |_| async move {
             if panic {
                 panic!("tenant 42 sent bad data: {{\"secret\": \"hunter2\"}}");
             }
@@ -42,7 +42,7 @@ async fn fail_for_good(registry: &Registry, name: &str, panic: bool) {
         })
         .await;
     assert!(matches!(exit, Exit::GaveUp(_)));
-    assert_eq!(registry.subsystem(name).state(), State::Failed);
+    assert_eq!(registry.subsystem(name).state(), SubsystemState::Failed);
 }
 
 #[tokio::test]
@@ -54,7 +54,7 @@ async fn liveness_reports_every_subsystem_in_the_seed_shape() {
     scheduler.beat();
     registry.subsystem("relay");
 
-    let server = Server::start(|s| ServeOptions::no_auth(s).registry(registry.clone())).await;
+    let server = Server::start(|s| ServeOptions::no_auth(s).registry(&registry)).await;
     let reply = server.get("/admin/liveness").await;
     server.stop().await;
 
@@ -120,19 +120,19 @@ async fn backing_off_subsystem_shows_its_restart_and_next_restart_at() {
         let sub = sub.clone();
         async move {
             supervisor
-                .run_registered(&sub, cancel, |_| async { Err::<(), _>("upstream refused") })
+                .run_registered(cancel, &sub, |_| async { Err::<(), _>("upstream refused") })
                 .await
         }
     });
     for _ in 0..1000 {
-        if sub.state() == State::BackingOff {
+        if sub.state() == SubsystemState::BackingOff {
             break;
         }
         tokio::task::yield_now().await;
     }
-    assert_eq!(sub.state(), State::BackingOff);
+    assert_eq!(sub.state(), SubsystemState::BackingOff);
 
-    let server = Server::start(|s| ServeOptions::no_auth(s).registry(registry.clone())).await;
+    let server = Server::start(|s| ServeOptions::no_auth(s).registry(&registry)).await;
     let reply = server.get("/admin/liveness").await;
     server.stop().await;
     cancel.cancel();
@@ -159,7 +159,7 @@ async fn failure_details_are_served_only_when_opted_in() {
     fail_for_good(&registry, "scheduler", true).await;
     fail_for_good(&registry, "importer", false).await;
 
-    let server = Server::start(|s| ServeOptions::no_auth(s).registry(registry.clone())).await;
+    let server = Server::start(|s| ServeOptions::no_auth(s).registry(&registry)).await;
     let hidden = server.get("/admin/liveness").await;
     let health = server.get("/admin/health").await;
     server.stop().await;
@@ -181,7 +181,7 @@ async fn failure_details_are_served_only_when_opted_in() {
 
     let server = Server::start(|s| {
         ServeOptions::no_auth(s)
-            .registry(registry.clone())
+            .registry(&registry)
             .router_options(RouterOptions::new().expose_failure_details(true))
     })
     .await;
@@ -219,7 +219,7 @@ async fn health_is_ok_when_fresh_and_ignores_advisory_subsystems() {
     never.declare_tick(Some(Duration::from_millis(1)), None);
     tokio::time::advance(Duration::from_millis(5)).await; // the advisory one goes stale
 
-    let server = Server::start(|s| ServeOptions::no_auth(s).registry(registry.clone())).await;
+    let server = Server::start(|s| ServeOptions::no_auth(s).registry(&registry)).await;
     let health = server.get("/admin/health").await;
     let liveness = server.get("/admin/liveness").await;
     server.stop().await;
@@ -249,7 +249,7 @@ async fn stale_subsystem_flips_health_to_503_under_paused_time() {
     relay.declare_tick(Some(Duration::from_secs(60)), None);
     relay.beat();
 
-    let server = Server::start(|s| ServeOptions::no_auth(s).registry(registry.clone())).await;
+    let server = Server::start(|s| ServeOptions::no_auth(s).registry(&registry)).await;
     let before = server.get("/admin/health").await;
     assert_eq!(before.status, StatusCode::OK);
     assert_eq!(json_of(&before), json!({"status": "ok"}));
@@ -282,7 +282,7 @@ async fn bearer_token_is_required_when_configured() {
     let registry = Registry::new();
     registry.heartbeat("scheduler");
     let token = "t0ken-with.chars_~+/=";
-    let server = Server::start(|s| ServeOptions::bearer_token(token, s).registry(registry)).await;
+    let server = Server::start(|s| ServeOptions::bearer_token(token, s).registry(&registry)).await;
 
     for path in ["/admin/liveness", "/admin/health", "/nowhere"] {
         let missing = server.get(path).await;
@@ -328,7 +328,7 @@ async fn bearer_token_is_required_when_configured() {
 async fn other_methods_get_405() {
     let token = "secret";
     let server =
-        Server::start(|s| ServeOptions::bearer_token(token, s).registry(Registry::new())).await;
+        Server::start(|s| ServeOptions::bearer_token(token, s).registry(&Registry::new())).await;
     let auth = format!("Bearer {token}");
     let headers = [("authorization", auth.as_str())];
     let mut paths = vec!["/admin/liveness", "/admin/health"];
@@ -369,7 +369,7 @@ async fn odd_subsystem_names_are_escaped_in_json() {
     for name in names {
         registry.heartbeat(name);
     }
-    let server = Server::start(|s| ServeOptions::no_auth(s).registry(registry.clone())).await;
+    let server = Server::start(|s| ServeOptions::no_auth(s).registry(&registry)).await;
     let reply = server.get("/admin/liveness").await;
     server.stop().await;
 
@@ -413,7 +413,7 @@ async fn serve_binds_and_stops_on_cancellation() {
     let shutdown = CancellationToken::new();
     let server = tokio::spawn(serve(
         "127.0.0.1:0",
-        ServeOptions::no_auth(shutdown.clone()).registry(Registry::new()),
+        ServeOptions::no_auth(shutdown.clone()).registry(&Registry::new()),
     ));
     tokio::task::yield_now().await;
     shutdown.cancel();

@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use prometheus_parse::{Scrape, Value};
 use supervised_core::metrics::{encode_openmetrics, encode_prometheus_text, Collector};
-use supervised_core::{CancellationToken, Registry, State, Supervisor};
+use supervised_core::{CancellationToken, Registry, SubsystemState, Supervisor};
 
 fn parse(text: &str) -> Scrape {
     Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).unwrap()
@@ -78,17 +78,17 @@ async fn populated() -> (Registry, CancellationToken) {
         let flaky = flaky.clone();
         async move {
             supervisor
-                .run_registered(&flaky, cancel, |_| async { Err::<(), _>("refused") })
+                .run_registered(cancel, &flaky, |_| async { Err::<(), _>("refused") })
                 .await
         }
     });
     for _ in 0..1000 {
-        if flaky.state() == State::BackingOff {
+        if flaky.state() == SubsystemState::BackingOff {
             break;
         }
         tokio::task::yield_now().await;
     }
-    assert_eq!(flaky.state(), State::BackingOff);
+    assert_eq!(flaky.state(), SubsystemState::BackingOff);
     (registry, cancel)
 }
 
@@ -271,7 +271,7 @@ fn the_collector_joins_an_application_registry() {
     let requests: prometheus_client::metrics::counter::Counter = Default::default();
     requests.inc_by(7);
     app.register("app_requests", "Requests served.", requests);
-    app.register_collector(Box::new(Collector::new(registry)));
+    app.register_collector(Box::new(Collector::new(&registry)));
     let mut text = String::new();
     prometheus_client::encoding::prometheus_text::encode(&mut text, &app).unwrap();
     let samples = samples(&parse(&text));
@@ -297,7 +297,7 @@ mod over_http {
         sub.declare_tick(Some(Duration::from_secs(5)), None);
         sub.beat();
         let server =
-            Server::start(|s| ServeOptions::bearer_token("scrape", s).registry(registry)).await;
+            Server::start(|s| ServeOptions::bearer_token("scrape", s).registry(&registry)).await;
 
         let denied = server.get("/metrics").await;
         assert_eq!(denied.status, StatusCode::UNAUTHORIZED);

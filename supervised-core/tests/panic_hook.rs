@@ -19,7 +19,7 @@ async fn the_applications_hook_still_sees_supervised_panics_and_others() {
     let mut runs = 0;
     Supervisor::new()
         .registry(&registry)
-        .run("hooked", CancellationToken::new(), |_| {
+        .run(CancellationToken::new(), "hooked", |_| {
             runs += 1;
             let n = runs;
             async move {

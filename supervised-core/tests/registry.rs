@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use supervised_core::{Registry, State};
+use supervised_core::{Registry, SubsystemState};
 use tokio::time::{advance, Instant};
 
 const SEC: Duration = Duration::from_secs(1);
@@ -10,11 +10,11 @@ const SEC: Duration = Duration::from_secs(1);
 #[tokio::test(start_paused = true)]
 async fn beat_then_last_tick_and_unknown_names_are_none() {
     let registry = Registry::new();
-    assert_eq!(registry.last_tick("scheduler"), None);
+    assert_eq!(registry.last_beat("scheduler"), None);
     advance(SEC).await;
     registry.heartbeat("scheduler");
-    assert_eq!(registry.last_tick("scheduler"), Some(Instant::now()));
-    assert_eq!(registry.last_tick("relay"), None);
+    assert_eq!(registry.last_beat("scheduler"), Some(Instant::now()));
+    assert_eq!(registry.last_beat("relay"), None);
     assert!(
         registry.get("relay").is_none(),
         "a lookup must not register"
@@ -78,7 +78,7 @@ async fn snapshot_is_a_sorted_copy() {
     registry.heartbeat("new");
     assert_eq!(before.len(), 3);
     assert_eq!(before[0].beats, 1);
-    assert_eq!(before[0].since_last_tick, Some(Duration::ZERO));
+    assert_eq!(before[0].since_last_beat, Some(Duration::ZERO));
     let after = registry.snapshot();
     assert_eq!(after.len(), 4);
     assert_eq!(after[1].name, "relay");
@@ -94,7 +94,7 @@ async fn a_declared_tick_makes_a_subsystem_stale_after_twice_the_tick() {
     // Started, first tick not finished: fresh until stale_after since registration.
     advance(Duration::from_secs(60)).await;
     let s = sweep.status();
-    assert_eq!((s.stale, s.healthy, s.last_tick), (false, true, None));
+    assert_eq!((s.stale, s.healthy, s.last_beat), (false, true, None));
     advance(Duration::from_nanos(1)).await;
     let s = sweep.status();
     assert_eq!((s.stale, s.healthy), (true, false));
@@ -119,7 +119,7 @@ async fn explicit_stale_after_and_no_tick_means_no_staleness_check() {
         (s.tick, s.stale_after, s.stale, s.healthy),
         (None, None, false, true)
     );
-    assert_eq!(s.state, State::Running);
+    assert_eq!(s.state, SubsystemState::Running);
 }
 
 #[test]
@@ -163,7 +163,7 @@ fn concurrent_beats_from_several_threads_while_snapshotting() {
             BEATS
         };
         assert_eq!(s.beats, expected, "{}", s.name);
-        assert!(s.last_tick.is_some());
+        assert!(s.last_beat.is_some());
     }
 }
 

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::{capture, DropCounter};
-use supervised_core::{isolate, Registry, State, Supervisor, Watchdog, WatchdogOptions};
+use supervised_core::{isolate, Registry, StallWatchdog, SubsystemState, Supervisor};
 use tokio::time::{sleep, Instant};
 use tokio_util::sync::CancellationToken;
 use tracing::Level;
@@ -36,14 +36,16 @@ async fn the_watchdog_logs_one_warn_per_stall_and_one_info_per_recovery() {
     sweep.declare_tick(Some(Duration::from_secs(10)), None);
     sweep.beat();
     let cancel = CancellationToken::new();
-    let watchdog = Watchdog::spawn(&registry, WatchdogOptions::new(cancel.clone()));
+    let watchdog = StallWatchdog::new()
+        .registry(&registry)
+        .spawn(cancel.clone());
 
     sleep(Duration::from_secs(50)).await; // stale from t=20 on; 30 scans see it
     assert_eq!(warns_about(&events, Level::WARN, "sweep"), 1);
     let status = sweep.status();
     assert_eq!(
         status.stale_since,
-        Some(status.last_tick.unwrap() + Duration::from_secs(20))
+        Some(status.last_beat.unwrap() + Duration::from_secs(20))
     );
 
     sweep.beat();
@@ -66,7 +68,7 @@ async fn slow_tick_scheduler(registry: Registry, name: &'static str, beat_mid_ti
     let _ = Supervisor::new()
         .registry(&registry)
         .tick(Duration::from_secs(30))
-        .run(name, CancellationToken::new(), move |_| {
+        .run(CancellationToken::new(), name, move |_| {
             unit(async move {
                 loop {
                     for _ in 0..13 {
@@ -93,14 +95,16 @@ async fn a_long_tick_stays_healthy_when_it_beats_mid_tick_and_goes_stale_when_no
     ));
     tokio::spawn(slow_tick_scheduler(registry.clone(), "silent-tick", false));
     let cancel = CancellationToken::new();
-    let _watchdog = Watchdog::spawn(&registry, WatchdogOptions::new(cancel.clone()));
+    let _watchdog = StallWatchdog::new()
+        .registry(&registry)
+        .spawn(cancel.clone());
 
     let mut worst_gap_seen = Duration::ZERO;
     for _ in 0..60 {
         sleep(Duration::from_secs(7)).await;
         let healthy = registry.subsystem("beats-mid-tick").status();
         assert!(healthy.healthy, "{healthy:?}");
-        worst_gap_seen = worst_gap_seen.max(healthy.since_last_tick.unwrap_or_default());
+        worst_gap_seen = worst_gap_seen.max(healthy.since_last_beat.unwrap_or_default());
     }
     assert!(worst_gap_seen < Duration::from_secs(60));
     assert_eq!(warns_about(&events, Level::WARN, "beats-mid-tick"), 0);
@@ -127,7 +131,7 @@ async fn restart_on_stall_drops_the_stuck_body_and_restarts_it() {
         .restart_on_stall(true);
     let c = cancel.clone();
     let task = tokio::spawn(async move {
-        sup.run("stuck", c, move |_| {
+        sup.run(c, "stuck", move |_| {
             let token = d.token();
             let run = r.fetch_add(1, Ordering::SeqCst);
             unit(async move {
@@ -153,7 +157,10 @@ async fn restart_on_stall_drops_the_stuck_body_and_restarts_it() {
     sleep(Duration::from_secs(42)).await;
     assert_eq!(drops.dropped(), 2, "both stuck bodies were dropped");
     let status = registry.subsystem("stuck").status();
-    assert_eq!((status.restarts, status.state), (2, State::BackingOff));
+    assert_eq!(
+        (status.restarts, status.state),
+        (2, SubsystemState::BackingOff)
+    );
     assert_eq!(
         status.last_error.as_deref(),
         Some("stalled: no heartbeat for 10s")
@@ -168,7 +175,7 @@ async fn restart_on_stall_drops_the_stuck_body_and_restarts_it() {
     let status = registry.subsystem("stuck").status();
     assert_eq!(
         (status.restarts, status.state, status.healthy),
-        (2, State::Running, true)
+        (2, SubsystemState::Running, true)
     );
     assert_eq!(runs.load(Ordering::SeqCst), 3);
     cancel.cancel();
@@ -183,7 +190,7 @@ async fn isolate_costs_one_item_not_the_subsystem() {
     let done = completed.clone();
     let sup = Supervisor::new().registry(&registry);
     let exit = sup
-        .run("fan-out", CancellationToken::new(), move |_| {
+        .run(CancellationToken::new(), "fan-out", move |_| {
             let done = done.clone();
             async move {
                 let jobs = (0..20u32).map(|tenant| {
@@ -225,7 +232,7 @@ async fn a_panic_storm_logs_one_backtrace_then_one_line_summaries() {
     let exit = Supervisor::new()
         .registry(&registry)
         .max_restarts(9, Duration::from_secs(3600))
-        .run("stormy", CancellationToken::new(), move |_| {
+        .run(CancellationToken::new(), "stormy", move |_| {
             let run = r.fetch_add(1, Ordering::SeqCst);
             unit(async move {
                 // Run 5 completes an iteration before panicking: a new storm.
@@ -264,7 +271,7 @@ async fn herd(n: usize, failures_per_subsystem: u32) -> Vec<Vec<Instant>> {
         let starts = starts.clone();
         let sup = Supervisor::new().registry(&registry).jitter(true);
         tasks.push(tokio::spawn(async move {
-            sup.run(&format!("herd-{i}"), CancellationToken::new(), move |_| {
+            sup.run(CancellationToken::new(), &format!("herd-{i}"), move |_| {
                 let starts = starts.clone();
                 async move {
                     let now = Instant::now();
@@ -343,9 +350,9 @@ async fn supervising_one_name_twice_and_an_empty_name_are_warned_about() {
     let sup = Supervisor::new().registry(&registry);
     let cancel = CancellationToken::new();
     let body = |cancel: CancellationToken| async move { cancel.cancelled().await };
-    let a = sup.run("twice", cancel.clone(), body);
-    let b = sup.run("twice", cancel.clone(), body);
-    let c = sup.run("", cancel.clone(), body);
+    let a = sup.run(cancel.clone(), "twice", body);
+    let b = sup.run(cancel.clone(), "twice", body);
+    let c = sup.run(cancel.clone(), "", body);
     let stop = async {
         sleep(SEC).await;
         cancel.cancel();
@@ -360,7 +367,7 @@ async fn supervising_one_name_twice_and_an_empty_name_are_warned_about() {
         1
     );
     assert!(warns.iter().any(|e| e.message().contains("empty name")));
-    assert_eq!(registry.subsystem("twice").state(), State::Stopped);
+    assert_eq!(registry.subsystem("twice").state(), SubsystemState::Stopped);
     assert!(
         registry.get("").is_some(),
         "the empty name is still registered"

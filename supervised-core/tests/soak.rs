@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use supervised_core::{Backoff, Registry, State, Supervisor};
+use supervised_core::{Backoff, Registry, SubsystemState, Supervisor};
 use tokio::time::{sleep, sleep_until, Instant};
 use tokio_util::sync::CancellationToken;
 
@@ -175,13 +175,13 @@ fn check_registry(registry: &Registry, models: &[Arc<Mutex<Model>>], seed: u64, 
         if final_check {
             assert_eq!(
                 s.state,
-                State::Stopped,
+                SubsystemState::Stopped,
                 "seed {seed}: soak-{i} after cancellation"
             );
         } else if m.cancelled_at.is_none() {
             let expected = match m.phase {
-                Phase::Running => State::Running,
-                Phase::BackingOff => State::BackingOff,
+                Phase::Running => SubsystemState::Running,
+                Phase::BackingOff => SubsystemState::BackingOff,
             };
             assert_eq!(s.state, expected, "seed {seed}: soak-{i} state: {m:?}");
         }
@@ -233,7 +233,7 @@ async fn chaos_soak_loses_nothing() {
         tasks.push(tokio::spawn(async move {
             let name = format!("soak-{i}");
             let _ = supervisor
-                .run(&name, cancel, move |cancel: CancellationToken| {
+                .run(cancel, &name, move |cancel: CancellationToken| {
                     counters.started.fetch_add(1, Ordering::SeqCst);
                     let run = {
                         let mut m = model.lock().unwrap();

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::{capture, Captured, DropCounter};
-use supervised_core::{run_with_recover, Exit, Failure, Registry, State, Supervisor};
+use supervised_core::{run_with_recover, Exit, Failure, Registry, SubsystemState, Supervisor};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::Level;
@@ -45,7 +45,7 @@ async fn clean_return_does_not_restart() {
     let status = supervised_core::registry()
         .subsystem("sup-clean-return")
         .status();
-    assert_eq!(status.state, State::Stopped);
+    assert_eq!(status.state, SubsystemState::Stopped);
     assert_eq!(status.restarts, 0);
 }
 
@@ -73,7 +73,7 @@ async fn panics_restart_with_the_seeds_backoff_gaps() {
         .subsystem("sup-seed-gaps")
         .status();
     assert_eq!(status.restarts, 7);
-    assert_eq!(status.state, State::Stopped);
+    assert_eq!(status.state, SubsystemState::Stopped);
 }
 
 #[tokio::test(start_paused = true)]
@@ -83,7 +83,7 @@ async fn panic_at_a_later_await_is_caught_too() {
     let c = calls.clone();
     let exit = Supervisor::new()
         .registry(&registry)
-        .run("late-panic", CancellationToken::new(), move |_| {
+        .run(CancellationToken::new(), "late-panic", move |_| {
             let n = c.record();
             async move {
                 tokio::time::sleep(SEC).await;
@@ -126,7 +126,7 @@ async fn cancellation_during_backoff_stops_at_once() {
     let status = supervised_core::registry()
         .subsystem("sup-cancel-backoff")
         .status();
-    assert_eq!(status.state, State::Stopped);
+    assert_eq!(status.state, SubsystemState::Stopped);
     // Nothing restarts afterwards.
     tokio::time::sleep(Duration::from_secs(120)).await;
     assert_eq!(calls.count(), 3);
@@ -141,7 +141,7 @@ async fn cancellation_during_a_run_waits_for_the_body_to_return() {
     let sup = Supervisor::new().registry(&registry);
     let cancel2 = cancel.clone();
     let task = tokio::spawn(async move {
-        sup.run("cooperative", cancel2, move |cancel| {
+        sup.run(cancel2, "cooperative", move |cancel| {
             let token = d.token();
             async move {
                 let _token = token;
@@ -159,7 +159,10 @@ async fn cancellation_during_a_run_waits_for_the_body_to_return() {
     assert!(matches!(exit, Exit::Completed(())));
     assert_eq!(Instant::now() - cancelled_at, Duration::from_secs(2));
     assert_eq!((drops.created(), drops.dropped()), (1, 1));
-    assert_eq!(registry.subsystem("cooperative").state(), State::Stopped);
+    assert_eq!(
+        registry.subsystem("cooperative").state(),
+        SubsystemState::Stopped
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -173,7 +176,7 @@ async fn a_body_that_ignores_cancellation_is_dropped_after_the_grace_period() {
         .grace(Duration::from_secs(3));
     let cancel2 = cancel.clone();
     let task = tokio::spawn(async move {
-        sup.run("stubborn", cancel2, move |_| {
+        sup.run(cancel2, "stubborn", move |_| {
             let token = d.token();
             async move {
                 let _token = token;
@@ -193,7 +196,10 @@ async fn a_body_that_ignores_cancellation_is_dropped_after_the_grace_period() {
         (1, 1),
         "the body future must be dropped"
     );
-    assert_eq!(registry.subsystem("stubborn").state(), State::Stopped);
+    assert_eq!(
+        registry.subsystem("stubborn").state(),
+        SubsystemState::Stopped
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -216,7 +222,7 @@ async fn panic_payloads_of_every_type_are_recorded() {
     for (name, raise, expected) in cases {
         let calls = Calls::default();
         let c = calls.clone();
-        sup.run(name, CancellationToken::new(), move |_| {
+        sup.run(CancellationToken::new(), name, move |_| {
             let n = c.record();
             async move {
                 if n == 1 {
@@ -247,7 +253,7 @@ async fn restart_intensity_gives_up_and_marks_failed() {
     let exit = Supervisor::new()
         .registry(&registry)
         .max_restarts(3, Duration::from_secs(60))
-        .run("intense", CancellationToken::new(), move |_| {
+        .run(CancellationToken::new(), "intense", move |_| {
             c.record();
             async { always_panics() }
         })
@@ -259,7 +265,7 @@ async fn restart_intensity_gives_up_and_marks_failed() {
     };
     assert_eq!(payload.downcast_ref::<&str>(), Some(&"always"));
     let status = registry.subsystem("intense").status();
-    assert_eq!(status.state, State::Failed);
+    assert_eq!(status.state, SubsystemState::Failed);
     assert!(!status.healthy);
     assert_eq!(status.restarts, 3);
     assert_eq!(status.consecutive_failures, 4);
@@ -292,7 +298,7 @@ async fn restart_intensity_forgets_restarts_outside_its_window() {
         .registry(&registry)
         .max_backoff(Duration::from_secs(4))
         .max_restarts(2, Duration::from_secs(3))
-        .run("windowed", CancellationToken::new(), err_until_run_7(c))
+        .run(CancellationToken::new(), "windowed", err_until_run_7(c))
         .await;
     assert!(matches!(exit, Exit::Completed(Ok(7))), "{exit:?}");
 
@@ -304,8 +310,8 @@ async fn restart_intensity_forgets_restarts_outside_its_window() {
         .max_backoff(Duration::from_secs(4))
         .max_restarts(2, Duration::from_secs(4))
         .run(
-            "windowed-strict",
             CancellationToken::new(),
+            "windowed-strict",
             err_until_run_7(c2),
         )
         .await;
@@ -350,8 +356,8 @@ async fn backoff_resets_after_real_progress() {
         .registry(&registry)
         .max_backoff(Duration::from_secs(4));
     sup.run(
-        "progress",
         CancellationToken::new(),
+        "progress",
         beating_then_panicking(calls.clone(), 5, 4),
     )
     .await;
@@ -375,7 +381,7 @@ async fn uptime_without_enough_beats_does_not_reset_the_backoff() {
     let sup = Supervisor::new()
         .registry(&registry)
         .max_backoff(Duration::from_secs(4));
-    sup.run("connects-then-fails", CancellationToken::new(), move |_| {
+    sup.run(CancellationToken::new(), "connects-then-fails", move |_| {
         let n = c.record();
         async move {
             if n > 4 {
@@ -409,7 +415,7 @@ async fn a_body_that_never_beats_resets_on_running_time_alone() {
         .registry(&registry)
         .max_backoff(Duration::from_secs(8))
         .reset_after(3, Duration::from_secs(5));
-    sup.run("never-beats", CancellationToken::new(), move |_| {
+    sup.run(CancellationToken::new(), "never-beats", move |_| {
         let n = c.record();
         async move {
             // Runs 1-2 fail at once; runs 3-4 fail after 5 s (progress);
@@ -436,7 +442,7 @@ async fn jittered_delays_stay_in_bounds_and_vary() {
     Supervisor::new()
         .registry(&registry)
         .jitter(true)
-        .run("jittery", CancellationToken::new(), move |_| {
+        .run(CancellationToken::new(), "jittery", move |_| {
             let n = c.record();
             async move {
                 if n <= 40 {
@@ -471,7 +477,7 @@ async fn err_outputs_restart_and_the_final_ok_comes_back() {
     let c = calls.clone();
     let exit = Supervisor::new()
         .registry(&registry)
-        .run("fallible", CancellationToken::new(), move |_| {
+        .run(CancellationToken::new(), "fallible", move |_| {
             let n = c.record();
             async move {
                 if n < 3 {
@@ -495,7 +501,7 @@ async fn cancellation_after_an_err_returns_that_err() {
     let sup = Supervisor::new().registry(&registry);
     let c2 = cancel.clone();
     let task = tokio::spawn(async move {
-        sup.run("err-then-cancel", c2, |_| async { Err::<(), _>("db down") })
+        sup.run(c2, "err-then-cancel", |_| async { Err::<(), _>("db down") })
             .await
     });
     tokio::time::sleep(Duration::from_millis(2500)).await;
@@ -521,7 +527,7 @@ async fn beat_inside_the_body_credits_its_subsystem_and_state_tracks_backoff() {
     let cancel = CancellationToken::new();
     let c2 = cancel.clone();
     let task = tokio::spawn(async move {
-        sup.run("beater", c2, move |_| {
+        sup.run(c2, "beater", move |_| {
             let n = c.record();
             async move {
                 for _ in 0..3 {
@@ -540,14 +546,14 @@ async fn beat_inside_the_body_credits_its_subsystem_and_state_tracks_backoff() {
     tokio::time::sleep(Duration::from_millis(3500)).await;
     let status = sub.status();
     assert_eq!(status.beats, 3);
-    assert_eq!(status.state, State::BackingOff);
+    assert_eq!(status.state, SubsystemState::BackingOff);
     assert_eq!(
         status.next_restart_at,
         Some(status.registered_at + Duration::from_secs(4))
     );
     assert_eq!(status.tick, Some(SEC));
     tokio::time::sleep(SEC).await;
-    assert_eq!(sub.state(), State::Running);
+    assert_eq!(sub.state(), SubsystemState::Running);
     assert_eq!(sub.status().next_restart_at, None);
     cancel.cancel();
     task.await.unwrap();
@@ -561,7 +567,7 @@ async fn the_error_event_carries_every_field() {
     let c = calls.clone();
     Supervisor::new()
         .registry(&registry)
-        .run("logged", CancellationToken::new(), move |_| {
+        .run(CancellationToken::new(), "logged", move |_| {
             let n = c.record();
             async move {
                 if n == 1 {
@@ -602,7 +608,7 @@ async fn every_run_is_a_span_with_subsystem_and_generation() {
     let c = calls.clone();
     Supervisor::new()
         .registry(&registry)
-        .run("spanned", CancellationToken::new(), move |_| {
+        .run(CancellationToken::new(), "spanned", move |_| {
             let n = c.record();
             async move {
                 if n < 3 {
@@ -643,7 +649,7 @@ async fn every_event_and_span_has_the_supervised_target() {
         .tick(SEC)
         .restart_on_stall(true)
         .max_restarts(2, Duration::from_secs(600))
-        .run("targets-failures", CancellationToken::new(), move |_| {
+        .run(CancellationToken::new(), "targets-failures", move |_| {
             let n = c.record();
             async move {
                 match n {
@@ -658,7 +664,7 @@ async fn every_event_and_span_has_the_supervised_target() {
     // A body dropped after its grace period, and a clean return.
     let cancel = CancellationToken::new();
     let patient = Supervisor::new().registry(&registry).grace(SEC);
-    let stubborn = patient.run("targets-grace", cancel.clone(), |_| {
+    let stubborn = patient.run(cancel.clone(), "targets-grace", |_| {
         std::future::pending::<()>()
     });
     let cancel_soon = async {
@@ -671,10 +677,9 @@ async fn every_event_and_span_has_the_supervised_target() {
     let sweep = registry.subsystem("targets-watchdog");
     sweep.declare_tick(Some(SEC), None);
     let stop = CancellationToken::new();
-    let watchdog = supervised_core::Watchdog::spawn(
-        &registry,
-        supervised_core::WatchdogOptions::new(stop.clone()),
-    );
+    let watchdog = supervised_core::StallWatchdog::new()
+        .registry(&registry)
+        .spawn(stop.clone());
     tokio::time::sleep(Duration::from_secs(4)).await;
     sweep.beat();
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -718,7 +723,7 @@ fn the_supervisor_future_is_send() {
     let fut = run_with_recover(CancellationToken::new(), "send-check", |_| async {});
     assert_send(&fut);
     let sup = Supervisor::new();
-    let fut = sup.run("send-check", CancellationToken::new(), |_| async {
+    let fut = sup.run(CancellationToken::new(), "send-check", |_| async {
         Ok::<_, String>(())
     });
     assert_send(&fut);
@@ -736,7 +741,7 @@ async fn cancellation_from_another_thread_reaches_a_body_on_a_worker() {
     let sup = Supervisor::new().registry(&registry).grace(Duration::ZERO);
     let c = cancel.clone();
     let task = tokio::spawn(async move {
-        sup.run("cross-thread", c, |_| std::future::pending::<()>())
+        sup.run(c, "cross-thread", |_| std::future::pending::<()>())
             .await
     });
     tokio::task::yield_now().await;
@@ -746,7 +751,10 @@ async fn cancellation_from_another_thread_reaches_a_body_on_a_worker() {
         .expect("the cancellation woke the supervisor")
         .unwrap();
     assert!(matches!(exit, Exit::Cancelled { last_failure: None }));
-    assert_eq!(registry.subsystem("cross-thread").state(), State::Stopped);
+    assert_eq!(
+        registry.subsystem("cross-thread").state(),
+        SubsystemState::Stopped
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -760,7 +768,7 @@ async fn a_recovered_subsystem_reports_zero_consecutive_failures_while_it_runs()
         .max_backoff(Duration::from_secs(4));
     let c2 = cancel.clone();
     let task = tokio::spawn(async move {
-        sup.run("recovers", c2, move |cancel| {
+        sup.run(c2, "recovers", move |cancel| {
             let n = c.record();
             async move {
                 if n == 1 {
@@ -778,7 +786,7 @@ async fn a_recovered_subsystem_reports_zero_consecutive_failures_while_it_runs()
     tokio::time::sleep(Duration::from_millis(3500)).await;
     assert_eq!(
         (sub.state(), sub.status().consecutive_failures),
-        (State::Running, 1)
+        (SubsystemState::Running, 1)
     );
     // By 5.5 s: 4 beats and 4.5 s of running (>= 3 beats and max_backoff).
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -801,7 +809,7 @@ async fn the_current_subsystem_is_set_only_while_a_body_is_polled() {
     let calls = Calls::default();
     let c = calls.clone();
     let exit = supervisor
-        .run("sup-current", CancellationToken::new(), move |_| {
+        .run(CancellationToken::new(), "sup-current", move |_| {
             let n = c.record();
             let s = s.clone();
             async move {
@@ -849,7 +857,7 @@ async fn the_longest_durations_do_not_overflow_the_clock() {
     let stop = cancel.clone();
     let run = tokio::spawn(async move {
         supervisor
-            .run("sup-huge-backoff", stop, move |_| {
+            .run(stop, "sup-huge-backoff", move |_| {
                 c.record();
                 async { Err::<(), _>("fails once, then waits out a backoff of Duration::MAX") }
             })
@@ -857,7 +865,10 @@ async fn the_longest_durations_do_not_overflow_the_clock() {
     });
     tokio::time::sleep(Duration::from_secs(3600)).await;
     let status = registry.subsystem("sup-huge-backoff").status();
-    assert_eq!((status.state, status.restarts), (State::BackingOff, 1));
+    assert_eq!(
+        (status.state, status.restarts),
+        (SubsystemState::BackingOff, 1)
+    );
     assert_eq!(calls.count(), 1);
     cancel.cancel();
     let exit = run.await.unwrap();

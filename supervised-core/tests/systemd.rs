@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use supervised_core::systemd::{spawn_watchdog, Watchdog};
-use supervised_core::{CancellationToken, Exit, Registry, State, Supervisor};
+use supervised_core::systemd::{spawn_watchdog, SystemdWatchdog};
+use supervised_core::{CancellationToken, Exit, Registry, SubsystemState, Supervisor};
 use tokio::net::UnixDatagram;
 use tokio::sync::{Mutex, MutexGuard};
 
@@ -91,7 +91,7 @@ async fn pings_only_while_every_critical_subsystem_is_fresh() {
         }
     });
     let shutdown = CancellationToken::new();
-    let watchdog = Watchdog::new(Duration::from_secs(4)).registry(registry.clone());
+    let watchdog = SystemdWatchdog::new(Duration::from_secs(4)).registry(&registry);
     assert_eq!(watchdog.period(), Duration::from_secs(2));
     let task = watchdog.spawn(shutdown.clone());
 
@@ -133,7 +133,7 @@ async fn a_failed_critical_subsystem_withholds_pings_an_advisory_one_does_not() 
     advisory.set_advisory(true);
     give_up(&registry, "upstream-probe").await;
 
-    let watchdog = Watchdog::new(Duration::from_secs(2)).registry(registry.clone());
+    let watchdog = SystemdWatchdog::new(Duration::from_secs(2)).registry(&registry);
     assert!(watchdog.notify_if_fresh().unwrap());
     assert_eq!(
         systemd.recv(Duration::from_secs(1)).await.as_deref(),
@@ -152,23 +152,32 @@ async fn a_failed_critical_subsystem_withholds_pings_an_advisory_one_does_not() 
 #[tokio::test]
 async fn the_watchdog_systemd_asked_for_is_read_from_the_environment() {
     let systemd = FakeSystemd::bind().await;
-    assert!(Watchdog::from_env().is_none());
+    assert!(SystemdWatchdog::from_env().is_none());
 
     std::env::set_var("WATCHDOG_USEC", "3000000");
     std::env::set_var("WATCHDOG_PID", std::process::id().to_string());
-    let watchdog = Watchdog::from_env().expect("a watchdog for this process");
+    let watchdog = SystemdWatchdog::from_env().expect("a watchdog for this process");
     assert_eq!(watchdog.timeout(), Duration::from_secs(3));
     assert_eq!(watchdog.period(), Duration::from_millis(1500));
 
     std::env::remove_var("WATCHDOG_PID");
-    assert!(Watchdog::from_env().is_some(), "WATCHDOG_PID is optional");
+    assert!(
+        SystemdWatchdog::from_env().is_some(),
+        "WATCHDOG_PID is optional"
+    );
 
     std::env::set_var("WATCHDOG_PID", "1");
-    assert!(Watchdog::from_env().is_none(), "meant for another process");
+    assert!(
+        SystemdWatchdog::from_env().is_none(),
+        "meant for another process"
+    );
 
     std::env::set_var("WATCHDOG_PID", std::process::id().to_string());
     std::env::set_var("WATCHDOG_USEC", "0");
-    assert!(Watchdog::from_env().is_none(), "zero disables the watchdog");
+    assert!(
+        SystemdWatchdog::from_env().is_none(),
+        "zero disables the watchdog"
+    );
 
     // spawn_watchdog watches the process-wide registry, which is fresh here.
     std::env::set_var("WATCHDOG_USEC", "200000");
@@ -185,16 +194,16 @@ async fn the_watchdog_systemd_asked_for_is_read_from_the_environment() {
     assert!(spawn_watchdog(CancellationToken::new()).is_none());
 }
 
-/// Ends `name` in [`State::Failed`]: a supervisor that gives up on the
+/// Ends `name` in [`SubsystemState::Failed`]: a supervisor that gives up on the
 /// first failure.
 async fn give_up(registry: &Registry, name: &str) {
     let exit = Supervisor::new()
         .registry(registry)
         .max_restarts(0, Duration::from_secs(60))
-        .run(name, CancellationToken::new(), |_| async {
+        .run(CancellationToken::new(), name, |_| async {
             Err::<(), _>("unreachable")
         })
         .await;
     assert!(matches!(exit, Exit::GaveUp(_)));
-    assert_eq!(registry.subsystem(name).state(), State::Failed);
+    assert_eq!(registry.subsystem(name).state(), SubsystemState::Failed);
 }

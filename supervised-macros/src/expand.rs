@@ -12,7 +12,7 @@
 //!     static SUPERVISOR: Supervisor = Supervisor::new().tick(60s);
 //!     let supervisor = &SUPERVISOR;
 //!     let subsystem = supervisor.register("scheduler");
-//!     let mut supervision = Supervision::new(supervisor, &subsystem, cancel.clone());
+//!     let mut supervision = Supervision::new(supervisor, cancel.clone(), &subsystem);
 //!     let exit = loop {
 //!         let db = fresh_clone(&db);
 //!         let cancel = fresh_clone(&cancel);
@@ -131,7 +131,7 @@ pub(crate) fn expand(
         static __SUPERVISED_SUPERVISOR: #private::Supervisor = #private::Supervisor::new() #knobs;
         let #supervisor: &'static #private::Supervisor = &__SUPERVISED_SUPERVISOR;
         let #handle = #supervisor.register(#name);
-        let mut #supervision = #private::Supervision::new(#supervisor, &#handle, #cancel);
+        let mut #supervision = #private::Supervision::new(#supervisor, #cancel, &#handle);
         let #exit = loop {
             #(#per_run)*
             let #body_fut = #private::body::<#ret, _>(async {

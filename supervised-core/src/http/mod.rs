@@ -16,7 +16,7 @@
 //!
 //! # `/admin/liveness`
 //!
-//! A superset of the seed's shape, keyed by subsystem name:
+//! Every subsystem, keyed by name:
 //!
 //! ```json
 //! {
@@ -40,9 +40,10 @@
 //! }
 //! ```
 //!
-//! - `last_tick_at` and `seconds_ago` keep the seed's names and meaning: the
-//!   last heartbeat as an RFC 3339 UTC timestamp (whole seconds) and the whole
-//!   seconds since then; both `null` for a subsystem that never beat.
+//! - `last_tick_at` and `seconds_ago`: the last beat as an RFC 3339 UTC
+//!   timestamp (whole seconds) and the whole seconds since then; both `null`
+//!   for a subsystem that never beat. (The Rust API says "beat"; these keys
+//!   keep the names that existing dashboards and alerts are written against.)
 //! - `state` is one of `running`, `backing_off`, `stopped`, `failed`.
 //! - `tick_seconds` and `stale_after_seconds` are `null` without a declared tick.
 //! - `next_restart_at` is set only while `backing_off`.
@@ -142,17 +143,17 @@ pub(crate) struct AppState {
 /// # let _ = app;
 /// ```
 pub fn router() -> Router {
-    router_with(registry().clone(), RouterOptions::default())
+    router_with(registry(), RouterOptions::default())
 }
 
 /// The routes over `registry`, with default options.
 ///
 /// ```
 /// let registry = supervised_core::Registry::new();
-/// let app: axum::Router = supervised_core::http::router_for(registry);
+/// let app: axum::Router = supervised_core::http::router_for(&registry);
 /// # let _ = app;
 /// ```
-pub fn router_for(registry: Registry) -> Router {
+pub fn router_for(registry: &Registry) -> Router {
     router_with(registry, RouterOptions::default())
 }
 
@@ -162,10 +163,10 @@ pub fn router_for(registry: Registry) -> Router {
 /// use supervised_core::http::{router_with, RouterOptions};
 ///
 /// let registry = supervised_core::Registry::new();
-/// let app = router_with(registry, RouterOptions::new().expose_failure_details(true));
+/// let app = router_with(&registry, RouterOptions::new().expose_failure_details(true));
 /// # let _: axum::Router = app;
 /// ```
-pub fn router_with(registry: Registry, options: RouterOptions) -> Router {
+pub fn router_with(registry: &Registry, options: RouterOptions) -> Router {
     let router = Router::new()
         .route(LIVENESS_PATH, get(reports::liveness))
         .route(HEALTH_PATH, get(reports::health));
@@ -173,7 +174,10 @@ pub fn router_with(registry: Registry, options: RouterOptions) -> Router {
     let router = router.route(METRICS_PATH, get(reports::metrics));
     router
         .layer(middleware::map_response(no_store))
-        .with_state(AppState { registry, options })
+        .with_state(AppState {
+            registry: registry.clone(),
+            options,
+        })
 }
 
 async fn no_store(mut response: Response) -> Response {

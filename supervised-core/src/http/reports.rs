@@ -12,7 +12,7 @@ use axum::Json;
 use serde::Serialize;
 
 use super::{AppState, RouterOptions};
-use crate::registry::{Verdict, WallClock};
+use crate::registry::{Health, WallClock};
 use crate::SubsystemStatus;
 
 // ---- /admin/liveness ---------------------------------------------------------
@@ -56,8 +56,8 @@ impl SubsystemJson {
     fn new(s: &SubsystemStatus, clock: &WallClock, options: &RouterOptions) -> Self {
         let details = options.expose_failure_details;
         SubsystemJson {
-            last_tick_at: s.last_tick.map(|t| clock.rfc3339(t)),
-            seconds_ago: s.since_last_tick.map(|d| d.as_secs()),
+            last_tick_at: s.last_beat.map(|t| clock.rfc3339(t)),
+            seconds_ago: s.since_last_beat.map(|d| d.as_secs()),
             state: s.state.as_str(),
             tick_seconds: s.tick.map(|d| d.as_secs_f64()),
             stale_after_seconds: s.stale_after.map(|d| d.as_secs_f64()),
@@ -84,7 +84,7 @@ pub(super) async fn liveness(Extract(app): Extract<AppState>) -> Response {
     let snapshot = app.registry.snapshot();
     let clock = WallClock::now();
     let body = Liveness {
-        healthy: snapshot.iter().all(|s| s.advisory || s.healthy),
+        healthy: Health::of(&snapshot).is_ok(),
         subsystems: snapshot
             .iter()
             .map(|s| (s.name.clone(), SubsystemJson::new(s, &clock, &app.options)))
@@ -96,7 +96,7 @@ pub(super) async fn liveness(Extract(app): Extract<AppState>) -> Response {
 // ---- /admin/health -----------------------------------------------------------
 
 #[derive(Serialize)]
-struct Health {
+struct HealthJson {
     status: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     stale: Option<Vec<String>>,
@@ -105,9 +105,9 @@ struct Health {
 }
 
 pub(super) async fn health(Extract(app): Extract<AppState>) -> Response {
-    let verdict = Verdict::of(&app.registry.snapshot());
-    if verdict.ok() {
-        let body = Health {
+    let health = app.registry.health();
+    if health.is_ok() {
+        let body = HealthJson {
             status: "ok",
             stale: None,
             failed: None,
@@ -115,14 +115,14 @@ pub(super) async fn health(Extract(app): Extract<AppState>) -> Response {
         (StatusCode::OK, Json(body)).into_response()
     } else {
         tracing::debug!(
-            target: "supervised", stale = ?verdict.stale,
-            failed = ?verdict.failed,
+            target: "supervised", stale = ?health.stale,
+            failed = ?health.failed,
             "health probe answered 503"
         );
-        let body = Health {
+        let body = HealthJson {
             status: "unhealthy",
-            stale: Some(verdict.stale),
-            failed: Some(verdict.failed),
+            stale: Some(health.stale),
+            failed: Some(health.failed),
         };
         (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
     }

@@ -24,7 +24,7 @@ use crate::{registry, CancellationToken, Registry};
 ///
 /// let shutdown = CancellationToken::new();
 /// let guarded = ServeOptions::bearer_token("s3cret-token", shutdown.clone());
-/// let open = ServeOptions::no_auth(shutdown).registry(supervised_core::Registry::new());
+/// let open = ServeOptions::no_auth(shutdown).registry(&supervised_core::Registry::new());
 /// # let _ = (guarded, open);
 /// ```
 #[derive(Clone)]
@@ -76,8 +76,8 @@ impl ServeOptions {
     }
 
     /// Serves `registry` instead of the process-wide one.
-    pub fn registry(mut self, registry: Registry) -> Self {
-        self.registry = Some(registry);
+    pub fn registry(mut self, registry: &Registry) -> Self {
+        self.registry = Some(registry.clone());
         self
     }
 
@@ -142,7 +142,7 @@ pub async fn serve_listener(listener: TcpListener, options: ServeOptions) -> io:
         router: router_options,
     } = options;
     let registry = chosen.unwrap_or_else(|| registry().clone());
-    let mut app = router_with(registry, router_options);
+    let mut app = router_with(&registry, router_options);
     match auth {
         Auth::Bearer(token) => {
             tracing::info!(target: "supervised", addr = %local, auth = "bearer", "serving liveness over HTTP");

@@ -1,35 +1,63 @@
-//! The strict health rule shared by `/admin/health` and the systemd watchdog.
+//! The one health rule, over a snapshot: what `/admin/health`, the systemd
+//! watchdog, the liveness report's top-level `healthy` and
+//! [`Registry::health`](crate::Registry::health) all answer with.
 
-use crate::{State, SubsystemStatus};
+use super::status::{SubsystemState, SubsystemStatus};
 
-/// Which critical (non-advisory) subsystems fail the strict probe.
+/// The health of a set of subsystems: which critical ones fail.
+///
+/// The rule, per subsystem, is [`SubsystemStatus::healthy`]: not
+/// [`SubsystemState::Failed`], and fresh if it declares a tick. A set is
+/// healthy when every *critical* subsystem is: advisory ones
+/// ([`Subsystem::set_advisory`](crate::Subsystem::set_advisory)) are
+/// reported in every snapshot but never fail the set, so an outage of a
+/// dependency they watch cannot cascade into restarts of the whole service.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() {
+/// use std::time::Duration;
+/// use supervised_core::Registry;
+///
+/// let registry = Registry::new();
+/// let sweep = registry.subsystem("sweep");
+/// sweep.declare_tick(Some(Duration::from_secs(10)), None);
+/// assert!(registry.health().is_ok());
+///
+/// tokio::time::advance(Duration::from_secs(21)).await; // past twice the tick
+/// let health = registry.health();
+/// assert!(!health.is_ok());
+/// assert_eq!(health.stale, ["sweep"]);
+/// assert!(health.failed.is_empty());
+/// # }
+/// ```
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub(crate) struct Verdict {
-    /// Critical subsystems that declare a tick and missed it (sorted by name).
-    pub(crate) stale: Vec<String>,
-    /// Critical subsystems whose supervisor gave up (sorted by name).
-    pub(crate) failed: Vec<String>,
+#[non_exhaustive]
+pub struct Health {
+    /// Critical subsystems that declare a tick and are stale, sorted by name.
+    pub stale: Vec<String>,
+    /// Critical subsystems whose supervisor gave up, sorted by name.
+    pub failed: Vec<String>,
 }
 
-impl Verdict {
-    /// Applies the rule to a snapshot: no critical subsystem is
-    /// [`State::Failed`], and every critical one that declares a tick is fresh.
-    /// Advisory subsystems are ignored.
-    pub(crate) fn of(snapshot: &[SubsystemStatus]) -> Self {
-        let mut verdict = Verdict::default();
+impl Health {
+    /// Applies the rule to a snapshot (as [`Registry::snapshot`](crate::Registry::snapshot)
+    /// returns it, sorted by name).
+    pub fn of(snapshot: &[SubsystemStatus]) -> Self {
+        let mut health = Health::default();
         for s in snapshot.iter().filter(|s| !s.advisory) {
             if s.stale {
-                verdict.stale.push(s.name.clone());
+                health.stale.push(s.name.clone());
             }
-            if s.state == State::Failed {
-                verdict.failed.push(s.name.clone());
+            if s.state == SubsystemState::Failed {
+                health.failed.push(s.name.clone());
             }
         }
-        verdict
+        health
     }
 
-    /// Whether nothing critical is stale or failed.
-    pub(crate) fn ok(&self) -> bool {
+    /// Whether no critical subsystem is stale or failed.
+    pub fn is_ok(&self) -> bool {
         self.stale.is_empty() && self.failed.is_empty()
     }
 }
@@ -38,8 +66,8 @@ impl Verdict {
 mod tests {
     use std::time::Duration;
 
-    use super::Verdict;
-    use crate::{Registry, State};
+    use super::Health;
+    use crate::{Registry, SubsystemState};
 
     #[tokio::test(start_paused = true)]
     async fn failed_and_stale_critical_subsystems_fail_advisory_ones_do_not() {
@@ -54,25 +82,27 @@ mod tests {
         advisory.set_advisory(true);
         let advisory_failed = registry.subsystem("advisory-failed");
         advisory_failed.set_advisory(true);
-        advisory_failed.set_state(State::Failed);
+        advisory_failed.set_state(SubsystemState::Failed);
 
         tokio::time::advance(Duration::from_secs(3)).await;
         fresh.beat();
         assert_eq!(
-            Verdict::of(&registry.snapshot()),
-            Verdict {
+            Health::of(&registry.snapshot()),
+            Health {
                 stale: vec!["stale".into()],
                 failed: vec![]
             }
         );
 
         stale.beat();
-        assert!(Verdict::of(&registry.snapshot()).ok());
+        assert!(Health::of(&registry.snapshot()).is_ok());
 
-        registry.subsystem("gave-up").set_state(State::Failed);
-        let verdict = Verdict::of(&registry.snapshot());
-        assert!(!verdict.ok());
-        assert_eq!(verdict.failed, vec!["gave-up".to_string()]);
-        assert!(verdict.stale.is_empty());
+        registry
+            .subsystem("gave-up")
+            .set_state(SubsystemState::Failed);
+        let health = Health::of(&registry.snapshot());
+        assert!(!health.is_ok());
+        assert_eq!(health.failed, vec!["gave-up".to_string()]);
+        assert!(health.stale.is_empty());
     }
 }

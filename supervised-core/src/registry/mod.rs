@@ -9,7 +9,7 @@
 //!   saturate instead of overflowing the clock.
 //! - `status.rs`: what a snapshot copies out of a handle
 //!   ([`SubsystemStatus`], its state and last panic).
-//! - `health.rs`: the aggregate health rule over a snapshot.
+//! - `health.rs`: the one health rule, [`Health`], over a snapshot.
 //! - `wallclock.rs`: monotonic instants rendered as wall-clock times.
 //! - this file: the map from name to handle ([`Registry`]) and the
 //!   process-wide free functions over [`registry()`].
@@ -27,7 +27,6 @@ use std::time::Duration;
 use dashmap::DashMap;
 use tokio::time::Instant;
 
-#[cfg(any(feature = "http", all(feature = "systemd", unix)))]
 mod health;
 mod instant;
 mod status;
@@ -35,10 +34,9 @@ mod subsystem;
 #[cfg(any(feature = "http", feature = "prometheus"))]
 mod wallclock;
 
-#[cfg(any(feature = "http", all(feature = "systemd", unix)))]
-pub(crate) use health::Verdict;
+pub use health::Health;
 pub(crate) use instant::deadline;
-pub use status::{LastPanic, State, SubsystemStatus};
+pub use status::{LastPanic, SubsystemState, SubsystemStatus};
 pub(crate) use subsystem::FailureRecord;
 pub use subsystem::Subsystem;
 #[cfg(any(feature = "http", feature = "prometheus"))]
@@ -85,8 +83,8 @@ struct RegistryInner {
 ///
 /// let registry = Registry::new();
 /// registry.heartbeat("scheduler");
-/// assert!(registry.last_tick("scheduler").is_some());
-/// assert!(registry.last_tick("unknown").is_none());
+/// assert!(registry.last_beat("scheduler").is_some());
+/// assert!(registry.last_beat("unknown").is_none());
 /// let (healthy, stale) = registry.is_healthy(&["scheduler", "relay"], Duration::from_secs(60));
 /// assert!(!healthy);
 /// assert_eq!(stale, vec!["relay".to_string()]);
@@ -116,7 +114,7 @@ impl Registry {
         }))
     }
 
-    /// The handle for `name`, registering it (state [`State::Running`], no
+    /// The handle for `name`, registering it (state [`SubsystemState::Running`], no
     /// tick) if it is new. Keep the handle: beating through it costs no lookup.
     pub fn subsystem(&self, name: &str) -> Subsystem {
         if let Some(existing) = self.0.subsystems.get(name) {
@@ -146,12 +144,13 @@ impl Registry {
         }
     }
 
-    /// The last heartbeat of `name`, `None` if it never beat or is unknown.
-    pub fn last_tick(&self, name: &str) -> Option<Instant> {
+    /// The last beat of `name`, `None` if it never beat or is unknown.
+    #[doc(alias = "last_tick")]
+    pub fn last_beat(&self, name: &str) -> Option<Instant> {
         self.0
             .subsystems
             .get(name)
-            .and_then(|s| s.key().0.last_tick())
+            .and_then(|s| s.key().0.last_beat())
     }
 
     /// Every known subsystem, sorted by name. The result is a copy: later
@@ -169,14 +168,23 @@ impl Registry {
         handles.iter().map(|s| s.status_at(now)).collect()
     }
 
-    /// The seed's health check: each name in `expected` is stale if it never
-    /// beat or beat more than `stale_threshold` ago. Returns whether none is
-    /// stale, and the stale names in the order given.
+    /// The health of every subsystem, by the one rule that `/admin/health`
+    /// and the systemd watchdog apply too (see [`Health`]).
+    pub fn health(&self) -> Health {
+        Health::of(&self.snapshot())
+    }
+
+    /// A check over names the caller lists, with a threshold the caller
+    /// chooses: each name in `expected` is stale if it never beat or beat
+    /// more than `stale_threshold` ago (a name never registered counts as
+    /// never beaten). Returns whether none is stale, and the stale names in
+    /// the order given. It ignores states and declared ticks; for the rule
+    /// the probes apply, use [`health`](Registry::health).
     pub fn is_healthy(&self, expected: &[&str], stale_threshold: Duration) -> (bool, Vec<String>) {
         let now = Instant::now();
         let stale: Vec<String> = expected
             .iter()
-            .filter(|name| match self.last_tick(name) {
+            .filter(|name| match self.last_beat(name) {
                 None => true,
                 Some(t) => now.saturating_duration_since(t) > stale_threshold,
             })
@@ -199,8 +207,8 @@ pub fn registry() -> &'static Registry {
 
 /// Records that `name` is alive now, in the process-wide registry.
 ///
-/// For seed parity and hand-written code; supervised bodies beat through a
-/// pre-registered handle instead, and code inside one can call
+/// For hand-written code that names its subsystem; supervised bodies beat
+/// through a pre-registered handle instead, and code inside one can call
 /// [`crate::beat`] without naming itself.
 ///
 /// ```
@@ -211,13 +219,14 @@ pub fn heartbeat(name: &str) {
     registry().heartbeat(name);
 }
 
-/// The last heartbeat of `name` in the process-wide registry, `None` if never.
+/// The last beat of `name` in the process-wide registry, `None` if it never
+/// beat ([`Registry::last_beat`]).
 ///
 /// ```
 /// assert!(supervised_core::last_tick("doc-never-beat").is_none());
 /// ```
 pub fn last_tick(name: &str) -> Option<Instant> {
-    registry().last_tick(name)
+    registry().last_beat(name)
 }
 
 /// Every subsystem of the process-wide registry, sorted by name.
@@ -230,8 +239,9 @@ pub fn snapshot() -> Vec<SubsystemStatus> {
     registry().snapshot()
 }
 
-/// The seed's health check over the process-wide registry; see
-/// [`Registry::is_healthy`].
+/// The name-list check over the process-wide registry; see
+/// [`Registry::is_healthy`]. For the rule the probes apply, use
+/// `registry().health()`.
 ///
 /// ```
 /// use std::time::Duration;

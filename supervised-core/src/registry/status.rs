@@ -9,7 +9,7 @@ use tokio::time::Instant;
 /// What a subsystem is doing right now, as its supervisor last reported it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
-pub enum State {
+pub enum SubsystemState {
     /// The body is running (also the state of a name that is only beaten by hand).
     Running,
     /// The body failed and the supervisor is waiting for the backoff to pass.
@@ -20,42 +20,42 @@ pub enum State {
     Failed,
 }
 
-impl State {
+impl SubsystemState {
     /// The lower-case name used in logs and JSON: `running`, `backing_off`,
     /// `stopped`, `failed`.
     ///
     /// ```
-    /// assert_eq!(supervised_core::State::BackingOff.as_str(), "backing_off");
+    /// assert_eq!(supervised_core::SubsystemState::BackingOff.as_str(), "backing_off");
     /// ```
     pub const fn as_str(self) -> &'static str {
         match self {
-            State::Running => "running",
-            State::BackingOff => "backing_off",
-            State::Stopped => "stopped",
-            State::Failed => "failed",
+            SubsystemState::Running => "running",
+            SubsystemState::BackingOff => "backing_off",
+            SubsystemState::Stopped => "stopped",
+            SubsystemState::Failed => "failed",
         }
     }
 
     pub(super) const fn to_u8(self) -> u8 {
         match self {
-            State::Running => 0,
-            State::BackingOff => 1,
-            State::Stopped => 2,
-            State::Failed => 3,
+            SubsystemState::Running => 0,
+            SubsystemState::BackingOff => 1,
+            SubsystemState::Stopped => 2,
+            SubsystemState::Failed => 3,
         }
     }
 
-    pub(super) const fn from_u8(v: u8) -> State {
+    pub(super) const fn from_u8(v: u8) -> SubsystemState {
         match v {
-            1 => State::BackingOff,
-            2 => State::Stopped,
-            3 => State::Failed,
-            _ => State::Running,
+            1 => SubsystemState::BackingOff,
+            2 => SubsystemState::Stopped,
+            3 => SubsystemState::Failed,
+            _ => SubsystemState::Running,
         }
     }
 }
 
-impl fmt::Display for State {
+impl fmt::Display for SubsystemState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
@@ -82,10 +82,10 @@ pub struct LastPanic {
 ///   `stale_after` (default twice the tick) has passed since its last beat, or,
 ///   if it never beat, since it was registered: a loop that started but has not
 ///   finished its first tick is given `stale_after` to do so.
-/// - `healthy` is `false` when the state is [`State::Failed`], or when it
+/// - `healthy` is `false` when the state is [`SubsystemState::Failed`], or when it
 ///   declares a tick and is stale. A subsystem without a tick has no staleness
 ///   check and is healthy unless Failed.
-/// - A subsystem that returned cleanly stays listed as [`State::Stopped`], so
+/// - A subsystem that returned cleanly stays listed as [`SubsystemState::Stopped`], so
 ///   operators see a loop that quietly ended; with a tick it goes stale and
 ///   unhealthy once `stale_after` passes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,7 +94,7 @@ pub struct SubsystemStatus {
     /// The subsystem's name.
     pub name: String,
     /// What its supervisor is doing.
-    pub state: State,
+    pub state: SubsystemState,
     /// The declared interval between beats, if any.
     pub tick: Option<Duration>,
     /// How long without a beat makes it stale (explicit, or twice the tick).
@@ -102,9 +102,9 @@ pub struct SubsystemStatus {
     /// When it was registered (the reference for staleness before the first beat).
     pub registered_at: Instant,
     /// The last beat, `None` if it never beat.
-    pub last_tick: Option<Instant>,
+    pub last_beat: Option<Instant>,
     /// Time since the last beat, at the time of the snapshot.
-    pub since_last_tick: Option<Duration>,
+    pub since_last_beat: Option<Duration>,
     /// Total beats recorded.
     pub beats: u64,
     /// Total restarts scheduled by its supervisor.
@@ -113,7 +113,7 @@ pub struct SubsystemStatus {
     /// [`crate::Supervisor::reset_after`]); 0 as soon as the running
     /// generation has shown that progress.
     pub consecutive_failures: u32,
-    /// When the next restart is due, while [`State::BackingOff`].
+    /// When the next restart is due, while [`SubsystemState::BackingOff`].
     pub next_restart_at: Option<Instant>,
     /// The last panic its body raised, if any.
     pub last_panic: Option<LastPanic>,
@@ -126,7 +126,7 @@ pub struct SubsystemStatus {
     pub stale: bool,
     /// Since when it has been stale: its last beat (or registration) plus
     /// `stale_after`. `None` while fresh. The stall watchdog
-    /// ([`crate::Watchdog`]) logs the start and end of each such episode.
+    /// ([`crate::StallWatchdog`]) logs the start and end of each such episode.
     pub stale_since: Option<Instant>,
     /// Panics caught by [`crate::isolate`] in items of this subsystem: each
     /// cost one item, not the subsystem.

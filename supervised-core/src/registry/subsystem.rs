@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::instant::{deadline, AtomicInstant};
-use super::status::{LastPanic, State, SubsystemStatus};
+use super::status::{LastPanic, SubsystemState, SubsystemStatus};
 use crate::supervisor::ResetRule;
 
 /// The cold, rarely written part of a subsystem: behind a per-subsystem lock
@@ -59,9 +59,9 @@ struct Failures {
 }
 
 struct SubsystemInner {
-    /// Also the epoch of `last_tick`.
+    /// Also the epoch of `last_beat`.
     registered_at: Instant,
-    last_tick: AtomicInstant,
+    last_beat: AtomicInstant,
     beats: AtomicU64,
     restarts: AtomicU64,
     item_panics: AtomicU64,
@@ -104,14 +104,14 @@ impl Subsystem {
     pub(super) fn new(name: &str) -> Self {
         Subsystem(Arc::new(SubsystemInner {
             registered_at: Instant::now(),
-            last_tick: AtomicInstant::never(),
+            last_beat: AtomicInstant::never(),
             beats: AtomicU64::new(0),
             restarts: AtomicU64::new(0),
             item_panics: AtomicU64::new(0),
             name: Box::from(name),
             consecutive_failures: AtomicU32::new(0),
             supervisors: AtomicU32::new(0),
-            state: AtomicU8::new(State::Running.to_u8()),
+            state: AtomicU8::new(SubsystemState::Running.to_u8()),
             advisory: AtomicBool::new(false),
             meta: Mutex::new(Meta::default()),
         }))
@@ -125,7 +125,7 @@ impl Subsystem {
         // The count before the tick: the locked add does not then wait for
         // the tick's store to drain, and the conversion of `now` overlaps it.
         inner.beats.fetch_add(1, Ordering::Relaxed);
-        inner.last_tick.store(inner.registered_at, now);
+        inner.last_beat.store(inner.registered_at, now);
     }
 
     /// The subsystem's name.
@@ -134,8 +134,8 @@ impl Subsystem {
     }
 
     /// The last beat, `None` if it never beat.
-    pub fn last_tick(&self) -> Option<Instant> {
-        self.0.last_tick.load(self.0.registered_at)
+    pub fn last_beat(&self) -> Option<Instant> {
+        self.0.last_beat.load(self.0.registered_at)
     }
 
     /// Total beats recorded.
@@ -149,13 +149,13 @@ impl Subsystem {
     }
 
     /// The current state.
-    pub fn state(&self) -> State {
-        State::from_u8(self.0.state.load(Ordering::Relaxed))
+    pub fn state(&self) -> SubsystemState {
+        SubsystemState::from_u8(self.0.state.load(Ordering::Relaxed))
     }
 
     /// Declares the expected interval between beats and, optionally, how long
     /// without a beat makes the subsystem stale (default: twice `tick`, the
-    /// seed's alerting rule). `None` for `tick` removes the staleness check.
+    /// usual alerting rule). `None` for `tick` removes the staleness check.
     ///
     /// ```
     /// use std::time::Duration;
@@ -194,10 +194,10 @@ impl Subsystem {
     pub(super) fn status_at(&self, now: Instant) -> SubsystemStatus {
         let inner = &*self.0;
         let meta = self.meta();
-        let last_tick = self.last_tick();
+        let last_beat = self.last_beat();
         let state = self.state();
         let stale_after = meta.stale_limit();
-        let reference = last_tick.unwrap_or(inner.registered_at);
+        let reference = last_beat.unwrap_or(inner.registered_at);
         let stale_since = stale_after
             .map(|limit| deadline(reference, limit))
             .filter(|since| now > *since);
@@ -208,8 +208,8 @@ impl Subsystem {
             tick: meta.tick,
             stale_after,
             registered_at: inner.registered_at,
-            last_tick,
-            since_last_tick: last_tick.map(|t| now.saturating_duration_since(t)),
+            last_beat,
+            since_last_beat: last_beat.map(|t| now.saturating_duration_since(t)),
             beats: self.beats(),
             restarts: self.restarts(),
             consecutive_failures: if self.progressing(&meta, state, now) {
@@ -219,27 +219,27 @@ impl Subsystem {
             },
             next_restart_at: failures
                 .and_then(|f| f.next_restart_at)
-                .filter(|_| state == State::BackingOff),
+                .filter(|_| state == SubsystemState::BackingOff),
             last_panic: failures.and_then(|f| f.last_panic.clone()),
             last_error: failures.and_then(|f| f.last_error.clone()),
             advisory: inner.advisory.load(Ordering::Relaxed),
             stale: stale_since.is_some(),
             stale_since,
             item_panics: inner.item_panics.load(Ordering::Relaxed),
-            healthy: state != State::Failed && stale_since.is_none(),
+            healthy: state != SubsystemState::Failed && stale_since.is_none(),
         }
     }
 
     /// Whether the running generation has shown the progress that resets
     /// its failure count: a recovered subsystem reports 0 consecutive
     /// failures while it runs, not only after its next failure.
-    fn progressing(&self, meta: &Meta, state: State, now: Instant) -> bool {
+    fn progressing(&self, meta: &Meta, state: SubsystemState, now: Instant) -> bool {
         match meta.run {
             Some(RunRecord {
                 started,
                 beats_then,
                 rule,
-            }) if state == State::Running => {
+            }) if state == SubsystemState::Running => {
                 let beats = self.beats();
                 rule.progressed(
                     now.saturating_duration_since(started),
@@ -259,7 +259,7 @@ impl Subsystem {
 
     // ---- written by the supervisor ------------------------------------------
 
-    pub(crate) fn set_state(&self, state: State) {
+    pub(crate) fn set_state(&self, state: SubsystemState) {
         self.0.state.store(state.to_u8(), Ordering::Relaxed);
     }
 
@@ -272,7 +272,7 @@ impl Subsystem {
         self.0.restarts.fetch_add(1, Ordering::Relaxed);
         self.record_failure(consecutive_failures, failure);
         self.meta().failures_mut().next_restart_at = Some(next_restart_at);
-        self.set_state(State::BackingOff);
+        self.set_state(SubsystemState::BackingOff);
     }
 
     pub(crate) fn record_failure(&self, consecutive_failures: u32, failure: FailureRecord) {
@@ -289,7 +289,7 @@ impl Subsystem {
 
     /// Marks the start of a supervised run, for the live progress check.
     pub(crate) fn start_run(&self, started: Instant, rule: ResetRule) {
-        self.set_state(State::Running);
+        self.set_state(SubsystemState::Running);
         self.meta().run = Some(RunRecord {
             started,
             beats_then: self.beats(),
@@ -363,10 +363,10 @@ mod tests {
     fn beats_and_ticks_round_trip() {
         let registry = Registry::new();
         let sub = registry.subsystem("round-trip");
-        assert_eq!(sub.last_tick(), None);
+        assert_eq!(sub.last_beat(), None);
         let before = Instant::now();
         sub.beat();
-        let tick = sub.last_tick().unwrap();
+        let tick = sub.last_beat().unwrap();
         assert!(tick >= before && tick <= Instant::now());
         assert_eq!(sub.beats(), 1);
         // One entry per name, and the same subsystem behind every handle.

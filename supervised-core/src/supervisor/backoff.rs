@@ -5,7 +5,7 @@ use std::time::Duration;
 /// How long to wait before restarting a failed body.
 ///
 /// The delay after the `n`-th consecutive failure is
-/// `initial * multiplier^(n-1)`, capped at `max` (the seed's 1 s, 2 s, 4 s, …
+/// `initial * multiplier^(n-1)`, capped at `max` (1 s, 2 s, 4 s, …
 /// 30 s with the defaults). With jitter on, each delay is drawn uniformly from
 /// `[d/2, 3d/2]` around that nominal delay `d`, narrowed to `[initial, max]`
 /// (the interval is narrowed before drawing, so no value is more likely than
@@ -20,8 +20,8 @@ use std::time::Duration;
 /// use std::time::Duration;
 /// use supervised_core::Backoff;
 ///
-/// let seed = Backoff::default();
-/// let gaps: Vec<u64> = (1..=7).map(|n| seed.nominal(n).as_secs()).collect();
+/// let default = Backoff::default();
+/// let gaps: Vec<u64> = (1..=7).map(|n| default.nominal(n).as_secs()).collect();
 /// assert_eq!(gaps, [1, 2, 4, 8, 16, 30, 30]);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -70,10 +70,10 @@ impl Backoff {
     ///
     /// ```
     /// use std::time::Duration;
-    /// let b = supervised_core::Backoff::default().with_multiplier(3.0);
+    /// let b = supervised_core::Backoff::default().multiplier(3.0);
     /// assert_eq!(b.nominal(3), Duration::from_secs(9));
     /// ```
-    pub fn with_multiplier(mut self, multiplier: f64) -> Self {
+    pub fn multiplier(mut self, multiplier: f64) -> Self {
         assert!(
             multiplier.is_finite() && multiplier >= 1.0,
             "backoff multiplier must be a finite number >= 1.0, got {multiplier}"
@@ -86,11 +86,11 @@ impl Backoff {
     ///
     /// ```
     /// use std::time::Duration;
-    /// let b = supervised_core::Backoff::default().with_jitter(true);
+    /// let b = supervised_core::Backoff::default().jitter(true);
     /// let d = b.delay(10);
     /// assert!(d >= Duration::from_secs(15) && d <= Duration::from_secs(30));
     /// ```
-    pub fn with_jitter(mut self, jitter: bool) -> Self {
+    pub fn jitter(mut self, jitter: bool) -> Self {
         self.jitter = jitter;
         self
     }
@@ -140,7 +140,7 @@ mod tests {
 
     #[test]
     fn spread_stays_in_bounds_and_is_random_at_the_cap() {
-        let b = Backoff::default().with_jitter(true);
+        let b = Backoff::default().jitter(true);
         let cap = b.nominal(20);
         assert_eq!(cap, Duration::from_secs(30));
         assert_eq!(b.spread(cap, 0.0), Duration::from_secs(15));
@@ -167,6 +167,6 @@ mod tests {
     #[test]
     #[should_panic(expected = "multiplier must be a finite number >= 1.0")]
     fn shrinking_multiplier_is_rejected() {
-        let _ = Backoff::default().with_multiplier(0.5);
+        let _ = Backoff::default().multiplier(0.5);
     }
 }

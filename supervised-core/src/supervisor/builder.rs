@@ -40,7 +40,7 @@ use crate::registry::{registry, Registry, Subsystem};
 ///
 /// let mut runs = 0;
 /// let exit = supervisor
-///     .run("flaky", CancellationToken::new(), |_cancel| {
+///     .run(CancellationToken::new(), "flaky", |_cancel| {
 ///         runs += 1;
 ///         let ok = runs == 3;
 ///         async move { if ok { Ok(runs) } else { Err("not yet") } }
@@ -65,7 +65,7 @@ impl Default for Supervisor {
 }
 
 impl Supervisor {
-    /// A supervisor with the seed's defaults (see the type's docs).
+    /// A supervisor with the defaults (see the type's docs).
     ///
     /// `new` and the setters are `const fn` (all but
     /// [`multiplier`](Supervisor::multiplier), which validates its argument,
@@ -108,7 +108,7 @@ impl Supervisor {
     /// # Panics
     /// If `multiplier` is below 1.0 or not finite.
     pub fn multiplier(mut self, multiplier: f64) -> Self {
-        self.policy.backoff = self.policy.backoff.with_multiplier(multiplier);
+        self.policy.backoff = self.policy.backoff.multiplier(multiplier);
         self
     }
 
@@ -133,8 +133,8 @@ impl Supervisor {
 
     /// Restart intensity: at most `max_restarts` restarts within any window
     /// of `within`. The failure that would need one more gives up: state
-    /// [`State::Failed`](crate::State::Failed), an ERROR event, and [`Exit::GaveUp`](crate::Exit::GaveUp). Default:
-    /// unlimited (the seed's behaviour). `max_restarts = 0` gives up on the
+    /// [`SubsystemState::Failed`](crate::SubsystemState::Failed), an ERROR event, and [`Exit::GaveUp`](crate::Exit::GaveUp). Default:
+    /// unlimited. `max_restarts = 0` gives up on the
     /// first failure.
     pub const fn max_restarts(mut self, max_restarts: u32, within: Duration) -> Self {
         self.policy.intensity = Some((max_restarts, within));
@@ -179,7 +179,7 @@ impl Supervisor {
     /// stall is logged at ERROR, and it restarts with backoff like any other
     /// failure. A body blocked in synchronous code or spinning without an
     /// `.await` cannot be preempted: it is dropped only when it next yields.
-    /// The [`Watchdog`](crate::Watchdog) still reports it as stalled.
+    /// The [`StallWatchdog`](crate::StallWatchdog) still reports it as stalled.
     ///
     /// For iterations that are long but healthy, call [`crate::beat`]
     /// mid-iteration or raise `stale_after` (it doubles as the longest

@@ -21,7 +21,7 @@ use super::policy::{Policy, ResetRule, RestartWindow};
 use super::report::{give_up, stop_cancelled};
 use super::supervision::RunBody;
 use super::watch::{Timer, Watch, Watched};
-use crate::registry::{deadline, State, Subsystem};
+use crate::registry::{deadline, Subsystem, SubsystemState};
 
 /// How one run ended, for [`RunOnce`] to turn into a [`Step`].
 pub(super) enum RunEnd {
@@ -331,7 +331,7 @@ impl<'a> Engine<'a> {
         let name = sub.name();
         let failure = match ended {
             Ended::Returned(None) => {
-                sub.set_state(State::Stopped);
+                sub.set_state(SubsystemState::Stopped);
                 tracing::info!(target: "supervised", subsystem = %name, "supervised body returned; not restarting");
                 return Some(RunEnd::Completed);
             }
@@ -409,9 +409,9 @@ async fn stalled(sub: Subsystem, started: Instant) -> Duration {
         let Some(limit) = sub.stale_limit() else {
             return std::future::pending().await;
         };
-        let reference = sub.last_tick().map_or(started, |t| t.max(started));
+        let reference = sub.last_beat().map_or(started, |t| t.max(started));
         tokio::time::sleep_until(deadline(reference, limit)).await;
-        if sub.last_tick().map_or(started, |t| t.max(started)) == reference {
+        if sub.last_beat().map_or(started, |t| t.max(started)) == reference {
             return limit;
         }
     }

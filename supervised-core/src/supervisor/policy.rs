@@ -118,7 +118,7 @@ mod tests {
             failures in 0u32..200,
             unit in 0.0f64..1.0,
         ) {
-            let backoff = Backoff::new(ms(initial), ms(initial + extra)).with_multiplier(multiplier);
+            let backoff = Backoff::new(ms(initial), ms(initial + extra)).multiplier(multiplier);
             let nominal = backoff.nominal(failures);
             prop_assert!(nominal >= ms(initial) && nominal <= ms(initial + extra));
             let jittered = backoff.spread(nominal, unit);
@@ -131,7 +131,7 @@ mod tests {
 
         #[test]
         fn jitter_at_the_cap_still_spans_half_the_cap(cap in 2u64..100_000) {
-            let backoff = Backoff::new(ms(1), ms(cap)).with_jitter(true);
+            let backoff = Backoff::new(ms(1), ms(cap)).jitter(true);
             let at_cap = backoff.nominal(64);
             prop_assert_eq!(at_cap, ms(cap));
             prop_assert_eq!(backoff.spread(at_cap, 0.0), ms(cap) / 2);

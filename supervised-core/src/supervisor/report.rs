@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::failure::{Caught, CaughtPanic, GaveUpWith};
-use crate::registry::{FailureRecord, LastPanic, State, Subsystem};
+use crate::registry::{FailureRecord, LastPanic, Subsystem, SubsystemState};
 
 impl Caught {
     /// Logs the failure as one structured ERROR event and returns what the
@@ -135,7 +135,7 @@ pub(crate) fn give_up(
         ),
     };
     sub.record_failure(consecutive_failures, record);
-    sub.set_state(State::Failed);
+    sub.set_state(SubsystemState::Failed);
     tracing::error!(
         target: "supervised", subsystem = %sub.name(),
         last_failure = %message,
@@ -156,6 +156,6 @@ fn last_panic_of(panic: &CaughtPanic, at: Instant) -> LastPanic {
 
 /// Marks the subsystem stopped by cancellation and logs why.
 pub(crate) fn stop_cancelled(sub: &Subsystem, why: &'static str) {
-    sub.set_state(State::Stopped);
+    sub.set_state(SubsystemState::Stopped);
     tracing::info!(target: "supervised", subsystem = %sub.name(), reason = why, "supervised body stopped by cancellation");
 }

@@ -22,8 +22,8 @@ impl Supervisor {
     /// inside it can call [`crate::beat`].
     pub async fn run<F, Fut>(
         &self,
-        name: &str,
         cancel: CancellationToken,
+        name: &str,
         f: F,
     ) -> Exit<Fut::Output>
     where
@@ -32,15 +32,15 @@ impl Supervisor {
         Fut::Output: RunOutcome,
     {
         let sub = self.register(name);
-        self.run_registered(&sub, cancel, f).await
+        self.run_registered(cancel, &sub, f).await
     }
 
     /// [`run`](Supervisor::run) for a subsystem registered beforehand, so
     /// the body's own code can hold the same handle.
     pub async fn run_registered<F, Fut>(
         &self,
-        sub: &Subsystem,
         cancel: CancellationToken,
+        sub: &Subsystem,
         mut f: F,
     ) -> Exit<Fut::Output>
     where
@@ -48,7 +48,7 @@ impl Supervisor {
         Fut: Future,
         Fut::Output: RunOutcome,
     {
-        let mut supervision = Supervision::new(self, sub, cancel);
+        let mut supervision = Supervision::new(self, cancel, sub);
         loop {
             let body = f(supervision.cancel().clone());
             if let Step::Exit(exit) = supervision.run_once(body).await {
@@ -95,5 +95,5 @@ where
 {
     // Without restart intensity the default supervisor never gives up, and
     // `()` carries no value: every exit means "stopped".
-    let _exit = Supervisor::new().run(name, cancel, f).await;
+    let _exit = Supervisor::new().run(cancel, name, f).await;
 }

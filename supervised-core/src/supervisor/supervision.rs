@@ -42,7 +42,7 @@ pub enum Step<O> {
 /// let supervisor = Supervisor::new().registry(&registry);
 /// let subsystem = supervisor.register("inside-out");
 /// let mut attempts = Vec::new();
-/// let mut supervision = Supervision::new(&supervisor, &subsystem, CancellationToken::new());
+/// let mut supervision = Supervision::new(&supervisor, CancellationToken::new(), &subsystem);
 /// let exit = loop {
 ///     let log = &mut attempts; // a fresh reborrow for each run
 ///     let body = async move {
@@ -76,11 +76,13 @@ impl<O> fmt::Debug for Supervision<'_, O> {
 }
 
 impl<'a, O: RunOutcome> Supervision<'a, O> {
-    /// Starts supervising `sub` under `supervisor`'s policy, stopped by `cancel`.
+    /// Starts supervising `sub` under `supervisor`'s policy, stopped by
+    /// `cancel`. The arguments come in the order of
+    /// [`Supervisor::run`]: what stops it, then what it supervises.
     ///
     /// Supervising one subsystem from two places at once merges their beats
     /// and states into one report; it works, but is logged with a WARN.
-    pub fn new(supervisor: &'a Supervisor, sub: &Subsystem, cancel: CancellationToken) -> Self {
+    pub fn new(supervisor: &'a Supervisor, cancel: CancellationToken, sub: &Subsystem) -> Self {
         Supervision {
             engine: Engine::new(&supervisor.policy, sub, cancel),
             last_failure: None,
