@@ -1,16 +1,22 @@
-//! The model of the annotated fn: what kind of return, which arguments need
-//! a fresh value per run, and which one is the `CancellationToken`.
-//! Built from the original syn nodes so errors point at the user's tokens.
+//! A read-only model of the annotated fn: what kind of return, which
+//! arguments need a fresh value per run, which one is the
+//! `CancellationToken`, and how many loops will beat. Built from the
+//! original syn nodes so errors point at the user's tokens; nothing here
+//! changes the input (`expand` does the rewriting, `valid` the judging).
 
-use proc_macro2::Span;
+use proc_macro2::{Span, TokenStream};
+use quote::ToTokens;
 use syn::spanned::Spanned;
 use syn::{FnArg, Ident, ItemFn, Pat, PatIdent, ReceiverKind, ReturnType, Type};
 
+use crate::{hygiene, loops};
+
 /// What the fn returns, which decides how the supervisor's exit becomes a value.
-#[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ReturnKind {
     Unit,
     Result,
+    /// Anything else, which `valid` rejects at these tokens.
+    Unsupported(TokenStream),
 }
 
 /// How a run gets its own copy of an argument.
@@ -24,10 +30,13 @@ pub(crate) enum Access {
     Unique,
 }
 
-/// One argument, after its pattern has been given a plain name.
+/// One typed argument.
 pub(crate) struct Arg {
-    /// The name the outer fn binds it to.
+    /// The name the outer fn binds it to: the user's own for a plain
+    /// `name` or `mut name`, a generated one for any other pattern.
     pub(crate) binding: Ident,
+    /// Whether its pattern is that plain name (`mut` aside).
+    pub(crate) plain: bool,
     /// The user's pattern, re-bound inside each run (`mut db`, `(a, b)`, ...).
     pub(crate) pattern: Pat,
     pub(crate) access: Access,
@@ -48,50 +57,22 @@ pub(crate) struct FnModel {
     pub(crate) return_kind: ReturnKind,
     pub(crate) receiver: Receiver,
     pub(crate) args: Vec<Arg>,
+    /// Outermost loops of the body: each beats once per iteration.
+    pub(crate) outermost_loops: usize,
 }
 
-/// Checks the fn's shape and gives each pattern argument a plain name in
-/// the outer signature (patterns are not part of a fn's type, so callers see
-/// the same signature). Errors point at the offending token.
-pub(crate) fn analyze(item: &mut ItemFn) -> syn::Result<FnModel> {
-    let mut errors = Vec::new();
-    let sig = &item.sig;
-    if let Some(constness) = &sig.constness {
-        errors.push(syn::Error::new_spanned(
-            constness,
-            "`#[supervised]` cannot run a `const fn`: remove `const` (a supervised fn is an async loop)",
-        ));
+impl FnModel {
+    /// Whether an argument is the token that stops the supervision.
+    pub(crate) fn cancellation_token(&self) -> Option<&Arg> {
+        self.args.iter().find(|a| a.is_cancellation_token)
     }
-    if let Some(abi) = &sig.abi {
-        errors.push(syn::Error::new_spanned(
-            abi,
-            "`#[supervised]` cannot run an `extern` fn: remove the ABI and call the supervised fn from a plain wrapper",
-        ));
-    }
-    if sig.asyncness.is_none() {
-        errors.push(syn::Error::new_spanned(
-            sig.fn_token,
-            "the `async` keyword is missing from the function declaration: `#[supervised]` runs an `async fn` loop",
-        ));
-    }
-    if let Some(variadic) = &sig.variadic {
-        errors.push(syn::Error::new_spanned(
-            variadic,
-            "`#[supervised]` fns cannot be variadic",
-        ));
-    }
-    let return_kind = match return_kind(&sig.output) {
-        Ok(kind) => Some(kind),
-        Err(e) => {
-            errors.push(e);
-            None
-        }
-    };
-    crate::valid::combine(errors)?;
+}
 
+/// Reads the model of `item`.
+pub(crate) fn analyze(item: &ItemFn) -> FnModel {
     let mut receiver = Receiver::None;
     let mut args = Vec::new();
-    for (index, input) in item.sig.inputs.iter_mut().enumerate() {
+    for (index, input) in item.sig.inputs.iter().enumerate() {
         match input {
             FnArg::Receiver(r) => {
                 let by_reference = match &r.kind {
@@ -102,74 +83,58 @@ pub(crate) fn analyze(item: &mut ItemFn) -> syn::Result<FnModel> {
                 receiver = if by_reference {
                     Receiver::Ref
                 } else {
-                    let span = r.span();
-                    let mutable = r.mutability.take().is_some();
-                    Receiver::Owned { mutable, span }
+                    Receiver::Owned {
+                        mutable: r.mutability.is_some(),
+                        span: r.span(),
+                    }
                 };
             }
             FnArg::Typed(typed) => {
-                let span = typed.span();
                 let access = match &*typed.ty {
                     Type::Reference(r) if r.mutability.is_some() => Access::Unique,
                     Type::Reference(_) => Access::Shared,
                     _ => Access::Owned,
                 };
-                let pattern = (*typed.pat).clone();
-                let binding = match &mut *typed.pat {
-                    // A plain name stays: only `mut` goes, since the outer fn
-                    // never mutates it (each run binds its own `mut` copy).
+                let (binding, plain) = match &*typed.pat {
                     Pat::Ident(PatIdent {
                         by_ref: None,
                         subpat: None,
                         ident,
-                        mutability,
                         ..
-                    }) => {
-                        *mutability = None;
-                        ident.clone()
-                    }
-                    other => {
-                        let binding =
-                            Ident::new(&format!("__supervised_arg{index}"), Span::mixed_site());
-                        *other = Pat::Ident(PatIdent {
-                            attrs: Vec::new(),
-                            by_ref: None,
-                            mutability: None,
-                            ident: binding.clone(),
-                            subpat: None,
-                        });
-                        binding
-                    }
+                    }) => (ident.clone(), true),
+                    _ => (hygiene::arg_binding(index), false),
                 };
                 args.push(Arg {
                     binding,
-                    pattern,
+                    plain,
+                    pattern: (*typed.pat).clone(),
                     access,
                     is_cancellation_token: is_cancellation_token(&typed.ty),
-                    span,
+                    span: typed.span(),
                 });
             }
         }
     }
-    Ok(FnModel {
-        return_kind: return_kind.unwrap_or(ReturnKind::Unit),
+    FnModel {
+        return_kind: return_kind(&item.sig.output),
         receiver,
         args,
-    })
+        outermost_loops: loops::count_outermost(&item.block),
+    }
 }
 
-fn return_kind(output: &ReturnType) -> syn::Result<ReturnKind> {
+fn return_kind(output: &ReturnType) -> ReturnKind {
     match output {
-        ReturnType::Default => Ok(ReturnKind::Unit),
+        ReturnType::Default => ReturnKind::Unit,
         ReturnType::Type(_, ty) => match &**ty {
-            Type::Tuple(t) if t.elems.is_empty() => Ok(ReturnKind::Unit),
-            Type::Path(p) if p.qself.is_none() && p.path.segments.last().is_some_and(|s| s.ident == "Result") => {
-                Ok(ReturnKind::Result)
+            Type::Tuple(t) if t.elems.is_empty() => ReturnKind::Unit,
+            Type::Path(p)
+                if p.qself.is_none()
+                    && p.path.segments.last().is_some_and(|s| s.ident == "Result") =>
+            {
+                ReturnKind::Result
             }
-            other => Err(syn::Error::new_spanned(
-                other,
-                "a `#[supervised]` fn returns `()` or `Result<T, E>` (with `E: Display`): the supervisor must tell a failure it restarts from a value it returns",
-            )),
+            other => ReturnKind::Unsupported(other.to_token_stream()),
         },
     }
 }

@@ -7,8 +7,36 @@ use proc_macro2::Span;
 use syn::meta::ParseNestedMeta;
 use syn::{Expr, ExprLit, Lit, LitBool, LitInt, LitStr, Path};
 
-/// Every key the attribute accepts, for the "unknown key" error.
-pub(crate) const KEYS: &str = "`name`, `tick`, `stale_after`, `initial_backoff`, `max_backoff`, `jitter`, `grace`, `max_restarts`, `within`, `on_stall`, `crate`";
+/// Every key the attribute accepts, in the order the docs list them: the
+/// one list behind the "unknown key" error and the fuzz corpus.
+pub(crate) const KEYS: &[&str] = &[
+    "name",
+    "tick",
+    "stale_after",
+    "initial_backoff",
+    "max_backoff",
+    "jitter",
+    "grace",
+    "max_restarts",
+    "within",
+    "on_stall",
+    "crate",
+];
+
+/// `KEYS` as the error message lists them: "`name`, `tick`, ...".
+fn keys_list() -> String {
+    let quoted: Vec<String> = KEYS.iter().map(|key| format!("`{key}`")).collect();
+    quoted.join(", ")
+}
+
+/// The key of `meta` as written (empty for a path that is not one ident,
+/// which no key is).
+fn key_name(meta: &ParseNestedMeta<'_>) -> String {
+    meta.path
+        .get_ident()
+        .map(ToString::to_string)
+        .unwrap_or_default()
+}
 
 /// A value together with the span of the literal it came from.
 #[derive(Clone)]
@@ -37,12 +65,7 @@ pub(crate) struct Args {
 impl Args {
     /// Parses one `key = value` pair (or a bare `jitter`).
     pub(crate) fn parse_one(&mut self, meta: ParseNestedMeta<'_>) -> syn::Result<()> {
-        let key = meta
-            .path
-            .get_ident()
-            .map(ToString::to_string)
-            .unwrap_or_default();
-        match key.as_str() {
+        match key_name(&meta).as_str() {
             "name" => set(&mut self.name, &meta, parse_name),
             "tick" => set(&mut self.tick, &meta, parse_duration),
             "stale_after" => set(&mut self.stale_after, &meta, parse_duration),
@@ -55,7 +78,8 @@ impl Args {
             "on_stall" => set(&mut self.restart_on_stall, &meta, parse_on_stall),
             "crate" => set(&mut self.krate, &meta, parse_path),
             _ => Err(meta.error(format!(
-                "unknown `#[supervised]` key; the valid keys are {KEYS}"
+                "unknown `#[supervised]` key; the valid keys are {}",
+                keys_list()
             ))),
         }
     }
@@ -68,11 +92,7 @@ fn set<T>(
     parse: fn(&ParseNestedMeta<'_>) -> syn::Result<Spanned<T>>,
 ) -> syn::Result<()> {
     if slot.is_some() {
-        let key = meta
-            .path
-            .get_ident()
-            .map(ToString::to_string)
-            .unwrap_or_default();
+        let key = key_name(meta);
         return Err(meta.error(format!("duplicate `{key}` key: give it once")));
     }
     *slot = Some(parse(meta)?);
@@ -81,11 +101,7 @@ fn set<T>(
 
 /// The literal after `key =`, with an error at the value when it is not one.
 fn literal(meta: &ParseNestedMeta<'_>, expected: &str) -> syn::Result<Lit> {
-    let key = meta
-        .path
-        .get_ident()
-        .map(ToString::to_string)
-        .unwrap_or_default();
+    let key = key_name(meta);
     let expr: Expr = meta.value()?.parse()?;
     match expr {
         Expr::Lit(ExprLit { lit, .. }) => Ok(lit),
@@ -100,11 +116,7 @@ fn string(meta: &ParseNestedMeta<'_>, expected: &str) -> syn::Result<LitStr> {
     match literal(meta, expected)? {
         Lit::Str(s) => Ok(s),
         other => {
-            let key = meta
-                .path
-                .get_ident()
-                .map(ToString::to_string)
-                .unwrap_or_default();
+            let key = key_name(meta);
             Err(syn::Error::new_spanned(
                 other,
                 format!("`{key}` takes a string literal: write {expected}"),
@@ -129,11 +141,7 @@ fn parse_name(meta: &ParseNestedMeta<'_>) -> syn::Result<Spanned<String>> {
 }
 
 fn duration(meta: &ParseNestedMeta<'_>, allow_zero: bool) -> syn::Result<Spanned<Duration>> {
-    let key = meta
-        .path
-        .get_ident()
-        .map(ToString::to_string)
-        .unwrap_or_default();
+    let key = key_name(meta);
     let lit = string(
         meta,
         "a duration such as `\"250ms\"`, `\"60s\"` or `\"1m30s\"`",

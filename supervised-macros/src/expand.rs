@@ -24,25 +24,20 @@
 //! }
 //! ```
 
-use proc_macro2::{Ident, Span, TokenStream, TokenTree};
+use proc_macro2::{Ident, Span, TokenStream};
 use quote::{quote, quote_spanned};
-use syn::visit_mut::{self, VisitMut};
-use syn::{Block, ExprPath, Item, ItemFn, Macro, Path, ReturnType};
+use syn::{Block, FnArg, ItemFn, Pat, PatIdent, Path, ReturnType};
 
 use crate::ast::{Access, FnModel, Receiver, ReturnKind};
 use crate::attr::Args;
+use crate::hygiene::{self, local};
+use crate::{loops, receiver};
 
-/// A generated local: prefixed and mixed-site, so no user name can clash.
-fn local(name: &str) -> Ident {
-    Ident::new(&format!("__supervised_{name}"), Span::mixed_site())
-}
-
-pub(crate) fn expand(
-    args: &Args,
-    mut item: ItemFn,
-    model: &FnModel,
-    handle: &Ident,
-) -> TokenStream {
+/// The whole rewrite of a fn that passed every rule in `valid`.
+pub(crate) fn expand(args: &Args, mut item: ItemFn, model: &FnModel) -> TokenStream {
+    let handle = hygiene::subsystem();
+    plain_signature(&mut item, model);
+    loops::inject_heartbeats(&mut item.block, &handle);
     let krate: Path = args
         .krate
         .as_ref()
@@ -58,10 +53,11 @@ pub(crate) fn expand(
     let exit = local("exit");
     let body_fut = local("body");
     let self_copy = local("self");
+    let static_supervisor = hygiene::item("SUPERVISOR");
 
     let knobs = supervisor_knobs(args, &private);
 
-    let cancel = match model.args.iter().find(|a| a.is_cancellation_token) {
+    let cancel = match model.cancellation_token() {
         Some(arg) => {
             let binding = &arg.binding;
             quote!(#private::CancellationToken::clone(&#binding))
@@ -78,10 +74,7 @@ pub(crate) fn expand(
             // The reference is taken apart from the call so that rustc does not
             // suggest borrowing the argument (`&T` is always `Clone`).
             Access::Owned => {
-                let by_ref = Ident::new(
-                    "__supervised_by_ref",
-                    Span::mixed_site().located_at(arg.span),
-                );
+                let by_ref = hygiene::local_at("by_ref", arg.span);
                 let call = quote_spanned!(arg.span=> #private::fresh_clone(#by_ref));
                 quote!({ let #by_ref = &#binding; #call })
             }
@@ -102,7 +95,7 @@ pub(crate) fn expand(
             #[allow(clippy::redundant_locals)]
             let #mutability #self_copy = #self_copy;
         });
-        RenameSelf { to: &self_copy }.visit_block_mut(&mut item.block);
+        receiver::rename_self(&mut item.block, &self_copy);
     }
 
     let ret = match &item.sig.output {
@@ -110,8 +103,9 @@ pub(crate) fn expand(
         ReturnType::Type(_, ty) => quote!(#ty),
     };
     let finish = match model.return_kind {
-        ReturnKind::Unit => quote!(#private::finish_unit(#exit)),
-        ReturnKind::Result if model.args.iter().any(|a| a.is_cancellation_token) => {
+        // `valid` rejected the other return types.
+        ReturnKind::Unit | ReturnKind::Unsupported(_) => quote!(#private::finish_unit(#exit)),
+        ReturnKind::Result if model.cancellation_token().is_some() => {
             quote!(#private::finish_result(#exit))
         }
         ReturnKind::Result => quote!(#private::finish_result_uncancellable(#exit)),
@@ -128,8 +122,8 @@ pub(crate) fn expand(
         #abort_guard
         // One supervisor per fn, built at compile time: the fn's future
         // holds a reference to it, not a copy.
-        static __SUPERVISED_SUPERVISOR: #private::Supervisor = #private::Supervisor::new() #knobs;
-        let #supervisor: &'static #private::Supervisor = &__SUPERVISED_SUPERVISOR;
+        static #static_supervisor: #private::Supervisor = #private::Supervisor::new() #knobs;
+        let #supervisor: &'static #private::Supervisor = &#static_supervisor;
         let #handle = #supervisor.register(#name);
         let mut #supervision = #private::Supervision::new(#supervisor, #cancel, &#handle);
         let #exit = loop {
@@ -186,59 +180,41 @@ fn supervisor_knobs(args: &Args, private: &TokenStream) -> TokenStream {
     knobs
 }
 
-/// Renames `self` to a per-run copy in a body whose fn takes `self` by
-/// value, including inside macro tokens; stops at nested items, which have
-/// their own `self`.
-struct RenameSelf<'a> {
-    to: &'a Ident,
-}
-
-impl RenameSelf<'_> {
-    fn renamed(&self, span: Span) -> Ident {
-        Ident::new(&self.to.to_string(), self.to.span().located_at(span))
+/// Gives each argument its plain outer name: a pattern argument
+/// (`(a, b): (u8, u8)`) is bound to a generated name and destructured
+/// inside each run instead, and `mut` goes from a plain one, since the
+/// outer fn never mutates it (each run binds its own `mut` copy). Patterns
+/// are not part of a fn's type, so callers see the same signature.
+fn plain_signature(item: &mut ItemFn, model: &FnModel) {
+    for (input, arg) in item
+        .sig
+        .inputs
+        .iter_mut()
+        .filter_map(|input| match input {
+            FnArg::Typed(typed) => Some(typed),
+            FnArg::Receiver(_) => None,
+        })
+        .zip(&model.args)
+    {
+        if arg.plain {
+            if let Pat::Ident(ident) = &mut *input.pat {
+                ident.mutability = None;
+            }
+        } else {
+            *input.pat = Pat::Ident(PatIdent {
+                attrs: Vec::new(),
+                by_ref: None,
+                mutability: None,
+                ident: arg.binding.clone(),
+                subpat: None,
+            });
+        }
     }
-
-    fn rename_tokens(&self, tokens: TokenStream) -> TokenStream {
-        let mut out: Vec<TokenTree> = Vec::new();
-        let mut iter = tokens.into_iter().peekable();
-        while let Some(tt) = iter.next() {
-            match tt {
-                // `self` but not `self::path`.
-                TokenTree::Ident(ident)
-                    if ident == "self"
-                        && !matches!(iter.peek(), Some(TokenTree::Punct(p)) if p.as_char() == ':') =>
-                {
-                    out.push(TokenTree::Ident(self.renamed(ident.span())));
-                }
-                TokenTree::Group(group) => {
-                    let mut rebuilt = proc_macro2::Group::new(
-                        group.delimiter(),
-                        self.rename_tokens(group.stream()),
-                    );
-                    rebuilt.set_span(group.span());
-                    out.push(TokenTree::Group(rebuilt));
-                }
-                other => out.push(other),
+    if let Receiver::Owned { .. } = model.receiver {
+        for input in &mut item.sig.inputs {
+            if let FnArg::Receiver(r) = input {
+                r.mutability = None;
             }
         }
-        out.into_iter().collect()
     }
-}
-
-impl VisitMut for RenameSelf<'_> {
-    fn visit_expr_path_mut(&mut self, expr: &mut ExprPath) {
-        if expr.qself.is_none() && expr.path.is_ident("self") {
-            if let Some(segment) = expr.path.segments.first_mut() {
-                segment.ident = self.renamed(segment.ident.span());
-            }
-        }
-        visit_mut::visit_expr_path_mut(self, expr);
-    }
-
-    fn visit_macro_mut(&mut self, mac: &mut Macro) {
-        let tokens = std::mem::take(&mut mac.tokens);
-        mac.tokens = self.rename_tokens(tokens);
-    }
-
-    fn visit_item_mut(&mut self, _item: &mut Item) {}
 }

@@ -1,25 +1,35 @@
 //! The `#[supervised]` attribute. Use it through the `supervised` crate,
 //! which documents it and re-exports it.
 //!
-//! Parse (`attr`), validate (`valid`, `ast`), rewrite loops
-//! (`loops`) and expand (`expand`) are kept apart. On any error the
-//! user's fn is emitted as written (made `async` if that was the mistake)
-//! next to the error, so the rest of the crate still type-checks and one
-//! mistake gives one error. Nothing here panics on any input.
+//! Each step has its own file, and each reads only what the one before
+//! produced:
+//!
+//! - `attr.rs` parses the arguments (one setter per key; `attr::KEYS` is
+//!   the one list of keys);
+//! - `ast.rs` reads a model of the fn, changing nothing;
+//! - `valid.rs` holds every rule, over the arguments and the model;
+//! - `expand.rs` rewrites the fn: `loops.rs` injects the beats,
+//!   `receiver.rs` renames `self` in a by-value method, and `hygiene.rs`
+//!   names everything generated;
+//! - `fallback.rs` is what comes out when a rule is broken: the user's fn as
+//!   written next to the errors, so one mistake gives one error and the rest
+//!   of the crate still type-checks.
+//!
+//! Nothing here panics on any input (`tests/never_panics.rs`).
 
 mod ast;
 mod attr;
 mod expand;
+mod fallback;
+mod hygiene;
 mod loops;
+mod receiver;
 #[cfg(test)]
-mod never_panics;
-#[cfg(test)]
-mod snapshots;
+mod tests;
 mod valid;
 
 use proc_macro::TokenStream;
-use proc_macro2::{Ident, Span, TokenStream as TokenStream2};
-use quote::ToTokens;
+use proc_macro2::TokenStream as TokenStream2;
 use syn::parse::Parser;
 use syn::ItemFn;
 
@@ -33,86 +43,21 @@ fn supervised2(args: TokenStream2, item: TokenStream2) -> TokenStream2 {
     let mut parsed = attr::Args::default();
     let args_result = syn::meta::parser(|meta| parsed.parse_one(meta)).parse2(args);
 
-    let mut item_fn: ItemFn = match syn::parse2(item.clone()) {
+    let item_fn: ItemFn = match syn::parse2(item.clone()) {
         Ok(f) => f,
-        Err(_) => {
-            let error = not_a_fn_error(&item);
-            let mut out = item;
-            out.extend(error.to_compile_error());
-            return out;
-        }
+        Err(_) => return fallback::not_a_fn(item),
     };
 
+    let model = ast::analyze(&item_fn);
     let mut errors = Vec::new();
-    if let Err(e) = args_result.and_then(|()| valid::check(&parsed)) {
+    if let Err(e) = args_result.and_then(|()| valid::check_args(&parsed)) {
         errors.push(e);
     }
-
-    let original = item_fn.clone();
-    let model = match ast::analyze(&mut item_fn) {
-        Ok(model) => model,
-        Err(e) => {
-            errors.push(e);
-            return fallback(original, errors);
-        }
-    };
-
-    let handle = Ident::new("__supervised_subsystem", Span::mixed_site());
-    if loops::inject_heartbeats(&mut item_fn.block, &handle) == 0 {
-        errors.push(syn::Error::new(
-            item_fn.block.brace_token.span.open(),
-            "`#[supervised]` needs a `loop`, `while` or `for` in the body to beat once per iteration; \
-             for a body without one, call `supervised::beat()` where it makes progress and run it with \
-             `supervised::Supervisor::run` instead",
-        ));
+    if let Err(e) = valid::check_fn(&item_fn, &model) {
+        errors.push(e);
     }
     if !errors.is_empty() {
-        return fallback(original, errors);
+        return fallback::emit(item_fn, errors);
     }
-    expand::expand(&parsed, item_fn, &model, &handle)
-}
-
-/// The fn as the user wrote it, made `async` (and non-`const`, non-`extern`)
-/// so that callers' `.await`s and the body's own do not add errors of their
-/// own, followed by the real errors.
-fn fallback(mut item: ItemFn, errors: Vec<syn::Error>) -> TokenStream2 {
-    if item.sig.asyncness.is_none() {
-        item.sig.asyncness = Some(Default::default());
-    }
-    item.sig.constness = None;
-    item.sig.abi = None;
-    let mut out = item.into_token_stream();
-    for error in errors {
-        out.extend(error.to_compile_error());
-    }
-    out
-}
-
-fn not_a_fn_error(item: &TokenStream2) -> syn::Error {
-    let message = "`#[supervised]` goes on an `async fn` with a body (a free fn or a method)";
-    match syn::parse2::<syn::Item>(item.clone()) {
-        Ok(other) => syn::Error::new_spanned(item_head(&other), message),
-        Err(_) => syn::Error::new(Span::call_site(), message),
-    }
-}
-
-/// The item's introducing keyword and name, where the error points.
-fn item_head(item: &syn::Item) -> TokenStream2 {
-    use quote::quote;
-    match item {
-        syn::Item::Struct(s) => {
-            let (kw, ident) = (&s.struct_token, &s.ident);
-            quote!(#kw #ident)
-        }
-        syn::Item::Enum(e) => {
-            let (kw, ident) = (&e.enum_token, &e.ident);
-            quote!(#kw #ident)
-        }
-        syn::Item::Impl(i) => i.impl_token.into_token_stream(),
-        syn::Item::Mod(m) => {
-            let (kw, ident) = (&m.mod_token, &m.ident);
-            quote!(#kw #ident)
-        }
-        other => other.into_token_stream(),
-    }
+    expand::expand(&parsed, item_fn, &model)
 }

@@ -18,10 +18,53 @@
 use proc_macro2::{Delimiter, Group, Ident, Spacing, TokenStream, TokenTree};
 use quote::quote_spanned;
 use syn::spanned::Spanned;
+use syn::visit::{self, Visit};
 use syn::visit_mut::{self, VisitMut};
 use syn::{Block, Expr, ExprContinue, Item, Label, Lifetime, Macro, MacroDelimiter, Stmt, Token};
 
-/// Rewrites every outermost loop in `block`; returns how many it found.
+/// The one rule both walkers below follow: what an expression is to the
+/// search for outermost loops.
+enum Shape {
+    /// `loop`, `while`, `while let` or `for`: an outermost loop.
+    Loop,
+    /// A closure, an `async` block or a macro call: code in these runs
+    /// outside the loop's iteration (or not at all), so the search stops.
+    Opaque,
+    /// Anything else: the search goes on inside.
+    Transparent,
+}
+
+fn shape(expr: &Expr) -> Shape {
+    match expr {
+        Expr::Loop(_) | Expr::While(_) | Expr::ForLoop(_) => Shape::Loop,
+        Expr::Closure(_) | Expr::Async(_) | Expr::Macro(_) => Shape::Opaque,
+        _ => Shape::Transparent,
+    }
+}
+
+/// How many outermost loops `block` has, without changing it (for `ast`).
+pub(crate) fn count_outermost(block: &Block) -> usize {
+    let mut counter = CountLoops(0);
+    counter.visit_block(block);
+    counter.0
+}
+
+struct CountLoops(usize);
+
+impl Visit<'_> for CountLoops {
+    fn visit_expr(&mut self, expr: &Expr) {
+        match shape(expr) {
+            Shape::Loop => self.0 += 1,
+            Shape::Opaque => {}
+            Shape::Transparent => visit::visit_expr(self, expr),
+        }
+    }
+
+    fn visit_item(&mut self, _item: &Item) {}
+}
+
+/// Rewrites every outermost loop in `block`; returns how many it found
+/// (as many as [`count_outermost`] counts).
 ///
 /// Input: `loop { work().await; if skip { continue; } }`
 /// Output: `loop { work().await; if skip { { BEAT; continue; } } BEAT; }`
@@ -39,13 +82,16 @@ struct OutermostLoops<'a> {
 
 impl VisitMut for OutermostLoops<'_> {
     fn visit_expr_mut(&mut self, expr: &mut Expr) {
+        match shape(expr) {
+            Shape::Loop => {}
+            Shape::Opaque => return,
+            Shape::Transparent => return visit_mut::visit_expr_mut(self, expr),
+        }
         let (label, body) = match expr {
             Expr::Loop(l) => (l.label.clone(), &mut l.body),
             Expr::While(w) => (w.label.clone(), &mut w.body),
             Expr::ForLoop(f) => (f.label.clone(), &mut f.body),
-            // Code in these runs outside the loop's iteration (or not at all).
-            Expr::Closure(_) | Expr::Async(_) | Expr::Macro(_) => return,
-            _ => return visit_mut::visit_expr_mut(self, expr),
+            _ => return,
         };
         self.found += 1;
         let mut iteration = Iteration {

@@ -1,12 +1,14 @@
-//! Rules that span several keys, checked after every key parsed.
+//! Every rule the attribute enforces, after parsing: the cross-key rules on
+//! the arguments and the rules on the fn itself. Each broken rule is one
+//! error at the token that has to change.
 
-use syn::Error;
+use syn::{Error, ItemFn};
 
+use crate::ast::{FnModel, ReturnKind};
 use crate::attr::Args;
 
-/// Checks the cross-key rules; every broken rule is reported, each at the
-/// key that has to change.
-pub(crate) fn check(args: &Args) -> syn::Result<()> {
+/// Checks the rules that span several keys; every broken one is reported.
+pub(crate) fn check_args(args: &Args) -> syn::Result<()> {
     let mut errors: Vec<Error> = Vec::new();
 
     match (&args.stale_after, &args.tick) {
@@ -64,8 +66,57 @@ pub(crate) fn check(args: &Args) -> syn::Result<()> {
     combine(errors)
 }
 
+/// Checks the fn: its shape first (every broken shape rule is reported),
+/// and only for a well-shaped fn, that its body has a loop to beat in (a
+/// missing `async` would otherwise add a second, confusing error).
+pub(crate) fn check_fn(item: &ItemFn, model: &FnModel) -> syn::Result<()> {
+    let mut errors = Vec::new();
+    let sig = &item.sig;
+    if let Some(constness) = &sig.constness {
+        errors.push(Error::new_spanned(
+            constness,
+            "`#[supervised]` cannot run a `const fn`: remove `const` (a supervised fn is an async loop)",
+        ));
+    }
+    if let Some(abi) = &sig.abi {
+        errors.push(Error::new_spanned(
+            abi,
+            "`#[supervised]` cannot run an `extern` fn: remove the ABI and call the supervised fn from a plain wrapper",
+        ));
+    }
+    if sig.asyncness.is_none() {
+        errors.push(Error::new_spanned(
+            sig.fn_token,
+            "the `async` keyword is missing from the function declaration: `#[supervised]` runs an `async fn` loop",
+        ));
+    }
+    if let Some(variadic) = &sig.variadic {
+        errors.push(Error::new_spanned(
+            variadic,
+            "`#[supervised]` fns cannot be variadic",
+        ));
+    }
+    if let ReturnKind::Unsupported(ty) = &model.return_kind {
+        errors.push(Error::new_spanned(
+            ty,
+            "a `#[supervised]` fn returns `()` or `Result<T, E>` (with `E: Display`): the supervisor must tell a failure it restarts from a value it returns",
+        ));
+    }
+    combine(errors)?;
+
+    if model.outermost_loops == 0 {
+        return Err(Error::new(
+            item.block.brace_token.span.open(),
+            "`#[supervised]` needs a `loop`, `while` or `for` in the body to beat once per iteration; \
+             for a body without one, call `supervised::beat()` where it makes progress and run it with \
+             `supervised::Supervisor::run` instead",
+        ));
+    }
+    Ok(())
+}
+
 /// Folds a list of independent errors into one `syn::Error` (`Ok` when empty).
-pub(crate) fn combine(errors: Vec<Error>) -> syn::Result<()> {
+fn combine(errors: Vec<Error>) -> syn::Result<()> {
     let mut iter = errors.into_iter();
     match iter.next() {
         None => Ok(()),

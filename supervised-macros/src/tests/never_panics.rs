@@ -19,26 +19,16 @@ use proc_macro2::{Delimiter, Group, TokenStream, TokenTree};
 const SEEDS: [u64; 8] = [0, 1, 2, 3, 0x5eed, 0xdead_beef, 42, 2024];
 const CASES_PER_SEED: usize = 1000;
 
-/// Every key the attribute accepts.
-const VALID_KEYS: &[&str] = &[
-    "name",
-    "tick",
-    "stale_after",
-    "initial_backoff",
-    "max_backoff",
-    "jitter",
-    "grace",
-    "max_restarts",
-    "within",
-    "crate",
-];
+/// Every key the attribute accepts: the list its "unknown key" error uses.
+const VALID_KEYS: &[&str] = crate::attr::KEYS;
 
 /// Keys it does not accept, including paths, keywords and near-misses.
 const INVALID_KEYS: &[&str] = &[
     "foo",
     "Name",
     "tick2",
-    "on_stall",
+    "on_stalls",
+    "onstall",
     "self",
     "super",
     "Self",
@@ -100,6 +90,9 @@ const STRINGS: &[&str] = &[
     "\\u{202e}",
     "\\\"",
     "scheduler",
+    "restart",
+    "report",
+    "Restart",
     "a b",
     "::supervised",
     "::platform::supervised",
@@ -849,56 +842,53 @@ fn gen_args_text(rng: &mut fastrand::Rng) -> String {
     out
 }
 
-/// A random argument list that passes every check, so the case reaches the
-/// full expansion.
-fn gen_valid_args_text(rng: &mut fastrand::Rng) -> String {
-    let mut pairs: Vec<String> = Vec::new();
-    let mut maybe = |rng: &mut fastrand::Rng, options: &[&str]| {
-        if rng.u8(0..3) == 0 {
-            pairs.push(pick(rng, options).to_string());
-        }
-    };
-    maybe(
-        rng,
+/// Argument lists that pass every check, grouped by the keys they set
+/// (keys that only make sense together share a group). A test checks that
+/// the groups cover `KEYS`, so a new key cannot be left out of the corpus.
+const VALID_ARGS: &[(&[&str], &[&str])] = &[
+    (
+        &["name"],
         &[
             "name = \"scheduler\"",
             "name = \"日本 🦀\"",
             "name = \"a \\\" b\\n\"",
             "name = r#\"raw\"#",
         ],
-    );
-    maybe(
-        rng,
+    ),
+    (
+        &["tick", "stale_after", "on_stall"],
         &[
             "tick = \"60s\"",
             "tick = \"1ns\", stale_after = \"18446744073709551615s 999999999ns\"",
             "tick = \"30s\", stale_after = \"30s\"",
             "tick = \"584942417355y\"",
+            "tick = \"1s\", on_stall = \"restart\"",
+            "on_stall = \"report\", tick = \"2s\", stale_after = \"1m\"",
         ],
-    );
-    maybe(
-        rng,
+    ),
+    (
+        &["initial_backoff", "max_backoff"],
         &[
             "initial_backoff = \"250ms\"",
             "initial_backoff = \"1ns\", max_backoff = \"18446744073709551615s\"",
             "max_backoff = \"1ns\"",
         ],
-    );
-    maybe(rng, &["jitter", "jitter = true", "jitter = false"]);
-    maybe(
-        rng,
+    ),
+    (&["jitter"], &["jitter", "jitter = true", "jitter = false"]),
+    (
+        &["grace"],
         &["grace = \"0s\"", "grace = \"2s\"", "grace = \"0ns\""],
-    );
-    maybe(
-        rng,
+    ),
+    (
+        &["max_restarts", "within"],
         &[
             "max_restarts = 5, within = \"1m\"",
             "max_restarts = 0, within = \"1ns\"",
             "max_restarts = 4294967295u32, within = \"1y\"",
         ],
-    );
-    maybe(
-        rng,
+    ),
+    (
+        &["crate"],
         &[
             "crate = \"::supervised\"",
             "crate = \"my_crate::supervised\"",
@@ -911,13 +901,49 @@ fn gen_valid_args_text(rng: &mut fastrand::Rng) -> String {
             "crate = \"a::b()\"",
             "crate = \"a::b() -> u8\"",
         ],
-    );
+    ),
+];
+
+/// A random argument list that passes every check, so the case reaches the
+/// full expansion.
+fn gen_valid_args_text(rng: &mut fastrand::Rng) -> String {
+    let mut pairs: Vec<String> = Vec::new();
+    for (_, options) in VALID_ARGS {
+        if rng.u8(0..3) == 0 {
+            pairs.push(pick(rng, options).to_string());
+        }
+    }
     rng.shuffle(&mut pairs);
     let mut out = pairs.join(", ");
     if rng.u8(0..4) == 0 {
         out.push(',');
     }
     out
+}
+
+#[test]
+fn the_corpus_covers_every_key() {
+    let mut grouped: Vec<&str> = VALID_ARGS
+        .iter()
+        .flat_map(|(keys, _)| keys.iter().copied())
+        .collect();
+    grouped.sort_unstable();
+    let mut keys = VALID_KEYS.to_vec();
+    keys.sort_unstable();
+    assert_eq!(grouped, keys, "VALID_ARGS must cover attr::KEYS exactly");
+    for (group, options) in VALID_ARGS {
+        for key in *group {
+            assert!(
+                options
+                    .iter()
+                    .any(|o| o.split([',', '=']).any(|part| part.trim() == *key)),
+                "no valid value for `{key}` in the corpus"
+            );
+        }
+    }
+    for key in INVALID_KEYS {
+        assert!(!VALID_KEYS.contains(key), "`{key}` is valid");
+    }
 }
 
 /// A random item: a corpus fn (sometimes with an attribute or doc comment
