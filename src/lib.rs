@@ -27,10 +27,26 @@
 //! task.await.unwrap();
 //! # }
 //! ```
-#![warn(missing_docs)]
-#![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
-pub use supervised_core::*;
+// Named one by one rather than `pub use supervised_core::*`, which would
+// also re-export the core's hidden `macro_support` as a second private path.
+pub use supervised_core::{
+    beat, current, heartbeat, is_healthy, isolate, last_tick, registry, run_with_recover, snapshot,
+    Backoff, CancellationToken, Cancelled, Exit, Failure, Health, ItemPanicked, LastPanic,
+    Registry, RunOutcome, StallWatchdog, Step, Subsystem, SubsystemState, SubsystemStatus,
+    Supervision, Supervisor,
+};
+
+#[cfg(feature = "http")]
+#[cfg_attr(docsrs, doc(cfg(feature = "http")))]
+pub use supervised_core::http;
+#[cfg(feature = "prometheus")]
+#[cfg_attr(docsrs, doc(cfg(feature = "prometheus")))]
+pub use supervised_core::metrics;
+#[cfg(all(feature = "systemd", unix))]
+#[cfg_attr(docsrs, doc(cfg(all(feature = "systemd", unix))))]
+pub use supervised_core::systemd;
 
 /// Runs an async loop fn under the recover-and-backoff supervisor and beats
 /// its subsystem at the end of every loop iteration.
@@ -194,10 +210,34 @@ pub use supervised_core::*;
 #[doc(inline)]
 pub use supervised_macros::supervised;
 
-/// Not a public API: what the `#[supervised]` expansion names.
+/// Not a public API: what the `#[supervised]` expansion names, and its only
+/// path. The core's own `macro_support` is not reachable from this crate:
+///
+/// ```compile_fail
+/// use supervised::macro_support::finish_unit;
+/// ```
 #[doc(hidden)]
 pub mod __private {
     pub use supervised_core::macro_support::*;
+
+    /// Implemented for every `Clone` type; exists for its diagnostic, which
+    /// names the argument that cannot be cloned for a restart. Defined here,
+    /// in the crate users depend on, so the compiler's "required by a bound"
+    /// note names `supervised::__private`, not a file of an inner crate.
+    #[diagnostic::on_unimplemented(
+        message = "`#[supervised]` restarts the body with a fresh clone of each owned argument, but `{Self}` is not `Clone`",
+        label = "this argument is moved into each run, so it must be `Clone`",
+        note = "take it by reference, wrap it in an `Arc`, or implement `Clone` for it"
+    )]
+    pub trait SupervisedArgument: Clone {}
+
+    impl<T: Clone> SupervisedArgument for T {}
+
+    /// A fresh clone of an owned argument for one run.
+    #[inline]
+    pub fn fresh_clone<T: SupervisedArgument>(value: &T) -> T {
+        value.clone()
+    }
 }
 
 /// The README's examples, compiled and run as doctests so they cannot rot.

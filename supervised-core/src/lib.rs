@@ -27,7 +27,8 @@
 //!   [`Subsystem`], [`SubsystemStatus`]);
 //! - readers of a registry: `stall.rs` ([`StallWatchdog`]), `http/`,
 //!   `metrics.rs`, `systemd.rs`;
-//! - `macro_support.rs`: what the `#[supervised]` expansion names.
+//! - `macro_support.rs`: what the `#[supervised]` expansion names, which
+//!   the `supervised` facade re-exports as its one private path.
 //!
 //! Optional modules, each behind the cargo feature of the same name:
 //!
@@ -36,8 +37,7 @@
 //! | `http` | `http` | `/admin/liveness` and `/admin/health` as an axum router, and a small server with bearer-token auth |
 //! | `prometheus` | `metrics` | Prometheus metrics computed at scrape time (`/metrics` on the router with `http`) |
 //! | `systemd` | `systemd` | a watchdog that pings systemd only while every critical subsystem is fresh (Unix) |
-#![warn(missing_docs)]
-#![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod registry;
 mod stall;
@@ -47,10 +47,13 @@ mod supervisor;
 pub mod macro_support;
 
 #[cfg(feature = "http")]
+#[cfg_attr(docsrs, doc(cfg(feature = "http")))]
 pub mod http;
 #[cfg(feature = "prometheus")]
+#[cfg_attr(docsrs, doc(cfg(feature = "prometheus")))]
 pub mod metrics;
 #[cfg(all(feature = "systemd", unix))]
+#[cfg_attr(docsrs, doc(cfg(all(feature = "systemd", unix))))]
 pub mod systemd;
 
 pub use registry::{

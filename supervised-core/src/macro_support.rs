@@ -1,5 +1,7 @@
 //! Items the `#[supervised]` expansion names through
-//! `::supervised::__private`. Not a public API: no semver guarantees.
+//! `::supervised::__private`, the one path the facade re-exports them
+//! under. Not a public API: no semver guarantees (the facade pins this
+//! crate's exact version).
 
 use std::future::Future;
 
@@ -7,23 +9,6 @@ pub use crate::{CancellationToken, Cancelled, Step, Subsystem, Supervision, Supe
 pub use core::time::Duration;
 
 use crate::supervisor::{Exit, Failure};
-
-/// Implemented for every `Clone` type; exists for its diagnostic, which
-/// names the argument that cannot be cloned for a restart.
-#[diagnostic::on_unimplemented(
-    message = "`#[supervised]` restarts the body with a fresh clone of each owned argument, but `{Self}` is not `Clone`",
-    label = "this argument is moved into each run, so it must be `Clone`",
-    note = "take it by reference, wrap it in an `Arc`, or implement `Clone` for it"
-)]
-pub trait SupervisedArgument: Clone {}
-
-impl<T: Clone> SupervisedArgument for T {}
-
-/// A fresh clone of an owned argument for one run.
-#[inline]
-pub fn fresh_clone<T: SupervisedArgument>(value: &T) -> T {
-    value.clone()
-}
 
 /// Pins the output type of a body's async block to the fn's return type, so
 /// `return` and `?` inside it infer as they would in the fn itself.
