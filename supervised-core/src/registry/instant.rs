@@ -44,6 +44,7 @@ fn saturating_nanos_far(d: Duration) -> i64 {
 pub(super) struct AtomicInstant(AtomicI64);
 
 impl AtomicInstant {
+    #[inline]
     pub(super) fn never() -> Self {
         AtomicInstant(AtomicI64::new(NEVER))
     }
@@ -67,6 +68,7 @@ impl AtomicInstant {
         -saturating_nanos(epoch.into_std().duration_since(t.into_std()))
     }
 
+    #[inline]
     fn decode(epoch: Instant, v: i64) -> Option<Instant> {
         if v == NEVER {
             None
@@ -82,6 +84,7 @@ impl AtomicInstant {
         self.0.store(Self::encode(epoch, t), Ordering::Relaxed);
     }
 
+    #[inline]
     pub(super) fn load(&self, epoch: Instant) -> Option<Instant> {
         Self::decode(epoch, self.0.load(Ordering::Relaxed))
     }
@@ -90,6 +93,7 @@ impl AtomicInstant {
 /// `from + after`, or a point 30 years on where that would overflow the
 /// clock: a tick, `stale_after` or backoff of `Duration::MAX` means
 /// "never", not a panic (tokio's own timers take 30 years as never).
+#[inline]
 pub(crate) fn deadline(from: Instant, after: Duration) -> Instant {
     const FAR_FUTURE: Duration = Duration::from_secs(86_400 * 365 * 30);
     from.checked_add(after).unwrap_or_else(|| from + FAR_FUTURE)

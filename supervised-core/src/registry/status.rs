@@ -27,6 +27,7 @@ impl SubsystemState {
     /// ```
     /// assert_eq!(supervised_core::SubsystemState::BackingOff.as_str(), "backing_off");
     /// ```
+    #[inline]
     pub const fn as_str(self) -> &'static str {
         match self {
             SubsystemState::Running => "running",
@@ -36,6 +37,7 @@ impl SubsystemState {
         }
     }
 
+    #[inline]
     pub(super) const fn to_u8(self) -> u8 {
         match self {
             SubsystemState::Running => 0,
@@ -45,6 +47,7 @@ impl SubsystemState {
         }
     }
 
+    #[inline]
     pub(super) const fn from_u8(v: u8) -> SubsystemState {
         match v {
             1 => SubsystemState::BackingOff,

@@ -28,6 +28,7 @@ impl WallClock {
     }
 
     /// The wall-clock time of `t`.
+    #[inline]
     pub(crate) fn system_time(&self, t: Instant) -> SystemTime {
         if t <= self.monotonic {
             self.system
@@ -42,6 +43,7 @@ impl WallClock {
     /// Seconds since the Unix epoch of `t` (negative never happens in practice
     /// and is clamped to zero).
     #[cfg_attr(not(feature = "prometheus"), allow(dead_code))]
+    #[inline]
     pub(crate) fn unix_seconds(&self, t: Instant) -> f64 {
         self.system_time(t)
             .duration_since(UNIX_EPOCH)
