@@ -362,7 +362,8 @@ fn restart_latency(peer: bool) -> Vec<Duration> {
 // ---- 4b. snapshot and liveness rendering ----------------------------------------------
 
 fn registry_of(n: usize) -> Registry {
-    let registry = Registry::new();
+    // Past the default cap of 10,000 names on purpose.
+    let registry = Registry::with_max_subsystems(n);
     for i in 0..n {
         let sub = registry.subsystem(&format!("subsystem-{i:06}"));
         sub.declare_tick(Some(Duration::from_secs(30)), None);

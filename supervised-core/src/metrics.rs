@@ -17,6 +17,7 @@
 //! | `supervised_tick_seconds` | gauge | `subsystem` | the declared tick; absent without one |
 //! | `supervised_stale_after_seconds` | gauge | `subsystem` | the staleness limit; absent without a tick |
 //! | `supervised_state` | gauge | `subsystem`, `state` | 1 for the current state, 0 for the others |
+//! | `supervised_registry_rejected_total` | counter | none | new subsystem names refused because the registry was full ([`Registry::max_subsystems`]) |
 //!
 //! A fleet alerts on a dead loop with
 //! `time() - supervised_last_heartbeat_timestamp_seconds > supervised_stale_after_seconds`,
@@ -179,6 +180,13 @@ impl prometheus_client::collector::Collector for Collector {
                 }
             }
         }
+        let rejected = encoder.encode_descriptor(
+            "supervised_registry_rejected",
+            "New subsystem names the registry refused because it held max_subsystems already.",
+            None,
+            MetricType::Counter,
+        )?;
+        ConstCounter::new(self.registry.rejected_subsystems()).encode(rejected)?;
         Ok(())
     }
 }

@@ -21,11 +21,15 @@
 use std::borrow::Borrow;
 use std::fmt;
 use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use dashmap::mapref::entry::Entry;
 use dashmap::DashMap;
 use tokio::time::Instant;
+
+use crate::supervisor::Escaped;
 
 mod health;
 mod instant;
@@ -69,6 +73,14 @@ impl Eq for Key {}
 
 struct RegistryInner {
     subsystems: DashMap<Key, ()>,
+    /// Entries in `subsystems`, counted apart so the cap is exact under
+    /// concurrent registration (a slot is reserved before the insert).
+    count: AtomicUsize,
+    max: AtomicUsize,
+    /// New names refused because the registry was full.
+    rejected: AtomicU64,
+    /// Whether the registry is refusing names now: one WARN per episode.
+    refusing: AtomicBool,
 }
 
 /// A set of named subsystems and their liveness.
@@ -89,6 +101,27 @@ struct RegistryInner {
 /// assert!(!healthy);
 /// assert_eq!(stale, vec!["relay".to_string()]);
 /// ```
+///
+/// # A cap on names
+///
+/// A registry holds at most [`max_subsystems`](Registry::max_subsystems)
+/// names (default [`Registry::DEFAULT_MAX_SUBSYSTEMS`], 10,000), so a bug
+/// such as `heartbeat(&format!("tenant-{id}"))` cannot grow memory without
+/// bound. Past it, a new name is refused and counted
+/// ([`rejected_subsystems`](Registry::rejected_subsystems), and
+/// `supervised_registry_rejected_total` in the metrics), one WARN is logged
+/// per episode, and the subsystems already registered are unaffected.
+///
+/// ```
+/// let registry = supervised_core::Registry::with_max_subsystems(2);
+/// registry.heartbeat("a");
+/// registry.heartbeat("b");
+/// registry.heartbeat("c"); // refused: logged once, counted
+/// registry.heartbeat("a"); // a known name still beats
+/// assert_eq!(registry.snapshot().len(), 2);
+/// assert_eq!(registry.rejected_subsystems(), 1);
+/// assert_eq!(registry.get("a").unwrap().beats(), 2);
+/// ```
 #[derive(Clone)]
 pub struct Registry(Arc<RegistryInner>);
 
@@ -96,6 +129,7 @@ impl fmt::Debug for Registry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Registry")
             .field("subsystems", &self.0.subsystems.len())
+            .field("max_subsystems", &self.max_subsystems())
             .finish()
     }
 }
@@ -107,28 +141,103 @@ impl Default for Registry {
 }
 
 impl Registry {
-    /// An empty, isolated registry.
+    /// How many names a registry holds unless told otherwise.
+    pub const DEFAULT_MAX_SUBSYSTEMS: usize = 10_000;
+
+    /// An empty, isolated registry that holds at most
+    /// [`DEFAULT_MAX_SUBSYSTEMS`](Registry::DEFAULT_MAX_SUBSYSTEMS) names.
     pub fn new() -> Self {
+        Self::with_max_subsystems(Self::DEFAULT_MAX_SUBSYSTEMS)
+    }
+
+    /// An empty, isolated registry that holds at most `max` names.
+    pub fn with_max_subsystems(max: usize) -> Self {
         Registry(Arc::new(RegistryInner {
             subsystems: DashMap::new(),
+            count: AtomicUsize::new(0),
+            max: AtomicUsize::new(max),
+            rejected: AtomicU64::new(0),
+            refusing: AtomicBool::new(false),
         }))
+    }
+
+    /// Changes the cap on names, for instance of the process-wide
+    /// [`registry()`]. Lowering it below the names already registered
+    /// removes none; it only refuses new ones.
+    pub fn set_max_subsystems(&self, max: usize) {
+        self.0.max.store(max, Ordering::Relaxed);
+    }
+
+    /// The cap on names (see the type's docs).
+    pub fn max_subsystems(&self) -> usize {
+        self.0.max.load(Ordering::Relaxed)
+    }
+
+    /// How many new names were refused because the registry was full.
+    pub fn rejected_subsystems(&self) -> u64 {
+        self.0.rejected.load(Ordering::Relaxed)
     }
 
     /// The handle for `name`, registering it (state [`SubsystemState::Running`], no
     /// tick) if it is new. Keep the handle: beating through it costs no lookup.
+    ///
+    /// When the registry is full (see the type's docs), a new name gets a
+    /// handle that is in no registry: it works, but nothing reports it.
     pub fn subsystem(&self, name: &str) -> Subsystem {
+        self.registered(name)
+            .unwrap_or_else(|| Subsystem::new(name))
+    }
+
+    /// The handle for `name`, registering it if it is new and there is room.
+    fn registered(&self, name: &str) -> Option<Subsystem> {
         if let Some(existing) = self.0.subsystems.get(name) {
-            return existing.key().0.clone();
+            return Some(existing.key().0.clone());
+        }
+        if !self.reserve(name) {
+            return None;
         }
         // The key is the new handle itself; if another thread registered
-        // the name in the meantime, its entry wins and this one is dropped.
-        self.0
-            .subsystems
-            .entry(Key(Subsystem::new(name)))
-            .or_insert(())
-            .key()
+        // the name in the meantime, its entry wins, this one is dropped and
+        // its slot given back.
+        Some(match self.0.subsystems.entry(Key(Subsystem::new(name))) {
+            Entry::Occupied(existing) => {
+                self.0.count.fetch_sub(1, Ordering::Relaxed);
+                existing.key().0.clone()
+            }
+            Entry::Vacant(slot) => slot.insert(()).key().0.clone(),
+        })
+    }
+
+    /// Takes a slot for a new name, or refuses it when the registry is full.
+    fn reserve(&self, name: &str) -> bool {
+        let max = self.max_subsystems();
+        let reserved = self
             .0
-            .clone()
+            .count
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .is_ok();
+        if reserved {
+            if self.0.refusing.swap(false, Ordering::Relaxed) {
+                tracing::info!(
+                    target: "supervised",
+                    max_subsystems = max,
+                    "the registry takes new subsystem names again"
+                );
+            }
+        } else {
+            self.0.rejected.fetch_add(1, Ordering::Relaxed);
+            if !self.0.refusing.swap(true, Ordering::Relaxed) {
+                tracing::warn!(
+                    target: "supervised",
+                    max_subsystems = max,
+                    first_refused = %Escaped(name),
+                    "the registry is full: refusing new subsystem names (a name built from data, such as a tenant id, is the usual cause); known subsystems are unaffected"
+                );
+            }
+        }
+        reserved
     }
 
     /// Looks `name` up without registering it.
@@ -136,11 +245,16 @@ impl Registry {
         self.0.subsystems.get(name).map(|s| s.key().0.clone())
     }
 
-    /// Records that `name` is alive now, registering it if needed.
+    /// Records that `name` is alive now, registering it if needed (and if
+    /// there is room: see the type's docs).
     pub fn heartbeat(&self, name: &str) {
         match self.0.subsystems.get(name) {
             Some(sub) => sub.key().0.beat(),
-            None => self.subsystem(name).beat(),
+            None => {
+                if let Some(sub) = self.registered(name) {
+                    sub.beat();
+                }
+            }
         }
     }
 

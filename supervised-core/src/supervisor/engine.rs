@@ -18,7 +18,7 @@ use super::current;
 use super::failure::{Caught, CaughtPanic, GaveUpWith};
 use super::panic;
 use super::policy::{Policy, ResetRule, RestartWindow};
-use super::report::{give_up, stop_cancelled};
+use super::report::{self, give_up, stop_cancelled};
 use super::supervision::RunBody;
 use super::watch::{Timer, Watch, Watched};
 use crate::registry::{deadline, Subsystem, SubsystemState};
@@ -98,12 +98,20 @@ impl RunState {
         }
     }
 
-    /// Drops the body's future inside the run's span, and what only a
-    /// running body needs.
-    fn drop_body(&mut self, body: &mut dyn RunBody) {
-        {
+    /// Drops the body's future inside the run's span, with its subsystem
+    /// current, and what only a running body needs. A panic in the body's
+    /// `Drop` is caught and logged: it must not take the supervisor down.
+    fn drop_body(&mut self, body: &mut dyn RunBody, sub: &Subsystem) {
+        let dropped = {
             let _entered = self.span.as_deref().map(tracing::Span::enter);
-            body.drop_body();
+            let previous = current::swap_in(&mut self.handle);
+            // Never unwinds, so `leave` always runs.
+            let dropped = panic::catch_in_body(|| body.drop_body());
+            current::leave(&mut self.handle, previous);
+            dropped
+        };
+        if let Err(panic) = dropped {
+            report::drop_panicked(sub, &panic);
         }
         self.handle = None;
         self.timer = None;
@@ -234,7 +242,7 @@ impl<'a> Engine<'a> {
             match run.phase {
                 Phase::Start => {
                     if self.cancel.is_cancelled() {
-                        body.drop_body();
+                        run.drop_body(body, &self.sub);
                         return self.finish(
                             run,
                             cancelled(&self.sub, "cancelled before restart", Keep::Previous),
@@ -266,7 +274,7 @@ impl<'a> Engine<'a> {
                         grace = ?self.policy.grace,
                         "supervised body did not return within the grace period after cancellation; dropping it"
                     );
-                    run.drop_body(body);
+                    run.drop_body(body, &self.sub);
                     return self.finish(
                         run,
                         cancelled(&self.sub, "dropped after grace period", Keep::Nothing),
@@ -326,7 +334,7 @@ impl<'a> Engine<'a> {
         ended: Ended,
     ) -> Option<RunEnd> {
         // The body's future ends here: a stalled one is dropped before the backoff.
-        run.drop_body(body);
+        run.drop_body(body, &self.sub);
         let sub = &self.sub;
         let name = sub.name();
         let failure = match ended {

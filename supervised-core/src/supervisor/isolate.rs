@@ -5,6 +5,7 @@ use std::fmt;
 use std::future::Future;
 
 use super::failure::ItemPanicked;
+use super::text::{displayed, Escaped};
 use super::{current, panic};
 
 /// Runs one item of a tick (one tenant's job, one message) so that a panic
@@ -36,26 +37,29 @@ use super::{current, panic};
 /// ```
 ///
 /// The label is anything `Display` (a tenant id, `format_args!`, a
-/// `String`); it is formatted only when the item panics.
+/// `String`); it is formatted only when the item panics, cut to 4 KiB, and a
+/// label whose `Display` panics is replaced by a placeholder.
 pub async fn isolate<L, F>(label: L, item: F) -> Result<F::Output, ItemPanicked>
 where
     L: fmt::Display,
     F: Future,
 {
     panic::catch(item).await.map_err(|panic| {
+        // Formatted once, safely: a label's `Display` may panic too.
+        let label = displayed(&label);
         let subsystem = current::current();
         if let Some(sub) = &subsystem {
             sub.record_item_panic();
         }
         tracing::error!(
             target: "supervised", subsystem = subsystem.as_ref().map(|s| s.name()),
-            item = %label,
-            panic_message = %panic.message,
+            item = %Escaped(&label),
+            panic_message = %Escaped(&panic.message),
             location = panic.location.as_deref().unwrap_or("<unknown>"),
             "item panicked; isolated, the loop carries on"
         );
         ItemPanicked {
-            label: label.to_string(),
+            label,
             message: panic.message,
             location: panic.location,
         }

@@ -22,6 +22,9 @@
 //!   recorded in the registry.
 //! - `outcome.rs`: [`RunOutcome`], [`Exit`] and [`Cancelled`].
 //! - `isolate.rs`: [`isolate`], per-item panic isolation inside a body.
+//! - `text.rs`: what is kept and logged of text a body controls (panic and
+//!   error messages, labels): cut to 4 KiB, control characters escaped in
+//!   logs, and a `Display` that panics replaced by a placeholder.
 //!
 //! # How a run ends
 //!
@@ -58,6 +61,7 @@ mod policy;
 mod report;
 mod run;
 mod supervision;
+mod text;
 mod watch;
 
 pub use backoff::Backoff;
@@ -69,3 +73,4 @@ pub use outcome::{Cancelled, Exit, RunOutcome};
 pub(crate) use policy::ResetRule;
 pub use run::run_with_recover;
 pub use supervision::{Step, Supervision};
+pub(crate) use text::Escaped;

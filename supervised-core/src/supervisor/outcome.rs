@@ -4,6 +4,7 @@
 
 use std::fmt;
 
+use super::text::displayed;
 use super::Failure;
 
 /// How a body's return value tells success from failure.
@@ -27,9 +28,11 @@ impl RunOutcome for () {
     }
 }
 
+/// The message is cut to 4 KiB (on a char boundary, with a marker), and an
+/// `E` whose `Display` panics gives a placeholder instead of unwinding.
 impl<T, E: fmt::Display> RunOutcome for Result<T, E> {
     fn failure(&self) -> Option<String> {
-        self.as_ref().err().map(ToString::to_string)
+        self.as_ref().err().map(|e| displayed(e))
     }
 }
 

@@ -15,8 +15,8 @@ use std::pin::pin;
 use std::sync::Once;
 use std::task::Poll;
 
-use super::current;
 use super::failure::CaughtPanic;
+use super::{current, text};
 
 struct HookRecord {
     location: Option<String>,
@@ -97,7 +97,7 @@ fn caught(payload: Box<dyn Any + Send>) -> CaughtPanic {
         None => (None, None),
     };
     CaughtPanic {
-        message: panic_message(&*payload),
+        message: text::bounded(panic_message(&*payload)),
         payload,
         location,
         backtrace,

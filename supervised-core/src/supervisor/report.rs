@@ -7,6 +7,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::failure::{Caught, CaughtPanic, GaveUpWith};
+use super::text::Escaped;
 use crate::registry::{FailureRecord, LastPanic, Subsystem, SubsystemState};
 
 impl Caught {
@@ -37,7 +38,7 @@ impl Caught {
                 tracing::error!(
                     target: "supervised", subsystem = %name,
                     kind = "panic",
-                    panic_message = %panic.message,
+                    panic_message = %Escaped(&panic.message),
                     location = panic.location.as_deref().unwrap_or("<unknown>"),
                     restart,
                     consecutive_failures = failures,
@@ -57,7 +58,7 @@ impl Caught {
                 tracing::error!(
                     target: "supervised", subsystem = %name,
                     kind = "error",
-                    error = %message,
+                    error = %Escaped(message),
                     restart,
                     consecutive_failures = failures,
                     storm,
@@ -138,7 +139,7 @@ pub(crate) fn give_up(
     sub.set_state(SubsystemState::Failed);
     tracing::error!(
         target: "supervised", subsystem = %sub.name(),
-        last_failure = %message,
+        last_failure = %Escaped(&message),
         restarts,
         within = ?within,
         "supervised body exceeded its restart intensity; giving up"
@@ -158,4 +159,18 @@ fn last_panic_of(panic: &CaughtPanic, at: Instant) -> LastPanic {
 pub(crate) fn stop_cancelled(sub: &Subsystem, why: &'static str) {
     sub.set_state(SubsystemState::Stopped);
     tracing::info!(target: "supervised", subsystem = %sub.name(), reason = why, "supervised body stopped by cancellation");
+}
+
+/// Logs a panic raised while a body's future was being dropped (a `Drop`
+/// that panics, outside any unwinding): caught, so the supervision goes on
+/// to stop or restart as it would have.
+pub(crate) fn drop_panicked(sub: &Subsystem, panic: &CaughtPanic) {
+    tracing::error!(
+        target: "supervised",
+        subsystem = %sub.name(),
+        kind = "drop_panic",
+        panic_message = %Escaped(&panic.message),
+        location = panic.location.as_deref().unwrap_or("<unknown>"),
+        "supervised body panicked while it was dropped; the panic is contained"
+    );
 }
