@@ -12,6 +12,29 @@ use supervised_core::{CancellationToken, Exit, Registry, SubsystemState, Supervi
 
 use http_support::{Reply, Server};
 
+/// `GET path` answered by the router itself, with no server and so no
+/// timers of its own (see `stale_subsystem_flips_health_to_503_under_paused_time`).
+async fn route(registry: &Registry, path: &str) -> Reply {
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+
+    let request = axum::http::Request::get(path)
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let response = supervised_core::http::router_for(registry)
+        .oneshot(request)
+        .await
+        .unwrap();
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    Reply {
+        status,
+        headers,
+        body: String::from_utf8(body.to_vec()).unwrap(),
+    }
+}
+
 fn json_of(reply: &Reply) -> Value {
     assert_eq!(reply.header("content-type"), Some("application/json"));
     serde_json::from_str(&reply.body).unwrap()
@@ -219,10 +242,8 @@ async fn health_is_ok_when_fresh_and_ignores_advisory_subsystems() {
     never.declare_tick(Some(Duration::from_millis(1)), None);
     tokio::time::advance(Duration::from_millis(5)).await; // the advisory one goes stale
 
-    let server = Server::start(|s| ServeOptions::no_auth(s).registry(&registry)).await;
-    let health = server.get("/admin/health").await;
-    let liveness = server.get("/admin/liveness").await;
-    server.stop().await;
+    let health = route(&registry, "/admin/health").await;
+    let liveness = route(&registry, "/admin/liveness").await;
 
     assert_eq!(health.status, StatusCode::OK);
     assert_eq!(health.header("cache-control"), Some("no-store"));
@@ -236,9 +257,10 @@ async fn health_is_ok_when_fresh_and_ignores_advisory_subsystems() {
     assert_eq!(body["subsystems"]["mirror"]["stale"], json!(true));
 }
 
-/// Real loopback I/O works with paused time: the runtime advances the clock
-/// only when idle with a timer pending, and nothing here sets a timer, so
-/// the clock moves only with `advance`.
+/// Under paused time the routes are called directly: `serve` arms timers
+/// (its header and idle timeouts), and a paused clock jumps to the next
+/// timer whenever the runtime waits on a socket, so the clock here moves
+/// only with `advance`.
 #[tokio::test(start_paused = true)]
 async fn stale_subsystem_flips_health_to_503_under_paused_time() {
     let registry = Registry::new();
@@ -249,19 +271,18 @@ async fn stale_subsystem_flips_health_to_503_under_paused_time() {
     relay.declare_tick(Some(Duration::from_secs(60)), None);
     relay.beat();
 
-    let server = Server::start(|s| ServeOptions::no_auth(s).registry(&registry)).await;
-    let before = server.get("/admin/health").await;
+    let before = route(&registry, "/admin/health").await;
     assert_eq!(before.status, StatusCode::OK);
     assert_eq!(json_of(&before), json!({"status": "ok"}));
 
     tokio::time::advance(Duration::from_secs(11)).await;
-    let stale = server.get("/admin/health").await;
+    let stale = route(&registry, "/admin/health").await;
     assert_eq!(stale.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(
         json_of(&stale),
         json!({"status": "unhealthy", "stale": ["scheduler"], "failed": []})
     );
-    let liveness = json_of(&server.get("/admin/liveness").await);
+    let liveness = json_of(&route(&registry, "/admin/liveness").await);
     assert_eq!(liveness["healthy"], json!(false));
     assert_eq!(
         liveness["subsystems"]["scheduler"]["seconds_ago"],
@@ -272,9 +293,8 @@ async fn stale_subsystem_flips_health_to_503_under_paused_time() {
     assert_eq!(liveness["subsystems"]["relay"]["healthy"], json!(true));
 
     scheduler.beat();
-    let recovered = server.get("/admin/health").await;
+    let recovered = route(&registry, "/admin/health").await;
     assert_eq!(recovered.status, StatusCode::OK);
-    server.stop().await;
 }
 
 #[tokio::test]
@@ -326,7 +346,7 @@ async fn bearer_token_is_required_when_configured() {
 
 #[tokio::test]
 async fn other_methods_get_405() {
-    let token = "secret";
+    let token = "secret-token-0123456789";
     let server =
         Server::start(|s| ServeOptions::bearer_token(token, s).registry(&Registry::new())).await;
     let auth = format!("Bearer {token}");

@@ -296,13 +296,17 @@ mod over_http {
         let sub = registry.subsystem("scheduler");
         sub.declare_tick(Some(Duration::from_secs(5)), None);
         sub.beat();
-        let server =
-            Server::start(|s| ServeOptions::bearer_token("scrape", s).registry(&registry)).await;
+        let server = Server::start(|s| {
+            ServeOptions::bearer_token("scrape-token-0123456789", s).registry(&registry)
+        })
+        .await;
 
         let denied = server.get("/metrics").await;
         assert_eq!(denied.status, StatusCode::UNAUTHORIZED);
 
-        let classic = server.get_with_token("/metrics", "scrape").await;
+        let classic = server
+            .get_with_token("/metrics", "scrape-token-0123456789")
+            .await;
         assert_eq!(classic.status, StatusCode::OK);
         assert_eq!(
             classic.header("content-type"),
@@ -324,7 +328,7 @@ mod over_http {
             .request(
                 Method::GET,
                 "/metrics",
-                &[("authorization", "Bearer scrape"), ("accept", accept)],
+                &[("authorization", "Bearer scrape-token-0123456789"), ("accept", accept)],
             )
             .await;
         server.stop().await;

@@ -71,8 +71,10 @@ fn unauthorized() -> Response {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use axum::http::HeaderValue;
+    use proptest::prelude::*;
+
+    use super::*;
 
     fn headers(values: &[&str]) -> HeaderMap {
         let mut map = HeaderMap::new();
@@ -99,5 +101,72 @@ mod tests {
             t
         ));
         assert!(!bearer_matches(&headers(&["Bearer "]), b""));
+    }
+
+    /// A plain reading of RFC 9110 and RFC 6750, without the constant-time
+    /// comparison: exactly one `Authorization` header, the scheme (the bytes
+    /// before the first space) `Bearer` in any case, then spaces, then a
+    /// non-empty token equal to the expected one.
+    fn reference(values: &[Vec<u8>], expected: &[u8]) -> bool {
+        let [value] = values else { return false };
+        let Some(space) = value.iter().position(|&b| b == b' ') else {
+            return false;
+        };
+        let scheme = String::from_utf8_lossy(&value[..space]).to_ascii_lowercase();
+        let token: &[u8] = {
+            let mut rest = &value[space..];
+            while let [b' ', tail @ ..] = rest {
+                rest = tail;
+            }
+            rest
+        };
+        scheme == "bearer" && !token.is_empty() && token == expected
+    }
+
+    fn header_value() -> impl Strategy<Value = Vec<u8>> {
+        let scheme = prop_oneof![
+            Just(b"Bearer".to_vec()),
+            Just(b"bearer".to_vec()),
+            Just(b"BeArEr".to_vec()),
+            Just(b"Basic".to_vec()),
+            Just(b"Bearer\t".to_vec()),
+            proptest::collection::vec(any::<u8>(), 0..8),
+        ];
+        let spaces = proptest::collection::vec(Just(b' '), 0..4);
+        let token = prop_oneof![
+            Just(b"tok3n-0123456789abcdef".to_vec()),
+            Just(b"tok3n-0123456789abcdeF".to_vec()),
+            Just(b"tok3n-0123456789abcde".to_vec()),
+            Just(b"tok3n-0123456789abcdef ".to_vec()),
+            proptest::collection::vec(any::<u8>(), 0..24),
+        ];
+        (scheme, spaces, token).prop_map(|(scheme, spaces, token)| {
+            let mut value = scheme;
+            value.extend(spaces);
+            value.extend(token);
+            value
+        })
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn bearer_parsing_matches_the_reference(
+            values in proptest::collection::vec(header_value(), 0..3),
+        ) {
+            let expected = b"tok3n-0123456789abcdef";
+            // Only bytes a header can carry reach the check.
+            let Ok(parsed) = values
+                .iter()
+                .map(|v| HeaderValue::from_bytes(v))
+                .collect::<Result<Vec<_>, _>>()
+            else {
+                return Ok(());
+            };
+            let mut map = HeaderMap::new();
+            for value in parsed {
+                map.append(header::AUTHORIZATION, value);
+            }
+            prop_assert_eq!(bearer_matches(&map, expected), reference(&values, expected));
+        }
     }
 }

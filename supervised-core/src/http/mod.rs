@@ -12,7 +12,10 @@
 //! | `GET /admin/health` | 200 `{"status":"ok"}`, or 503 with the stale and failed names |
 //! | `GET /metrics` | Prometheus metrics, with the `prometheus` feature (see `crate::metrics`) |
 //!
-//! Other methods get 405. Every answer carries `Cache-Control: no-store`.
+//! Every route answers `HEAD` as `GET` without the body; other methods get
+//! 405 with `Allow`. Every answer carries `Cache-Control: no-store`. Under
+//! [`serve`], other paths get 404 with a JSON error, and no answer echoes
+//! anything of the request.
 //!
 //! # `/admin/liveness`
 //!
@@ -73,6 +76,9 @@
 //! - `reports.rs`: the three handlers and their JSON shapes, each computed
 //!   from one [`Registry::snapshot`] when the request arrives;
 //! - `serve.rs`: [`serve`] and [`ServeOptions`], a listener of its own;
+//! - `server.rs`: `serve`'s accept loop, with the bounds that keep hostile
+//!   clients from holding the process (connection cap, header and idle
+//!   timeouts, a shutdown deadline); `idle.rs` is its silence limit;
 //! - `auth.rs`: the bearer-token check `serve` puts in front of the routes.
 
 use axum::http::{header, HeaderValue};
@@ -84,10 +90,12 @@ use axum::Router;
 use crate::{registry, Registry};
 
 mod auth;
+mod idle;
 mod reports;
 mod serve;
+mod server;
 
-pub use serve::{serve, serve_listener, ServeOptions};
+pub use serve::{serve, serve_listener, ServeOptions, MIN_BEARER_TOKEN_LEN};
 
 /// The path of the liveness report.
 pub const LIVENESS_PATH: &str = "/admin/liveness";
@@ -167,19 +175,24 @@ pub fn router_for(registry: &Registry) -> Router {
 /// # let _: axum::Router = app;
 /// ```
 pub fn router_with(registry: &Registry, options: RouterOptions) -> Router {
+    routes(registry, options).layer(middleware::map_response(no_store))
+}
+
+/// The routes alone, with no fallback (an application merging them keeps
+/// its own) and no layer, for [`router_with`] and [`serve`].
+fn routes(registry: &Registry, options: RouterOptions) -> Router {
     let router = Router::new()
         .route(LIVENESS_PATH, get(reports::liveness))
         .route(HEALTH_PATH, get(reports::health));
     #[cfg(feature = "prometheus")]
     let router = router.route(METRICS_PATH, get(reports::metrics));
-    router
-        .layer(middleware::map_response(no_store))
-        .with_state(AppState {
-            registry: registry.clone(),
-            options,
-        })
+    router.with_state(AppState {
+        registry: registry.clone(),
+        options,
+    })
 }
 
+/// Marks every answer uncacheable: liveness is only true now.
 async fn no_store(mut response: Response) -> Response {
     response
         .headers_mut()

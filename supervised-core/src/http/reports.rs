@@ -160,3 +160,21 @@ pub(super) async fn metrics(Extract(app): Extract<AppState>, headers: HeaderMap)
         }
     }
 }
+
+// ---- any other path (under `serve`) --------------------------------------------
+
+/// 404 for any other path. It names no part of the request: nothing a
+/// client sends is echoed back.
+pub(super) async fn not_found() -> Response {
+    let body = ErrorJson {
+        error: "not_found",
+        message: "no such route; the routes are /admin/liveness, /admin/health and /metrics",
+    };
+    (StatusCode::NOT_FOUND, Json(body)).into_response()
+}
+
+#[derive(Serialize)]
+struct ErrorJson {
+    error: &'static str,
+    message: &'static str,
+}

@@ -1,31 +1,48 @@
 //! [`serve`]: the routes on a listener of their own, behind the
-//! authentication the caller chose explicitly.
+//! authentication the caller chose explicitly, with the bounds of
+//! `server.rs` against hostile clients.
 
 use std::fmt;
 use std::io;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::middleware;
 use tokio::net::{TcpListener, ToSocketAddrs};
 
 use super::auth::{require_bearer, Auth};
-use super::{router_with, RouterOptions};
+use super::server::{self, Limits};
+use super::{no_store, reports, routes, RouterOptions};
 use crate::{registry, CancellationToken, Registry};
 
-// ---- serve -------------------------------------------------------------------
+/// The shortest bearer token [`serve`] accepts, in bytes.
+pub const MIN_BEARER_TOKEN_LEN: usize = 16;
 
 /// How [`serve`] runs: the authentication (chosen explicitly), the
-/// cancellation token that shuts it down, and optionally the registry and
-/// [`RouterOptions`].
+/// cancellation token that shuts it down, the bounds it keeps against
+/// clients, and optionally the registry and [`RouterOptions`].
+///
+/// | bound | default | setter |
+/// | --- | --- | --- |
+/// | request headers must arrive within | 10 s | [`header_read_timeout`](ServeOptions::header_read_timeout) |
+/// | a connection may be silent for | 30 s | [`idle_timeout`](ServeOptions::idle_timeout) |
+/// | open connections at once | 512 | [`max_connections`](ServeOptions::max_connections) |
+/// | shutdown waits for open connections | 5 s | [`shutdown_timeout`](ServeOptions::shutdown_timeout) |
+///
+/// `Debug` never shows the token.
 ///
 /// ```
+/// use std::time::Duration;
 /// use supervised_core::http::ServeOptions;
 /// use supervised_core::CancellationToken;
 ///
 /// let shutdown = CancellationToken::new();
-/// let guarded = ServeOptions::bearer_token("s3cret-token", shutdown.clone());
+/// let guarded = ServeOptions::bearer_token("0123456789abcdef0123", shutdown.clone())
+///     .max_connections(64)
+///     .shutdown_timeout(Duration::from_secs(2));
+/// assert!(!format!("{guarded:?}").contains("0123456789abcdef0123"));
 /// let open = ServeOptions::no_auth(shutdown).registry(&supervised_core::Registry::new());
-/// # let _ = (guarded, open);
+/// # let _ = open;
 /// ```
 #[derive(Clone)]
 pub struct ServeOptions {
@@ -33,6 +50,7 @@ pub struct ServeOptions {
     shutdown: CancellationToken,
     registry: Option<Registry>,
     router: RouterOptions,
+    limits: Limits,
 }
 
 impl fmt::Debug for ServeOptions {
@@ -45,6 +63,7 @@ impl fmt::Debug for ServeOptions {
             .field("auth", &auth)
             .field("registry", &self.registry)
             .field("router", &self.router)
+            .field("limits", &self.limits)
             .finish_non_exhaustive()
     }
 }
@@ -52,11 +71,45 @@ impl fmt::Debug for ServeOptions {
 impl ServeOptions {
     /// Every request must carry `Authorization: Bearer <token>`; the token is
     /// compared in constant time (for tokens of equal length) and anything
-    /// else gets 401 with a JSON error. An empty token is refused by
-    /// [`serve`]. The server shuts down when `shutdown` is cancelled.
+    /// else gets 401 with a JSON error. [`serve`] refuses a token shorter
+    /// than [`MIN_BEARER_TOKEN_LEN`] bytes. The server shuts down when
+    /// `shutdown` is cancelled.
+    ///
+    /// Take the token from a file or the environment
+    /// ([`bearer_token_from_env`](ServeOptions::bearer_token_from_env)),
+    /// not from the command line, where `ps` shows it.
     pub fn bearer_token(token: impl Into<String>, shutdown: CancellationToken) -> Self {
         let token: String = token.into();
         Self::with_auth(Auth::Bearer(Arc::from(token.into_bytes())), shutdown)
+    }
+
+    /// [`bearer_token`](ServeOptions::bearer_token) with the token read from
+    /// the environment variable `var`.
+    ///
+    /// Errors ([`io::ErrorKind::InvalidInput`], naming `var`): the variable
+    /// is unset, empty, or not valid Unicode.
+    ///
+    /// ```
+    /// use supervised_core::http::ServeOptions;
+    /// use supervised_core::CancellationToken;
+    ///
+    /// let error = ServeOptions::bearer_token_from_env("DOC_UNSET_TOKEN", CancellationToken::new())
+    ///     .unwrap_err();
+    /// assert!(error.to_string().contains("DOC_UNSET_TOKEN"));
+    /// ```
+    pub fn bearer_token_from_env(var: &str, shutdown: CancellationToken) -> io::Result<Self> {
+        let invalid = |why: &str| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("the bearer token variable `{var}` is {why}; set it to a token such as the output of `openssl rand -hex 32`"),
+            )
+        };
+        match std::env::var(var) {
+            Ok(token) if token.is_empty() => Err(invalid("empty")),
+            Ok(token) => Ok(Self::bearer_token(token, shutdown)),
+            Err(std::env::VarError::NotPresent) => Err(invalid("not set")),
+            Err(std::env::VarError::NotUnicode(_)) => Err(invalid("not valid Unicode")),
+        }
     }
 
     /// No authentication: anyone who reaches the address reads the routes.
@@ -72,6 +125,12 @@ impl ServeOptions {
             shutdown,
             registry: None,
             router: RouterOptions::default(),
+            limits: Limits {
+                header_read_timeout: Duration::from_secs(10),
+                idle_timeout: Duration::from_secs(30),
+                max_connections: 512,
+                shutdown_timeout: Duration::from_secs(5),
+            },
         }
     }
 
@@ -86,14 +145,55 @@ impl ServeOptions {
         self.router = options;
         self
     }
+
+    /// How long a client may take to send a request's headers (default
+    /// 10 s), counted from when the connection starts waiting for a request:
+    /// on a new connection, and again after each answer on a kept-alive one.
+    /// So an idle kept-alive connection closes after this long, too.
+    /// A zero timeout is refused by [`serve`].
+    pub fn header_read_timeout(mut self, timeout: Duration) -> Self {
+        self.limits.header_read_timeout = timeout;
+        self
+    }
+
+    /// How long a connection may be silent, no byte read or written, before
+    /// it is closed (default 30 s): a request body that stops arriving, or a
+    /// client that stops reading its answer. A zero timeout is refused by
+    /// [`serve`].
+    pub fn idle_timeout(mut self, timeout: Duration) -> Self {
+        self.limits.idle_timeout = timeout;
+        self
+    }
+
+    /// How many connections may be open at once (default 512). Past it, a
+    /// new connection is accepted and closed at once (logged once per
+    /// episode), so a flood cannot use up the process's file descriptors;
+    /// the open ones close by the timeouts above, which makes room again.
+    /// Zero is refused by [`serve`].
+    pub fn max_connections(mut self, max: usize) -> Self {
+        self.limits.max_connections = max;
+        self
+    }
+
+    /// How long shutdown waits for open connections to finish their request
+    /// (default 5 s); then the rest are closed and [`serve`] returns.
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
+        self.limits.shutdown_timeout = timeout;
+        self
+    }
 }
 
-/// Binds `addr` and serves the routes of [`router_with`] there until the
-/// options' cancellation token is cancelled, then finishes the requests in
-/// flight and returns.
+/// Binds `addr` and serves the routes of [`router_with`](super::router_with)
+/// there until the options' cancellation token is cancelled, then lets the
+/// requests in flight finish within the shutdown timeout and returns.
 ///
-/// Errors: binding fails, or the bearer token is empty
-/// ([`io::ErrorKind::InvalidInput`]).
+/// Besides the routes, every other path answers 404 with a JSON error and
+/// every other method 405 with `Allow`; every answer, errors included,
+/// carries `Cache-Control: no-store`.
+///
+/// Errors ([`io::ErrorKind::InvalidInput`]): the bearer token is shorter
+/// than [`MIN_BEARER_TOKEN_LEN`] bytes, or a timeout or `max_connections` is
+/// zero. And any error binding `addr`.
 ///
 /// ```no_run
 /// # #[tokio::main(flavor = "current_thread")]
@@ -102,8 +202,8 @@ impl ServeOptions {
 /// use supervised_core::CancellationToken;
 ///
 /// let shutdown = CancellationToken::new();
-/// let token = std::env::var("ADMIN_TOKEN").expect("ADMIN_TOKEN is set");
-/// serve("127.0.0.1:8080", ServeOptions::bearer_token(token, shutdown)).await
+/// let options = ServeOptions::bearer_token_from_env("ADMIN_TOKEN", shutdown)?;
+/// serve("127.0.0.1:8080", options).await
 /// # }
 /// ```
 pub async fn serve(addr: impl ToSocketAddrs, options: ServeOptions) -> io::Result<()> {
@@ -140,9 +240,10 @@ pub async fn serve_listener(listener: TcpListener, options: ServeOptions) -> io:
         shutdown,
         registry: chosen,
         router: router_options,
+        limits,
     } = options;
     let registry = chosen.unwrap_or_else(|| registry().clone());
-    let mut app = router_with(&registry, router_options);
+    let mut app = routes(&registry, router_options).fallback(reports::not_found);
     match auth {
         Auth::Bearer(token) => {
             tracing::info!(target: "supervised", addr = %local, auth = "bearer", "serving liveness over HTTP");
@@ -160,19 +261,34 @@ pub async fn serve_listener(listener: TcpListener, options: ServeOptions) -> io:
             );
         }
     }
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await?;
+    // Outermost, so the 401s of the auth layer carry it too.
+    let app = app.layer(middleware::map_response(no_store));
+    server::run(listener, app, limits, shutdown).await;
     tracing::info!(target: "supervised", addr = %local, "liveness HTTP server stopped");
     Ok(())
 }
 
 fn check(options: &ServeOptions) -> io::Result<()> {
-    match &options.auth {
-        Auth::Bearer(token) if token.is_empty() => Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "the bearer token is empty; pass a token or choose ServeOptions::no_auth",
-        )),
-        _ => Ok(()),
+    let invalid = |message: String| Err(io::Error::new(io::ErrorKind::InvalidInput, message));
+    if let Auth::Bearer(token) = &options.auth {
+        if token.len() < MIN_BEARER_TOKEN_LEN {
+            return invalid(format!(
+                "the bearer token is {} bytes; it needs at least {MIN_BEARER_TOKEN_LEN} (make one with `openssl rand -hex 32`), or choose ServeOptions::no_auth",
+                token.len()
+            ));
+        }
     }
+    let limits = &options.limits;
+    for (name, value) in [
+        ("header_read_timeout", limits.header_read_timeout),
+        ("idle_timeout", limits.idle_timeout),
+    ] {
+        if value.is_zero() {
+            return invalid(format!("`{name}` must be longer than zero"));
+        }
+    }
+    if limits.max_connections == 0 {
+        return invalid("`max_connections` must be at least 1".to_string());
+    }
+    Ok(())
 }
