@@ -20,8 +20,9 @@
 //! ```sh
 //! cargo run --example platform --features http
 //! curl -s http://127.0.0.1:8080/admin/liveness
-//! cargo run --example platform --features http -- --duration 20s --token s3cret
-//! curl -s -H 'Authorization: Bearer s3cret' http://127.0.0.1:8080/admin/health
+//! openssl rand -hex 32 > admin.token
+//! cargo run --example platform --features http -- --duration 20s --token-file admin.token
+//! curl -s -H "Authorization: Bearer $(cat admin.token)" http://127.0.0.1:8080/admin/health
 //! ```
 //!
 //! With the `prometheus` feature the same server answers `/metrics`; with
@@ -69,14 +70,16 @@ const PUBLISH_EVERY: Duration = Duration::from_millis(250);
 const AGENT_OFFLINE_AFTER: Duration = Duration::from_secs(3);
 
 const USAGE: &str = "\
-usage: platform [--addr IP:PORT] [--duration DURATION] [--token TOKEN]
+usage: platform [--addr IP:PORT] [--duration DURATION] [--token-file PATH]
 
   --addr IP:PORT       where /admin/liveness and /admin/health are served
                        (default 127.0.0.1:8080)
   --duration DURATION  stop after this long, e.g. 30s or 2m (humantime);
                        default: run until Ctrl-C
-  --token TOKEN        require `Authorization: Bearer TOKEN`; without it,
-                       auth is off
+  --token-file PATH    require `Authorization: Bearer TOKEN`, with TOKEN read
+                       from PATH (surrounding whitespace ignored); or set
+                       ADMIN_TOKEN; with neither, auth is off. Make one with
+                       `openssl rand -hex 32`
   -h, --help           print this help";
 
 // ---- flags ---------------------------------------------------------------------
@@ -85,7 +88,7 @@ usage: platform [--addr IP:PORT] [--duration DURATION] [--token TOKEN]
 struct Flags {
     addr: SocketAddr,
     duration: Option<Duration>,
-    token: Option<String>,
+    token_file: Option<String>,
 }
 
 enum Command {
@@ -97,7 +100,7 @@ enum Command {
 fn parse_flags(args: impl IntoIterator<Item = String>) -> Result<Command, String> {
     let mut addr = None;
     let mut duration = None;
-    let mut token = None;
+    let mut token_file = None;
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
         if arg == "-h" || arg == "--help" {
@@ -112,7 +115,14 @@ fn parse_flags(args: impl IntoIterator<Item = String>) -> Result<Command, String
         let slot = match flag.as_str() {
             "--addr" => &mut addr,
             "--duration" => &mut duration,
-            "--token" => &mut token,
+            "--token-file" => &mut token_file,
+            "--token" => {
+                return Err(
+                    "`--token` is gone: a token on the command line shows in `ps`; \
+                     use `--token-file PATH` or the ADMIN_TOKEN environment variable"
+                        .into(),
+                )
+            }
             _ if flag.starts_with('-') => return Err(format!("unknown flag `{flag}`")),
             _ => return Err(format!("unexpected argument `{flag}`")),
         };
@@ -142,14 +152,35 @@ fn parse_flags(args: impl IntoIterator<Item = String>) -> Result<Command, String
             }
         },
     };
-    if token.as_deref() == Some("") {
-        return Err("`--token` must not be empty".into());
-    }
     Ok(Command::Run(Flags {
         addr,
         duration,
-        token,
+        token_file,
     }))
+}
+
+/// The admin server's authentication: the token from `--token-file`, else
+/// from `ADMIN_TOKEN`, else none (said loudly). Never from the command line.
+fn server_options(flags: &Flags, shutdown: &CancellationToken) -> Result<ServeOptions, String> {
+    const VAR: &str = "ADMIN_TOKEN";
+    if let Some(path) = &flags.token_file {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read the token file `{path}`: {e}"))?;
+        let token = text.trim();
+        if token.is_empty() {
+            return Err(format!("the token file `{path}` is empty"));
+        }
+        return Ok(ServeOptions::bearer_token(token, shutdown.clone()));
+    }
+    if std::env::var_os(VAR).is_some() {
+        return ServeOptions::bearer_token_from_env(VAR, shutdown.clone())
+            .map_err(|e| e.to_string());
+    }
+    tracing::warn!(
+        addr = %flags.addr,
+        "auth is off: no --token-file or ADMIN_TOKEN given, so anyone who reaches this address reads /admin/liveness"
+    );
+    Ok(ServeOptions::no_auth(shutdown.clone()))
 }
 
 // ---- the platform's state (stand-ins for Redis, Postgres, agents, chat APIs) ----
@@ -522,14 +553,11 @@ async fn main() -> ExitCode {
         }
     };
     let shutdown = CancellationToken::new();
-    let options = match flags.token {
-        Some(token) => ServeOptions::bearer_token(token, shutdown.clone()),
-        None => {
-            tracing::warn!(
-                addr = %flags.addr,
-                "auth is off: no --token given, so anyone who reaches this address reads /admin/liveness"
-            );
-            ServeOptions::no_auth(shutdown.clone())
+    let options = match server_options(&flags, &shutdown) {
+        Ok(options) => options,
+        Err(error) => {
+            tracing::error!(%error, "cannot set up the admin server's authentication");
+            return ExitCode::from(2);
         }
     };
     let mut server = tokio::spawn(serve_listener(listener, options));

@@ -79,12 +79,30 @@ struct Platform {
 
 impl Platform {
     fn start(args: &[&str]) -> Platform {
+        Platform::start_with(args, &[], None)
+    }
+
+    /// `start` with extra environment variables and, if given, the soft
+    /// limit on open files (`ulimit -n`) the example runs under.
+    fn start_with(args: &[&str], env: &[(&str, &str)], open_files: Option<u32>) -> Platform {
         let port = free_port();
-        let mut child = Command::new(example_binary())
+        let mut command = match open_files {
+            Some(limit) => {
+                let mut sh = Command::new("sh");
+                sh.arg("-c")
+                    .arg(format!("ulimit -n {limit} && exec \"$0\" \"$@\""))
+                    .arg(example_binary());
+                sh
+            }
+            None => Command::new(example_binary()),
+        };
+        let mut child = command
             .arg("--addr")
             .arg(format!("127.0.0.1:{port}"))
             .args(args)
             .env_remove("RUST_LOG")
+            .env_remove("ADMIN_TOKEN")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -212,7 +230,12 @@ fn assert_all_stopped(stderr: &str) {
 fn the_scheduler_restarts_once_then_beats_fresh_and_the_example_exits_0() {
     let started = Instant::now();
     let token = "platform-test-token";
-    let mut platform = Platform::start(&["--duration", "10s", "--token", token]);
+    let token_file =
+        std::env::temp_dir().join(format!("platform-test-{}.token", std::process::id()));
+    // A trailing newline, as `openssl rand -hex 32 > file` leaves.
+    std::fs::write(&token_file, format!("{token}\n")).expect("write the token file");
+    let token_path = token_file.to_string_lossy().into_owned();
+    let mut platform = Platform::start(&["--duration", "10s", "--token-file", &token_path]);
 
     let first = platform.liveness(Some(token));
     for name in SUBSYSTEMS {
@@ -343,7 +366,8 @@ fn bad_flags_exit_2_with_a_message() {
         (&["--bogus"][..], "unknown flag `--bogus`"),
         (&["--duration", "soon"][..], "invalid `--duration soon`"),
         (&["--addr", "localhost"][..], "invalid `--addr localhost`"),
-        (&["--token"][..], "`--token` needs a value"),
+        (&["--token", "s3cret"][..], "`--token` is gone"),
+        (&["--token-file"][..], "`--token-file` needs a value"),
     ] {
         let output = Command::new(example_binary())
             .args(args)
@@ -355,4 +379,105 @@ fn bad_flags_exit_2_with_a_message() {
         assert!(stderr.contains(expected), "{args:?}: {stderr}");
         assert!(stderr.contains("usage: platform"), "{args:?}: {stderr}");
     }
+}
+
+/// Reads until the peer closes or `limit` passes: whether it closed.
+fn closed_within(stream: &mut TcpStream, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    let mut sink = [0u8; 1024];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return false;
+        }
+        stream
+            .set_read_timeout(Some(left))
+            .expect("set a read timeout");
+        match stream.read(&mut sink) {
+            Ok(0) => return true,
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut =>
+            {
+                return false
+            }
+            Err(e) => panic!("reading from the example: {e}"),
+        }
+    }
+}
+
+/// The hardening promises, on the example with its default limits and
+/// `ulimit -n 1024`, as it would run in a container: an idle connection is
+/// closed within the header-read timeout (10 s), `/admin/health` answers
+/// within 15 s of a 1,100-connection idle flood while the flood is held, and
+/// SIGINT with 50 half-open requests held exits within 10 s.
+#[cfg(unix)]
+#[test]
+fn at_ulimit_1024_the_example_survives_idle_connections_a_flood_and_half_open_requests() {
+    let token = "platform-hostile-test-token";
+    let mut platform = Platform::start_with(&[], &[("ADMIN_TOKEN", token)], Some(1024));
+    platform.liveness(Some(token));
+    let addr = ("127.0.0.1", platform.port);
+
+    // An idle connection and a flood, at once.
+    let flood_started = Instant::now();
+    let mut idle = TcpStream::connect(addr).expect("connect");
+    let mut flood = Vec::new();
+    for _ in 0..1_100 {
+        match TcpStream::connect(addr) {
+            Ok(stream) => flood.push(stream),
+            Err(e) => panic!("the test's own connect failed after {}: {e}", flood.len()),
+        }
+    }
+    let health = loop {
+        assert!(
+            flood_started.elapsed() < Duration::from_secs(15),
+            "/admin/health did not answer within 15 s of the flood"
+        );
+        match platform.get("/admin/health", Some(token)) {
+            Ok((status, body)) => break (status, body),
+            Err(_) => thread::sleep(Duration::from_millis(250)),
+        }
+    };
+    assert_eq!(health.0, 200, "{}", health.1);
+    assert!(
+        closed_within(
+            &mut idle,
+            Duration::from_secs(12).saturating_sub(flood_started.elapsed())
+        ),
+        "an idle connection stayed open past the 10 s header-read timeout"
+    );
+    drop(flood);
+
+    // SIGINT with 50 half-open requests held.
+    let mut half_open = Vec::new();
+    for _ in 0..50 {
+        let mut stream = TcpStream::connect(addr).expect("connect");
+        stream
+            .write_all(b"GET /admin/health HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+            .expect("write half a request");
+        half_open.push(stream);
+    }
+    thread::sleep(Duration::from_millis(200));
+    let interrupted = Instant::now();
+    let kill = Command::new("kill")
+        .args(["-INT", &platform.child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(kill.success(), "kill -INT");
+    let status = platform.wait(Duration::from_secs(10));
+    let took = interrupted.elapsed();
+    let stderr = platform.stderr();
+    assert_eq!(status.code(), Some(0), "exit status; stderr:\n{stderr}");
+    assert!(
+        took < Duration::from_secs(10),
+        "exit took {took:?}:\n{stderr}"
+    );
+    assert!(
+        !stderr.contains(token),
+        "the token is in the log:\n{stderr}"
+    );
+    drop(half_open);
 }
