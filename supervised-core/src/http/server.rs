@@ -74,6 +74,7 @@ pub(super) async fn run(
                         "accepting an HTTP connection failed; retrying with a pause that doubles up to 1s"
                     );
                 }
+                tracing::debug!(target: "supervised", %error, ?pause, "accept failed; pausing");
                 accept_failing = Some((pause * 2).min(LONGEST_ACCEPT_PAUSE));
                 if wait_or_shutdown(tokio::time::sleep(pause), &shutdown).await {
                     break;
