@@ -57,7 +57,6 @@ pub(super) async fn run(
     // Connections closed at the cap in the current episode.
     let mut refused: u64 = 0;
     loop {
-        while connections.try_join_next().is_some() {}
         let accepted = tokio::select! {
             biased;
             () = shutdown.cancelled() => break,
@@ -85,6 +84,9 @@ pub(super) async fn run(
         if accept_failing.take().is_some() {
             tracing::info!(target: "supervised", "accepting HTTP connections again");
         }
+        // Connections that ended while the loop waited in `accept` free
+        // their slot now, before the cap is checked.
+        while connections.try_join_next().is_some() {}
         if connections.len() >= limits.max_connections {
             drop(stream);
             if refused == 0 {
