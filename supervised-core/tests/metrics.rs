@@ -328,7 +328,10 @@ mod over_http {
             .request(
                 Method::GET,
                 "/metrics",
-                &[("authorization", "Bearer scrape-token-0123456789"), ("accept", accept)],
+                &[
+                    ("authorization", "Bearer scrape-token-0123456789"),
+                    ("accept", accept),
+                ],
             )
             .await;
         server.stop().await;

@@ -12,6 +12,11 @@
 //! | `GET /admin/health` | 200 `{"status":"ok"}`, or 503 with the stale and failed names |
 //! | `GET /metrics` | Prometheus metrics, with the `prometheus` feature (see `crate::metrics`) |
 //!
+//! The reports (`/admin/liveness`, `/metrics`) render one at a time:
+//! rendering is synchronous CPU work, and a flood of report requests must
+//! not take every worker from the supervised loops (BENCHMARKS.md, "Load").
+//! `/admin/health` does not wait for them.
+//!
 //! Every route answers `HEAD` as `GET` without the body; other methods get
 //! 405 with `Allow`. Every answer carries `Cache-Control: no-store`. Under
 //! [`serve`], other paths get 404 with a JSON error, and no answer echoes
@@ -81,11 +86,14 @@
 //!   timeouts, a shutdown deadline); `idle.rs` is its silence limit;
 //! - `auth.rs`: the bearer-token check `serve` puts in front of the routes.
 
+use std::sync::Arc;
+
 use axum::http::{header, HeaderValue};
 use axum::middleware;
 use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
+use tokio::sync::Semaphore;
 
 use crate::{registry, Registry};
 
@@ -136,6 +144,8 @@ impl RouterOptions {
 pub(crate) struct AppState {
     pub(crate) registry: Registry,
     pub(crate) options: RouterOptions,
+    /// One report rendered at a time (see `reports.rs`).
+    pub(crate) rendering: Arc<Semaphore>,
 }
 
 /// The routes over the process-wide [`registry()`], with default options.
@@ -189,6 +199,7 @@ fn routes(registry: &Registry, options: RouterOptions) -> Router {
     router.with_state(AppState {
         registry: registry.clone(),
         options,
+        rendering: Arc::new(Semaphore::new(1)),
     })
 }
 

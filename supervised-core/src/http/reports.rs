@@ -81,6 +81,12 @@ impl SubsystemJson {
 }
 
 pub(super) async fn liveness(Extract(app): Extract<AppState>) -> Response {
+    // Rendering is synchronous CPU work; one at a time, so a flood of
+    // report requests can hold one worker, not all of them, and the
+    // supervised loops on the others keep their cadence.
+    let Ok(_rendering) = app.rendering.acquire().await else {
+        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+    };
     let snapshot = app.registry.snapshot();
     let clock = WallClock::now();
     let body = Liveness {
@@ -134,6 +140,10 @@ pub(super) async fn health(Extract(app): Extract<AppState>) -> Response {
 pub(super) async fn metrics(Extract(app): Extract<AppState>, headers: HeaderMap) -> Response {
     use crate::metrics;
 
+    // One report rendered at a time, as for `liveness`.
+    let Ok(_rendering) = app.rendering.acquire().await else {
+        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+    };
     // Prometheus asks for OpenMetrics in its Accept header; anything else
     // (curl, older scrapers) gets the classic text format.
     let openmetrics = headers
