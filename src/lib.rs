@@ -137,6 +137,24 @@ pub use supervised_core::systemd;
 /// - **`panic = "abort"`.** Such a crate cannot recover panics, so the
 ///   expansion is a compile error there rather than a silent no-op.
 ///
+/// # With `#[tracing::instrument]`
+///
+/// Put `#[supervised]` above `#[tracing::instrument]`: the attribute then
+/// sees your own body, and instrument wraps the whole supervision, every
+/// run, in its span. The other order is a compile error that says so:
+/// instrument has already moved the body into a future by then, and a loop
+/// inside a future cannot be supervised from outside it.
+///
+/// # Callers that retry
+///
+/// A supervised fn that returns `Result` handles its own `Err`s: it logs
+/// and restarts the body, and returns an `Err` to its caller only when it
+/// gives up (restart intensity exceeded) or is cancelled. A caller's retry
+/// loop around it therefore no longer sees each failure, and retrying on
+/// top of the supervisor multiplies the restarts. Move the retry policy
+/// into the attribute (`initial_backoff`, `max_backoff`, `max_restarts` +
+/// `within`) and keep the caller's handling for the final `Err`.
+///
 /// # The same code without `#[supervised]`
 ///
 /// The scheduler above expands to this (names simplified; the real locals

@@ -7,7 +7,7 @@
 use proc_macro2::{Span, TokenStream};
 use quote::ToTokens;
 use syn::spanned::Spanned;
-use syn::{FnArg, Ident, ItemFn, Pat, PatIdent, ReceiverKind, ReturnType, Type};
+use syn::{Block, FnArg, Ident, ItemFn, Pat, PatIdent, ReceiverKind, ReturnType, Stmt, Type};
 
 use crate::{hygiene, loops};
 
@@ -59,6 +59,9 @@ pub(crate) struct FnModel {
     pub(crate) args: Vec<Arg>,
     /// Outermost loops of the body: each beats once per iteration.
     pub(crate) outermost_loops: usize,
+    /// Whether the body is `#[tracing::instrument]`'s output: an attribute
+    /// above this one has already moved the user's body into a future.
+    pub(crate) instrumented: bool,
 }
 
 impl FnModel {
@@ -120,7 +123,22 @@ pub(crate) fn analyze(item: &ItemFn) -> FnModel {
         receiver,
         args,
         outermost_loops: loops::count_outermost(&item.block),
+        instrumented: is_instrument_output(&item.block),
     }
+}
+
+/// `#[tracing::instrument]` on an async fn leaves a body that starts with
+/// `let __tracing_attr_span = ...; let __tracing_instrument_future = ...;`
+/// (tracing-attributes 0.1): the user's statements are inside that future.
+fn is_instrument_output(block: &Block) -> bool {
+    block.stmts.iter().take(3).any(|stmt| match stmt {
+        Stmt::Local(local) => matches!(
+            &local.pat,
+            Pat::Ident(PatIdent { ident, .. })
+                if ident == "__tracing_attr_span" || ident == "__tracing_instrument_future"
+        ),
+        _ => false,
+    })
 }
 
 fn return_kind(output: &ReturnType) -> ReturnKind {

@@ -104,6 +104,14 @@ pub(crate) fn check_fn(item: &ItemFn, model: &FnModel) -> syn::Result<()> {
     }
     combine(errors)?;
 
+    if model.instrumented {
+        return Err(Error::new_spanned(
+            &sig.ident,
+            "`#[tracing::instrument]` is above `#[supervised]`, so this attribute sees instrument's \
+             rewritten body, where the loop is inside a future it cannot supervise: put `#[supervised]` \
+             above `#[tracing::instrument]` (then each run is instrumented too)",
+        ));
+    }
     if model.outermost_loops == 0 {
         return Err(Error::new(
             item.block.brace_token.span.open(),
