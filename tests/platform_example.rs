@@ -183,6 +183,23 @@ impl Platform {
         }
     }
 
+    /// Sends SIGINT, waits up to `within` for the exit, and requires exit
+    /// code 0: how long it took, and its stderr.
+    #[cfg(unix)]
+    fn interrupt_and_wait(&mut self, within: Duration) -> (Duration, String) {
+        let interrupted = Instant::now();
+        let kill = Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(kill.success(), "kill -INT");
+        let status = self.wait(within);
+        let took = interrupted.elapsed();
+        let stderr = self.stderr();
+        assert_eq!(status.code(), Some(0), "exit status; stderr:\n{stderr}");
+        (took, stderr)
+    }
+
     /// Everything the example wrote to stderr (waits for it to exit).
     fn stderr(&mut self) -> String {
         let _ = self.child.kill();
@@ -328,17 +345,8 @@ fn ctrl_c_stops_every_subsystem_within_its_grace_period_and_exits_0() {
         );
     }
 
-    let interrupted = Instant::now();
-    let kill = Command::new("kill")
-        .args(["-INT", &platform.child.id().to_string()])
-        .status()
-        .expect("kill runs");
-    assert!(kill.success(), "kill -INT");
     // The longest grace period in the example is the scheduler's 5 s.
-    let status = platform.wait(Duration::from_secs(10));
-    let took = interrupted.elapsed();
-    let stderr = platform.stderr();
-    assert_eq!(status.code(), Some(0), "exit status; stderr:\n{stderr}");
+    let (took, stderr) = platform.interrupt_and_wait(Duration::from_secs(10));
     assert!(
         took < Duration::from_secs(5),
         "stopped in {took:?}:\n{stderr}"
@@ -461,16 +469,7 @@ fn at_ulimit_1024_the_example_survives_idle_connections_a_flood_and_half_open_re
         half_open.push(stream);
     }
     thread::sleep(Duration::from_millis(200));
-    let interrupted = Instant::now();
-    let kill = Command::new("kill")
-        .args(["-INT", &platform.child.id().to_string()])
-        .status()
-        .expect("kill runs");
-    assert!(kill.success(), "kill -INT");
-    let status = platform.wait(Duration::from_secs(10));
-    let took = interrupted.elapsed();
-    let stderr = platform.stderr();
-    assert_eq!(status.code(), Some(0), "exit status; stderr:\n{stderr}");
+    let (took, stderr) = platform.interrupt_and_wait(Duration::from_secs(10));
     assert!(
         took < Duration::from_secs(10),
         "exit took {took:?}:\n{stderr}"

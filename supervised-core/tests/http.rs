@@ -15,7 +15,6 @@ use http_support::{Reply, Server};
 /// `GET path` answered by the router itself, with no server and so no
 /// timers of its own (see `stale_subsystem_flips_health_to_503_under_paused_time`).
 async fn route(registry: &Registry, path: &str) -> Reply {
-    use http_body_util::BodyExt;
     use tower::ServiceExt;
 
     let request = axum::http::Request::get(path)
@@ -25,14 +24,7 @@ async fn route(registry: &Registry, path: &str) -> Reply {
         .oneshot(request)
         .await
         .unwrap();
-    let status = response.status();
-    let headers = response.headers().clone();
-    let body = response.into_body().collect().await.unwrap().to_bytes();
-    Reply {
-        status,
-        headers,
-        body: String::from_utf8(body.to_vec()).unwrap(),
-    }
+    Reply::read(response).await
 }
 
 fn json_of(reply: &Reply) -> Value {

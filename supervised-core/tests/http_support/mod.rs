@@ -71,6 +71,22 @@ pub struct Reply {
 }
 
 impl Reply {
+    /// Reads `response` to the end, whatever its body type.
+    pub async fn read<B>(response: hyper::Response<B>) -> Reply
+    where
+        B: hyper::body::Body,
+        B::Error: std::fmt::Debug,
+    {
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        Reply {
+            status,
+            headers,
+            body: String::from_utf8(body.to_vec()).unwrap(),
+        }
+    }
+
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).map(|v| v.to_str().unwrap())
     }
@@ -106,12 +122,5 @@ pub async fn request(
         .request(request.body(Empty::new()).unwrap())
         .await
         .unwrap();
-    let status = response.status();
-    let headers = response.headers().clone();
-    let body = response.into_body().collect().await.unwrap().to_bytes();
-    Reply {
-        status,
-        headers,
-        body: String::from_utf8(body.to_vec()).unwrap(),
-    }
+    Reply::read(response).await
 }
