@@ -33,9 +33,10 @@
 // also re-export the core's hidden `macro_support` as a second private path.
 pub use supervised_core::{
     beat, current, heartbeat, is_healthy, isolate, last_tick, registry, run_with_recover, snapshot,
-    Backoff, CancellationToken, Cancelled, Exit, Failure, Health, ItemPanicked, LastPanic,
-    Registry, RunOutcome, StallWatchdog, Step, Subsystem, SubsystemState, SubsystemStatus,
-    Supervision, Supervisor,
+    AddError, Backoff, CancellationToken, Cancelled, Child, ChildInfo, Exit, Failure, Group,
+    GroupExit, GroupHandle, GroupReport, Health, ItemPanicked, LastPanic, Readiness, Registry,
+    RemoveError, Restart, RunOutcome, StallWatchdog, Step, Strategy, Subsystem, SubsystemKind,
+    SubsystemState, SubsystemStatus, Supervision, Supervisor,
 };
 
 #[cfg(feature = "http")]

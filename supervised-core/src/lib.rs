@@ -8,6 +8,10 @@
 //!   with the backtrace and restarts it with exponential backoff.
 //! - [`Supervisor`] is the same with every knob: backoff, jitter, grace
 //!   period, restart intensity, progress-based backoff reset.
+//! - [`Group`] is a supervision tree of such loops: OTP's restart
+//!   strategies and policies, restart intensity and escalation, ordered
+//!   and bounded shutdown on signals, children added and removed at run
+//!   time, and readiness ([`Readiness`]) for load balancers.
 //! - [`heartbeat`], [`last_tick`], [`snapshot`] and [`is_healthy`] read and
 //!   write the process-wide [`Registry`]; a [`Subsystem`] handle beats without
 //!   a lookup, and [`beat`] credits the subsystem whose body is running.
@@ -23,8 +27,10 @@
 //!
 //! - `supervisor/`: runs a body, catches its failures, restarts it with
 //!   backoff ([`Supervisor`], [`Supervision`], [`run_with_recover`]);
-//! - `registry/`: the liveness registry it reports into ([`Registry`],
-//!   [`Subsystem`], [`SubsystemStatus`]);
+//! - `group/`: trees of supervised loops ([`Group`], [`Child`],
+//!   [`GroupHandle`], [`GroupReport`]);
+//! - `registry/`: the liveness registry they report into ([`Registry`],
+//!   [`Subsystem`], [`SubsystemStatus`], [`Health`], [`Readiness`]);
 //! - readers of a registry: `stall.rs` ([`StallWatchdog`]), `http/`,
 //!   `metrics.rs`, `systemd.rs`;
 //! - `macro_support.rs`: what the `#[supervised]` expansion names, which
@@ -34,11 +40,12 @@
 //!
 //! | feature | module | what |
 //! | --- | --- | --- |
-//! | `http` | `http` | `/admin/liveness` and `/admin/health` as an axum router, and a small server with bearer-token auth |
+//! | `http` | `http` | `/admin/liveness`, `/admin/health` and `/admin/ready` as an axum router, and a small server with bearer-token auth |
 //! | `prometheus` | `metrics` | Prometheus metrics computed at scrape time (`/metrics` on the router with `http`) |
 //! | `systemd` | `systemd` | a watchdog that pings systemd only while every critical subsystem is fresh (Unix) |
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod group;
 mod registry;
 mod stall;
 mod supervisor;
@@ -56,9 +63,13 @@ pub mod metrics;
 #[cfg_attr(docsrs, doc(cfg(all(feature = "systemd", unix))))]
 pub mod systemd;
 
+pub use group::{
+    AddError, Child, ChildInfo, Group, GroupExit, GroupHandle, GroupReport, RemoveError, Restart,
+    Strategy,
+};
 pub use registry::{
-    heartbeat, is_healthy, last_tick, registry, snapshot, Health, LastPanic, Registry, Subsystem,
-    SubsystemState, SubsystemStatus,
+    heartbeat, is_healthy, last_tick, registry, snapshot, Health, LastPanic, Readiness, Registry,
+    Subsystem, SubsystemKind, SubsystemState, SubsystemStatus,
 };
 pub use stall::StallWatchdog;
 pub use supervisor::{

@@ -17,6 +17,8 @@
 //! | `supervised_tick_seconds` | gauge | `subsystem` | the declared tick; absent without one |
 //! | `supervised_stale_after_seconds` | gauge | `subsystem` | the staleness limit; absent without a tick |
 //! | `supervised_state` | gauge | `subsystem`, `state` | 1 for the current state, 0 for the others |
+//! | `supervised_subsystem_info` | gauge | `subsystem`, `group` | 1 for every entry that runs in a [`Group`](crate::Group): `group` is the group's path (the info-metric convention: join on `subsystem` to add it to the other families) |
+//! | `supervised_ready` | gauge | none | 1 when [`Registry::readiness`] is ready, 0 while starting or draining |
 //! | `supervised_registry_rejected_total` | counter | none | new subsystem names refused because the registry was full ([`Registry::max_subsystems`]) |
 //!
 //! A fleet alerts on a dead loop with
@@ -180,6 +182,27 @@ impl prometheus_client::collector::Collector for Collector {
                 }
             }
         }
+        {
+            let mut family = encoder.encode_descriptor(
+                "supervised_subsystem_info",
+                "The group a subsystem runs in (value 1; join on subsystem).",
+                None,
+                MetricType::Gauge,
+            )?;
+            for s in &snapshot {
+                if let Some(group) = &s.group {
+                    let labels = [("subsystem", s.name.as_str()), ("group", group.as_str())];
+                    ConstGauge::new(1).encode(family.encode_family(&labels)?)?;
+                }
+            }
+        }
+        let ready = encoder.encode_descriptor(
+            "supervised_ready",
+            "Whether the process should be sent traffic (1) or is starting or draining (0).",
+            None,
+            MetricType::Gauge,
+        )?;
+        ConstGauge::new(i64::from(self.registry.readiness().is_ready())).encode(ready)?;
         let rejected = encoder.encode_descriptor(
             "supervised_registry_rejected",
             "New subsystem names the registry refused because it held max_subsystems already.",

@@ -10,22 +10,7 @@ use serde_json::{json, Value};
 use supervised_core::http::{serve, serve_listener, RouterOptions, ServeOptions};
 use supervised_core::{CancellationToken, Exit, Registry, SubsystemState, Supervisor};
 
-use http_support::{Reply, Server};
-
-/// `GET path` answered by the router itself, with no server and so no
-/// timers of its own (see `stale_subsystem_flips_health_to_503_under_paused_time`).
-async fn route(registry: &Registry, path: &str) -> Reply {
-    use tower::ServiceExt;
-
-    let request = axum::http::Request::get(path)
-        .body(axum::body::Body::empty())
-        .unwrap();
-    let response = supervised_core::http::router_for(registry)
-        .oneshot(request)
-        .await
-        .unwrap();
-    Reply::read(response).await
-}
+use http_support::{route, Reply, Server};
 
 fn json_of(reply: &Reply) -> Value {
     assert_eq!(reply.header("content-type"), Some("application/json"));

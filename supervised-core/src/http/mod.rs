@@ -10,6 +10,7 @@
 //! | --- | --- |
 //! | `GET /admin/liveness` | 200, every subsystem's liveness as JSON (see below) |
 //! | `GET /admin/health` | 200 `{"status":"ok"}`, or 503 with the stale and failed names |
+//! | `GET /admin/ready` | 200 `{"status":"ready"}`, or 503 `starting` (with the names waited for) or `draining` |
 //! | `GET /metrics` | Prometheus metrics, with the `prometheus` feature (see `crate::metrics`) |
 //!
 //! The reports (`/admin/liveness`, `/metrics`) render one at a time:
@@ -30,7 +31,25 @@
 //! {
 //!   "healthy": true,
 //!   "subsystems": {
+//!     "platform": {
+//!       "kind": "group",
+//!       "group": null,
+//!       "last_tick_at": null,
+//!       "seconds_ago": null,
+//!       "state": "running",
+//!       "tick_seconds": null,
+//!       "stale_after_seconds": null,
+//!       "healthy": true,
+//!       "stale": false,
+//!       "advisory": false,
+//!       "beats": 0,
+//!       "restarts": 0,
+//!       "consecutive_failures": 0,
+//!       "next_restart_at": null
+//!     },
 //!     "scheduler": {
+//!       "kind": "subsystem",
+//!       "group": "platform",
 //!       "last_tick_at": "2026-04-14T14:21:00Z",
 //!       "seconds_ago": 3,
 //!       "state": "running",
@@ -52,6 +71,12 @@
 //!   timestamp (whole seconds) and the whole seconds since then; both `null`
 //!   for a subsystem that never beat. (The Rust API says "beat"; these keys
 //!   keep the names that existing dashboards and alerts are written against.)
+//! - `kind` is `subsystem` for a loop and `group` for a
+//!   [`Group`](crate::Group), which is listed under its path (such as
+//!   `platform/channels`); for a group, `restarts` counts the group's
+//!   restarts.
+//! - `group` is the path of the group the entry runs in, `null` outside
+//!   any group (and for a root group).
 //! - `state` is one of `running`, `backing_off`, `stopped`, `failed`.
 //! - `tick_seconds` and `stale_after_seconds` are `null` without a declared tick.
 //! - `next_restart_at` is set only while `backing_off`.
@@ -75,10 +100,20 @@
 //! reported by `/admin/liveness` but never fail this probe, so an outage of
 //! a dependency they watch cannot cause a restart cascade.
 //!
+//! # `/admin/ready`
+//!
+//! The readiness probe, for load balancers: whether to send this process
+//! traffic ([`Registry::readiness`], see [`Readiness`](crate::Readiness)).
+//! 503 `{"status":"starting","waiting":[...]}` until every critical
+//! subsystem that declares a tick has beaten once, then 200
+//! `{"status":"ready"}`, and 503 `{"status":"draining"}` from the moment a
+//! shutdown begins. Point Kubernetes' `readinessProbe` here and its
+//! `livenessProbe` at `/admin/health`.
+//!
 //! # Files
 //!
 //! - this file: the paths, [`RouterOptions`] and the router builders;
-//! - `reports.rs`: the three handlers and their JSON shapes, each computed
+//! - `reports.rs`: the handlers and their JSON shapes, each computed
 //!   from one [`Registry::snapshot`] when the request arrives;
 //! - `serve.rs`: [`serve`] and [`ServeOptions`], a listener of its own;
 //! - `server.rs`: `serve`'s accept loop, with the bounds that keep hostile
@@ -107,6 +142,8 @@ pub use serve::{serve, serve_listener, ServeOptions, MIN_BEARER_TOKEN_LEN};
 
 /// The path of the liveness report.
 pub const LIVENESS_PATH: &str = "/admin/liveness";
+/// The path of the readiness probe.
+pub const READY_PATH: &str = "/admin/ready";
 /// The path of the strict health probe.
 pub const HEALTH_PATH: &str = "/admin/health";
 /// The path of the Prometheus metrics (feature `prometheus`).
@@ -193,7 +230,8 @@ pub fn router_with(registry: &Registry, options: RouterOptions) -> Router {
 fn routes(registry: &Registry, options: RouterOptions) -> Router {
     let router = Router::new()
         .route(LIVENESS_PATH, get(reports::liveness))
-        .route(HEALTH_PATH, get(reports::health));
+        .route(HEALTH_PATH, get(reports::health))
+        .route(READY_PATH, get(reports::ready));
     #[cfg(feature = "prometheus")]
     let router = router.route(METRICS_PATH, get(reports::metrics));
     router.with_state(AppState {

@@ -1,4 +1,5 @@
-//! The handlers of `/admin/liveness`, `/admin/health` and `/metrics`, and
+//! The handlers of `/admin/liveness`, `/admin/health`, `/admin/ready` and
+//! `/metrics`, and
 //! the JSON they answer with (documented on the `http` module).
 
 use std::collections::BTreeMap;
@@ -13,7 +14,7 @@ use serde::Serialize;
 
 use super::{AppState, RouterOptions};
 use crate::registry::{Health, WallClock};
-use crate::SubsystemStatus;
+use crate::{Readiness, SubsystemStatus};
 
 // ---- /admin/liveness ---------------------------------------------------------
 
@@ -25,6 +26,8 @@ struct Liveness {
 
 #[derive(Serialize)]
 struct SubsystemJson {
+    kind: &'static str,
+    group: Option<String>,
     last_tick_at: Option<String>,
     seconds_ago: Option<u64>,
     state: &'static str,
@@ -56,6 +59,8 @@ impl SubsystemJson {
     fn new(s: &SubsystemStatus, clock: &WallClock, options: &RouterOptions) -> Self {
         let details = options.expose_failure_details;
         SubsystemJson {
+            kind: s.kind.as_str(),
+            group: s.group.clone(),
             last_tick_at: s.last_beat.map(|t| clock.rfc3339(t)),
             seconds_ago: s.since_last_beat.map(|d| d.as_secs()),
             state: s.state.as_str(),
@@ -134,6 +139,26 @@ pub(super) async fn health(Extract(app): Extract<AppState>) -> Response {
     }
 }
 
+// ---- /admin/ready ------------------------------------------------------------
+
+#[derive(Serialize)]
+struct ReadyJson {
+    status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    waiting: Option<Vec<String>>,
+}
+
+pub(super) async fn ready(Extract(app): Extract<AppState>) -> Response {
+    let readiness = app.registry.readiness();
+    let status = readiness.as_str();
+    let (code, waiting) = match readiness {
+        Readiness::Ready => (StatusCode::OK, None),
+        Readiness::Starting { waiting } => (StatusCode::SERVICE_UNAVAILABLE, Some(waiting)),
+        _ => (StatusCode::SERVICE_UNAVAILABLE, None),
+    };
+    (code, Json(ReadyJson { status, waiting })).into_response()
+}
+
 // ---- /metrics ----------------------------------------------------------------
 
 #[cfg(feature = "prometheus")]
@@ -178,7 +203,7 @@ pub(super) async fn metrics(Extract(app): Extract<AppState>, headers: HeaderMap)
 pub(super) async fn not_found() -> Response {
     let body = ErrorJson {
         error: "not_found",
-        message: "no such route; the routes are /admin/liveness, /admin/health and /metrics",
+        message: "no such route; the routes are /admin/liveness, /admin/health, /admin/ready and /metrics",
     };
     (StatusCode::NOT_FOUND, Json(body)).into_response()
 }

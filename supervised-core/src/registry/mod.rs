@@ -9,7 +9,8 @@
 //!   saturate instead of overflowing the clock.
 //! - `status.rs`: what a snapshot copies out of a handle
 //!   ([`SubsystemStatus`], its state and last panic).
-//! - `health.rs`: the one health rule, [`Health`], over a snapshot.
+//! - `health.rs`: the one health rule, [`Health`], over a snapshot;
+//!   `readiness.rs`: whether to send traffic, [`Readiness`].
 //! - `wallclock.rs`: monotonic instants rendered as wall-clock times.
 //! - this file: the map from name to handle ([`Registry`]) and the
 //!   process-wide free functions over [`registry()`].
@@ -33,6 +34,7 @@ use crate::supervisor::Escaped;
 
 mod health;
 mod instant;
+mod readiness;
 mod status;
 mod subsystem;
 #[cfg(any(feature = "http", feature = "prometheus"))]
@@ -40,7 +42,8 @@ mod wallclock;
 
 pub use health::Health;
 pub(crate) use instant::deadline;
-pub use status::{LastPanic, SubsystemState, SubsystemStatus};
+pub use readiness::Readiness;
+pub use status::{LastPanic, SubsystemKind, SubsystemState, SubsystemStatus};
 pub(crate) use subsystem::FailureRecord;
 pub use subsystem::Subsystem;
 #[cfg(any(feature = "http", feature = "prometheus"))]
@@ -81,6 +84,9 @@ struct RegistryInner {
     rejected: AtomicU64,
     /// Whether the registry is refusing names now: one WARN per episode.
     refusing: AtomicBool,
+    /// See [`Readiness`]: latched once found ready, and once draining.
+    ready: AtomicBool,
+    draining: AtomicBool,
 }
 
 /// A set of named subsystems and their liveness.
@@ -158,6 +164,8 @@ impl Registry {
             max: AtomicUsize::new(max),
             rejected: AtomicU64::new(0),
             refusing: AtomicBool::new(false),
+            ready: AtomicBool::new(false),
+            draining: AtomicBool::new(false),
         }))
     }
 
@@ -280,6 +288,72 @@ impl Registry {
         // Sort the 8-byte handles, not the statuses they expand into.
         handles.sort_unstable_by(|a, b| a.name().cmp(b.name()));
         handles.iter().map(|s| s.status_at(now)).collect()
+    }
+
+    /// Whether to send this process traffic (see [`Readiness`]).
+    pub fn readiness(&self) -> Readiness {
+        if self.is_draining() {
+            return Readiness::Draining;
+        }
+        if self.0.ready.load(Ordering::Relaxed) {
+            return Readiness::Ready;
+        }
+        let waiting = Readiness::waiting(&self.snapshot());
+        if waiting.is_empty() {
+            self.0.ready.store(true, Ordering::Relaxed);
+            Readiness::Ready
+        } else {
+            Readiness::Starting { waiting }
+        }
+    }
+
+    /// Marks the process as shutting down: from now on
+    /// [`readiness`](Registry::readiness) is [`Readiness::Draining`] (and
+    /// `/admin/ready` answers 503). A [`Group`](crate::Group) calls it the
+    /// moment its shutdown begins; call it yourself when you stop without one.
+    /// There is no way back: a process that began to shut down is not sent
+    /// traffic again.
+    pub fn set_draining(&self) {
+        if !self.0.draining.swap(true, Ordering::Relaxed) {
+            tracing::info!(target: "supervised", "draining: readiness now answers 503");
+        }
+    }
+
+    /// Whether [`set_draining`](Registry::set_draining) was called.
+    pub fn is_draining(&self) -> bool {
+        self.0.draining.load(Ordering::Relaxed)
+    }
+
+    /// Removes `sub`'s entry, if the entry under its name is `sub` itself
+    /// (not another handle registered under the same name since).
+    pub(crate) fn forget(&self, sub: &Subsystem) {
+        if self
+            .0
+            .subsystems
+            .remove_if(sub.name(), |key, _| key.0.same_as(sub))
+            .is_some()
+        {
+            self.0.count.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Removes every entry in the group at `path` or in a group nested in
+    /// it: a removed nested group takes its children with it.
+    pub(crate) fn forget_group(&self, path: &str) {
+        let nested = format!("{path}/");
+        let members: Vec<Subsystem> = self
+            .0
+            .subsystems
+            .iter()
+            .map(|e| e.key().0.clone())
+            .filter(|s| {
+                s.group_path()
+                    .is_some_and(|g| g == path || g.starts_with(&nested))
+            })
+            .collect();
+        for member in members {
+            self.forget(&member);
+        }
     }
 
     /// The health of every subsystem, by the one rule that `/admin/health`

@@ -64,6 +64,39 @@ impl fmt::Display for SubsystemState {
     }
 }
 
+/// What a registry entry stands for: a loop, or a [`Group`](crate::Group)
+/// of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum SubsystemKind {
+    /// A supervised loop, a group's child, or a name beaten by hand.
+    #[default]
+    Subsystem,
+    /// A [`Group`](crate::Group): its state is running, stopped or failed,
+    /// its `restarts` are the group's restarts, and it declares no tick.
+    Group,
+}
+
+impl SubsystemKind {
+    /// The lower-case name used in JSON: `subsystem` or `group`.
+    ///
+    /// ```
+    /// assert_eq!(supervised_core::SubsystemKind::Group.as_str(), "group");
+    /// ```
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            SubsystemKind::Subsystem => "subsystem",
+            SubsystemKind::Group => "group",
+        }
+    }
+}
+
+impl fmt::Display for SubsystemKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// The last panic a subsystem's body raised.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -96,6 +129,11 @@ pub struct LastPanic {
 pub struct SubsystemStatus {
     /// The subsystem's name.
     pub name: String,
+    /// A loop or a [`Group`](crate::Group).
+    pub kind: SubsystemKind,
+    /// The path of the [`Group`](crate::Group) it runs in (such as
+    /// `platform/channels`), `None` outside any group (and for a root group).
+    pub group: Option<String>,
     /// What its supervisor is doing.
     pub state: SubsystemState,
     /// The declared interval between beats, if any.

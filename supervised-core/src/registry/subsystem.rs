@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::instant::{deadline, AtomicInstant};
-use super::status::{LastPanic, SubsystemState, SubsystemStatus};
+use super::status::{LastPanic, SubsystemKind, SubsystemState, SubsystemStatus};
 use crate::supervisor::ResetRule;
 
 /// The cold, rarely written part of a subsystem: behind a per-subsystem lock
@@ -24,6 +24,14 @@ struct Meta {
     /// What only a failure sets, boxed so that a subsystem that never failed
     /// pays one pointer for it.
     failures: Option<Box<Failures>>,
+    /// Set by a [`Group`](crate::Group) for its own entry and its children's.
+    membership: Option<Box<Membership>>,
+}
+
+/// See [`Meta::membership`].
+struct Membership {
+    kind: SubsystemKind,
+    group: Option<Box<str>>,
 }
 
 impl Meta {
@@ -202,8 +210,11 @@ impl Subsystem {
             .map(|limit| deadline(reference, limit))
             .filter(|since| now > *since);
         let failures = meta.failures();
+        let membership = meta.membership.as_deref();
         SubsystemStatus {
             name: inner.name.to_string(),
+            kind: membership.map_or(SubsystemKind::Subsystem, |m| m.kind),
+            group: membership.and_then(|m| m.group.as_deref().map(str::to_string)),
             state,
             tick: meta.tick,
             stale_after,
@@ -273,6 +284,52 @@ impl Subsystem {
         self.record_failure(consecutive_failures, failure);
         self.meta().failures_mut().next_restart_at = Some(next_restart_at);
         self.set_state(SubsystemState::BackingOff);
+    }
+
+    /// A restart that no failure caused (a permanent child that ended, or a
+    /// sibling restarted with it): counted and shown as backing off.
+    pub(crate) fn schedule_restart(&self, next_restart_at: Instant) {
+        self.0.restarts.fetch_add(1, Ordering::Relaxed);
+        self.meta().failures_mut().next_restart_at = Some(next_restart_at);
+        self.set_state(SubsystemState::BackingOff);
+    }
+
+    /// Counts a group's restart on the group's own entry, whose state stays
+    /// running.
+    pub(crate) fn count_restart(&self) {
+        self.0.restarts.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Which kind of entry this is and the path of the group it is in.
+    pub(crate) fn set_membership(&self, kind: SubsystemKind, group: Option<&str>) {
+        self.meta().membership = Some(Box::new(Membership {
+            kind,
+            group: group.map(Box::from),
+        }));
+    }
+
+    /// Whether `self` and `other` are the same entry.
+    pub(crate) fn same_as(&self, other: &Subsystem) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+
+    /// Stores a failure's text without touching the failure count (which
+    /// is the supervisor's).
+    pub(crate) fn note_failure(&self, failure: FailureRecord) {
+        let mut meta = self.meta();
+        let failures = meta.failures_mut();
+        match failure {
+            FailureRecord::Panic(p) => failures.last_panic = Some(p),
+            FailureRecord::Error(e) => failures.last_error = Some(e),
+        }
+    }
+
+    /// The path of the group this entry is in, if any.
+    pub(crate) fn group_path(&self) -> Option<String> {
+        self.meta()
+            .membership
+            .as_ref()
+            .and_then(|m| m.group.as_deref().map(str::to_string))
     }
 
     pub(crate) fn record_failure(&self, consecutive_failures: u32, failure: FailureRecord) {

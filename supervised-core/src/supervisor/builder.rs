@@ -204,11 +204,19 @@ impl Supervisor {
     ///
     /// Any string is a valid name, the empty one included (it is logged
     /// with a WARN: it makes logs and reports hard to read).
+    ///
+    /// Called while a [`Group`](crate::Group) runs a child, the first
+    /// registration of that child (its outermost supervised fn) gets the
+    /// child's entry instead: the child's name, in the group's registry.
+    /// Supervised fns it calls in turn register their own names.
     pub fn register(&self, name: &str) -> Subsystem {
         if name.is_empty() {
             tracing::warn!(target: "supervised", "a supervised subsystem is registered with an empty name");
         }
-        let sub = self.registry_ref().subsystem(name);
+        // Run as a group's child, the outermost supervised fn takes the
+        // child's entry (its name, in the group's registry).
+        let sub =
+            crate::group::claim::take().unwrap_or_else(|| self.registry_ref().subsystem(name));
         if self.tick.is_some() {
             sub.declare_tick(self.tick, self.stale_after);
         }

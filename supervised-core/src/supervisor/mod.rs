@@ -70,7 +70,7 @@ pub use current::{beat, current};
 pub use failure::{Failure, ItemPanicked};
 pub use isolate::isolate;
 pub use outcome::{Cancelled, Exit, RunOutcome};
-pub(crate) use policy::ResetRule;
+pub(crate) use policy::{ResetRule, RestartWindow};
 pub use run::run_with_recover;
 pub use supervision::{Step, Supervision};
 pub(crate) use text::Escaped;

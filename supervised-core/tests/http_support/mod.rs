@@ -124,3 +124,19 @@ pub async fn request(
         .unwrap();
     Reply::read(response).await
 }
+
+/// `GET path` answered by the router itself, with no server and so no
+/// timers of its own: what paused-time tests use (a real server's timers
+/// would let tokio's auto-advance run the clock away).
+pub async fn route(registry: &supervised_core::Registry, path: &str) -> Reply {
+    use tower::ServiceExt;
+
+    let request = axum::http::Request::get(path)
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let response = supervised_core::http::router_for(registry)
+        .oneshot(request)
+        .await
+        .unwrap();
+    Reply::read(response).await
+}

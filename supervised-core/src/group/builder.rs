@@ -1,0 +1,413 @@
+//! [`Group`], the builder, and what it builds: a [`GroupDef`] that a run
+//! borrows, so a nested group can be run again by its parent, its children
+//! added at run time included.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::child::{Child, Start};
+use super::handle::{Book, Booked, Command, GroupHandle, Phase, Shared};
+use super::report::GroupReport;
+use super::run::{self, Trigger};
+use super::signal::Signals;
+use crate::supervisor::{Backoff, RunOutcome};
+use crate::{Registry, Restart, SubsystemState};
+
+/// Which children a group restarts when one of them must be restarted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Strategy {
+    /// That child alone (the default).
+    #[default]
+    OneForOne,
+    /// Every child: the others are stopped in reverse start order, then all
+    /// are started again in start order. For children that cannot work
+    /// without each other.
+    OneForAll,
+    /// That child and the ones started after it: those are stopped in
+    /// reverse order, then it and they are started in start order. For a
+    /// chain where later children depend on earlier ones.
+    RestForOne,
+}
+
+impl Strategy {
+    /// The snake-case name used in log events: `one_for_one`, `one_for_all`,
+    /// `rest_for_one`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Strategy::OneForOne => "one_for_one",
+            Strategy::OneForAll => "one_for_all",
+            Strategy::RestForOne => "rest_for_one",
+        }
+    }
+}
+
+/// One child of a definition, in start order.
+pub(super) struct Member {
+    pub(super) name: Arc<str>,
+    pub(super) restart: Restart,
+    pub(super) stop_timeout: Duration,
+    pub(super) start: Start,
+    /// A temporary child that ended: never started again, not even when
+    /// the group is.
+    pub(super) retired: bool,
+}
+
+impl From<Child> for Member {
+    fn from(child: Child) -> Self {
+        Member {
+            name: Arc::from(child.name),
+            restart: child.restart,
+            stop_timeout: child.stop_timeout,
+            start: child.start,
+            retired: false,
+        }
+    }
+}
+
+impl Member {
+    pub(super) fn is_group(&self) -> bool {
+        matches!(self.start, Start::Group(_))
+    }
+}
+
+/// Everything a group is, apart from any run of it.
+pub(super) struct GroupDef {
+    pub(super) name: String,
+    pub(super) strategy: Strategy,
+    pub(super) intensity: (u32, Duration),
+    pub(super) backoff: Backoff,
+    pub(super) shutdown_timeout: Duration,
+    pub(super) drain: Duration,
+    pub(super) restart: Restart,
+    pub(super) registry: Option<Registry>,
+    /// Keyed by a sequence number that only grows: iteration order is
+    /// start order, and a child added at run time goes last.
+    pub(super) members: BTreeMap<u64, Member>,
+    pub(super) next_seq: u64,
+    pub(super) shared: Arc<Shared>,
+    pub(super) commands: mpsc::UnboundedReceiver<Command>,
+}
+
+impl GroupDef {
+    /// Adds `member` at the end of the start order and returns its key.
+    pub(super) fn push(&mut self, member: Member) -> u64 {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.members.insert(seq, member);
+        seq
+    }
+}
+
+/// A supervision tree: children (loops, or other groups) started in order,
+/// restarted by a [`Strategy`] within a restart intensity, and stopped in
+/// reverse order on a shutdown that is bounded in time.
+///
+/// ```no_run
+/// use std::process::ExitCode;
+/// use std::time::Duration;
+/// use supervised_core::{CancellationToken, Child, Group, Restart, Strategy};
+///
+/// async fn broadcaster(cancel: CancellationToken) { cancel.cancelled().await }
+/// async fn scheduler(cancel: CancellationToken) { cancel.cancelled().await }
+/// async fn channel(kind: &'static str, cancel: CancellationToken) { cancel.cancelled().await }
+///
+/// #[tokio::main]
+/// async fn main() -> ExitCode {
+///     let report = Group::new("platform")
+///         .strategy(Strategy::OneForOne)
+///         .max_restarts(5, Duration::from_secs(60))
+///         .shutdown_timeout(Duration::from_secs(30))
+///         .child("broadcaster", broadcaster)
+///         .spec(Child::new("scheduler", scheduler).restart(Restart::Permanent))
+///         .group(Group::new("channels").child("telegram", |cancel| channel("telegram", cancel)))
+///         .run_until_signal()
+///         .await;
+///     ExitCode::from(&report)
+/// }
+/// ```
+///
+/// # Children
+///
+/// Each child runs in its own tokio task, with a child token of the
+/// group's [`CancellationToken`]. A child is usually a `#[supervised]` fn,
+/// which restarts itself on ordinary failures with its own backoff; the
+/// group then sees only what that fn re-raises when it gives up. Any future
+/// works: the group catches its panics. Children start in the order they
+/// were given (a child added at run time goes last); the group does not
+/// wait for one to be ready before starting the next (readiness is the
+/// registry's, see [`Readiness`](crate::Readiness)).
+///
+/// # Names
+///
+/// A child's name is its registry name. A `#[supervised]` fn run as a child
+/// registers under the child's name, not the attribute's `name`, and in the
+/// group's registry: one fn can run as `channel/telegram` and
+/// `channel/slack`. Only the outermost supervised fn of a child does;
+/// supervised fns it calls keep their own names. A plain future child is
+/// listed under its name as well, and [`beat`](crate::beat) inside it beats
+/// that entry. Every child's entry names its group's path
+/// ([`SubsystemStatus::group`](crate::SubsystemStatus::group), such as
+/// `platform/channels`). The group itself is listed under its path with
+/// [`SubsystemKind::Group`](crate::SubsystemKind::Group): running, stopped or
+/// failed, its `restarts` the group's, never stale. Names are one namespace
+/// across the registry: two children of the same name in different groups
+/// share one entry, so give them distinct names.
+///
+/// # Restarts
+///
+/// A child's [`Restart`] policy says whether it must be restarted after it
+/// ends; the [`Strategy`] says which children restart with it. No child
+/// starts again before the previous run of every child being restarted has
+/// finished and its future been dropped. A restart waits for a backoff (by
+/// default 1 s doubling to 30 s: [`Group::backoff`]), reset, as for a
+/// [`Supervisor`](crate::Supervisor), when the child that ended had run at
+/// least the backoff's cap and beaten 3 times (or never beaten at all).
+/// Siblings stopped for the restart are not running during the backoff; a
+/// [`Restart::Temporary`] sibling is stopped and not started again.
+/// Under `OneForAll`, every child that is not temporary starts again,
+/// including one that had ended normally before: the group restarts from
+/// its start, as OTP's does.
+///
+/// Each restart counts toward the group's intensity
+/// ([`Group::max_restarts`], default 5 within 60 s). The restart that would
+/// exceed it makes the group give up: it stops every child, its state
+/// becomes failed, it logs one ERROR event naming the child and the
+/// failure, and it ends with [`GroupExit::GaveUp`](crate::GroupExit::GaveUp).
+/// A nested group that gives up is a failed child of its parent, so
+/// escalation climbs the tree.
+///
+/// When every child has ended and none is to be restarted, the run ends
+/// with [`GroupExit::Completed`](crate::GroupExit::Completed). A group with
+/// no children (yet) waits for [`GroupHandle::add`] or a shutdown instead.
+///
+/// # Shutdown
+///
+/// Triggers: SIGINT or SIGTERM for [`run_until_signal`](Group::run_until_signal)
+/// (Ctrl-C off Unix), the token given to [`run`](Group::run), or
+/// [`GroupHandle::shutdown`]. Then:
+///
+/// 1. The registry is marked draining at once
+///    ([`Registry::set_draining`]): `/admin/ready` answers 503. The root
+///    group does this, also when it gives up or completes: a process whose
+///    tree has ended serves no more.
+/// 2. The group waits [`drain`](Group::drain) (default 0 s), for load
+///    balancers to catch up.
+/// 3. It stops children in reverse start order, one at a time, nested groups
+///    depth-first: each child's token is cancelled, then it has up to its
+///    [`stop_timeout`](Child::stop_timeout) (default 10 s) to finish before
+///    its task is aborted.
+///
+/// The whole shutdown, drain included, is bounded by
+/// [`shutdown_timeout`](Group::shutdown_timeout) (default 30 s); a nested
+/// group gets its own shutdown timeout, within what is left of its
+/// parent's. A child that had to be aborted (at its stop timeout, at the
+/// shutdown timeout, or at a second signal) is listed as unstopped in the
+/// [`GroupReport`] with one ERROR event, and makes the exit code 1. A second
+/// SIGINT or SIGTERM during a shutdown aborts every child left at once.
+///
+/// # Events
+///
+/// Each decision is one tracing event (target `supervised`) with `group`,
+/// `child`, `strategy` and `reason`: a child restart (ERROR after a
+/// failure, INFO after a normal end), a give-up (ERROR), the shutdown's
+/// beginning with its trigger (INFO), each child stopped with how long it
+/// took (INFO), and each child unstopped (ERROR).
+///
+/// # Panics
+///
+/// [`child`](Group::child), [`spec`](Group::spec) and [`group`](Group::group)
+/// panic on a name the group has already, as axum's router does on a route
+/// given twice: a tree is written once, in code. Children added at run time
+/// get an [`AddError`](crate::AddError) instead.
+pub struct Group(pub(super) GroupDef);
+
+impl fmt::Debug for Group {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Group")
+            .field("name", &self.0.name)
+            .field("strategy", &self.0.strategy)
+            .field("children", &self.0.members.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Group {
+    /// How long a shutdown may take unless told otherwise.
+    pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
+
+    /// An empty group named `name`: [`Strategy::OneForOne`], at most 5
+    /// restarts within 60 s, restarts after 1 s doubling to 30 s, a 30 s
+    /// shutdown timeout, no drain, in the process-wide registry.
+    pub fn new(name: impl Into<String>) -> Self {
+        let name = name.into();
+        let (commands, receiver) = mpsc::unbounded_channel();
+        let shared = Arc::new(Shared {
+            name: name.clone(),
+            commands,
+            book: Mutex::new(Book {
+                phase: Phase::NotStarted,
+                children: Vec::new(),
+                shutdown: CancellationToken::new(),
+            }),
+        });
+        Group(GroupDef {
+            name,
+            strategy: Strategy::default(),
+            intensity: (5, Duration::from_secs(60)),
+            backoff: Backoff::DEFAULT,
+            shutdown_timeout: Self::DEFAULT_SHUTDOWN_TIMEOUT,
+            drain: Duration::ZERO,
+            restart: Restart::default(),
+            registry: None,
+            members: BTreeMap::new(),
+            next_seq: 0,
+            shared,
+            commands: receiver,
+        })
+    }
+
+    /// Which children restart together (default [`Strategy::OneForOne`]).
+    pub fn strategy(mut self, strategy: Strategy) -> Self {
+        self.0.strategy = strategy;
+        self
+    }
+
+    /// Restart intensity: the restart that would be the `max + 1`-th within
+    /// any window of `within` makes the group give up (default 5 within
+    /// 60 s). `max = 0` gives up at the first restart.
+    pub fn max_restarts(mut self, max: u32, within: Duration) -> Self {
+        self.0.intensity = (max, within);
+        self
+    }
+
+    /// The delay before a restart (default 1 s doubling to 30 s).
+    pub fn backoff(mut self, backoff: Backoff) -> Self {
+        self.0.backoff = backoff;
+        self
+    }
+
+    /// The bound on a whole shutdown, drain included (default 30 s).
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
+        self.0.shutdown_timeout = timeout;
+        self
+    }
+
+    /// How long to wait after marking the registry draining before stopping
+    /// anything (default 0 s): the time load balancers need to stop sending
+    /// new work once `/admin/ready` answers 503.
+    pub fn drain(mut self, drain: Duration) -> Self {
+        self.0.drain = drain;
+        self
+    }
+
+    /// When this group, as a child of another, is restarted (default
+    /// [`Restart::Transient`]: after it gives up, not after it completes).
+    pub fn restart(mut self, restart: Restart) -> Self {
+        self.0.restart = restart;
+        self
+    }
+
+    /// Reports into `registry` instead of the process-wide one. A nested
+    /// group and every child use their root group's registry.
+    pub fn registry(mut self, registry: &Registry) -> Self {
+        self.0.registry = Some(registry.clone());
+        self
+    }
+
+    /// Adds a child named `name` whose runs `factory` makes, with the
+    /// defaults of [`Child::new`].
+    ///
+    /// # Panics
+    ///
+    /// If the group has a child named `name` already.
+    pub fn child<F, Fut>(self, name: impl Into<String>, factory: F) -> Self
+    where
+        F: FnMut(CancellationToken) -> Fut + Send + 'static,
+        Fut: Future + Send + 'static,
+        Fut::Output: RunOutcome,
+    {
+        self.spec(Child::new(name, factory))
+    }
+
+    /// Adds a child built with [`Child`]'s options.
+    ///
+    /// # Panics
+    ///
+    /// If the group has a child of that name already.
+    pub fn spec(mut self, child: Child) -> Self {
+        self.insert(Member::from(child));
+        self
+    }
+
+    /// Adds a nested group as a child, under the nested group's name. It
+    /// is stopped depth-first and, by its own [`restart`](Group::restart)
+    /// policy, restarted when it gives up.
+    ///
+    /// # Panics
+    ///
+    /// If the group has a child of that name already.
+    pub fn group(mut self, group: Group) -> Self {
+        let nested = group.0;
+        self.insert(Member {
+            name: Arc::from(nested.name.as_str()),
+            restart: nested.restart,
+            // A nested group bounds its own stop: its shutdown timeout, and
+            // a second to hand its report back.
+            stop_timeout: nested
+                .shutdown_timeout
+                .saturating_add(Duration::from_secs(1)),
+            start: Start::Group(Arc::new(Mutex::new(Some(nested)))),
+            retired: false,
+        });
+        self
+    }
+
+    fn insert(&mut self, member: Member) {
+        let mut book = self.0.shared.book();
+        assert!(
+            !book.children.iter().any(|c| *c.name == *member.name),
+            "group {:?} has a child named {:?} already: every child of a group needs its own name",
+            self.0.name,
+            &*member.name,
+        );
+        book.children.push(Booked {
+            name: member.name.to_string(),
+            state: SubsystemState::Stopped,
+        });
+        drop(book);
+        self.0.push(member);
+    }
+
+    /// The group's name.
+    pub fn name(&self) -> &str {
+        &self.0.name
+    }
+
+    /// A handle to add, remove and list children and to shut the group
+    /// down, usable before and after the run begins.
+    pub fn handle(&self) -> GroupHandle {
+        GroupHandle(self.0.shared.clone())
+    }
+
+    /// Runs the group until `cancel` is cancelled (then shuts it down), it
+    /// gives up, or it completes.
+    pub async fn run(mut self, cancel: CancellationToken) -> GroupReport {
+        run::run_root(&mut self.0, Trigger::Token(cancel)).await
+    }
+
+    /// Runs the group until SIGINT or SIGTERM (Ctrl-C off Unix), then shuts
+    /// it down; a second signal during the shutdown aborts what is left.
+    /// The signal handlers are installed before any child starts; if they
+    /// cannot be, that is logged at ERROR and the group runs until it gives
+    /// up, completes or is shut down through its handle.
+    pub async fn run_until_signal(mut self) -> GroupReport {
+        let signals = Signals::install();
+        run::run_root(&mut self.0, Trigger::Signals(signals)).await
+    }
+}

@@ -1,0 +1,283 @@
+//! A group's child: its spec ([`Child`], [`Restart`]) and the task that runs
+//! one run of it, with its entry current (for [`beat`](crate::beat)) and on
+//! offer to the `#[supervised]` fn inside (`claim.rs`), and its panic caught.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use super::builder::GroupDef;
+use super::claim;
+use super::report::GroupReport;
+use crate::registry::Subsystem;
+use crate::supervisor::{current, panic, RunOutcome};
+
+/// Whether a child is started again after it ends, with OTP's names.
+///
+/// | policy | after a normal end | after a failure |
+/// | --- | --- | --- |
+/// | [`Transient`](Restart::Transient) (default) | not restarted | restarted |
+/// | [`Permanent`](Restart::Permanent) | restarted | restarted |
+/// | [`Temporary`](Restart::Temporary) | not restarted | not restarted |
+///
+/// A normal end is `()` or `Ok`; a failure is `Err`, a panic, or a
+/// `#[supervised]` fn that gave up (and re-raised its last failure). A
+/// child the group stopped itself (for a shutdown or a sibling's restart)
+/// ended neither way.
+///
+/// ```
+/// assert_eq!(supervised_core::Restart::default(), supervised_core::Restart::Transient);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Restart {
+    /// Always restarted: a loop that must never end.
+    Permanent,
+    /// Restarted after a failure only, as `#[supervised]` stops on a clean
+    /// return.
+    #[default]
+    Transient,
+    /// Never restarted, not even with its siblings under
+    /// [`Strategy::OneForAll`](crate::Strategy::OneForAll) or
+    /// [`RestForOne`](crate::Strategy::RestForOne): a one-off job.
+    Temporary,
+}
+
+impl Restart {
+    pub(super) fn after(self, failed: bool) -> bool {
+        match self {
+            Restart::Permanent => true,
+            Restart::Transient => failed,
+            Restart::Temporary => false,
+        }
+    }
+}
+
+/// The future one run of a child is, boxed: the group holds children of
+/// many types.
+pub(super) type RunFuture = Pin<Box<dyn Future<Output = Ended> + Send>>;
+type Factory = Box<dyn FnMut(CancellationToken) -> RunFuture + Send>;
+
+/// How a child's runs are made.
+pub(super) enum Start {
+    Future(Factory),
+    /// A nested group, lent to each run's task and handed back when the run
+    /// ends or is dropped.
+    Group(Arc<Mutex<Option<GroupDef>>>),
+}
+
+/// A child of a [`Group`](crate::Group): a name and a factory of runs.
+///
+/// The factory is called with the run's [`CancellationToken`] (a child
+/// token of the group's) each time the child starts, and its future runs
+/// in a task of its own. The output is `()` or `Result<T, E>` with
+/// `E: Display`, as for `#[supervised]`.
+///
+/// ```
+/// use std::time::Duration;
+/// use supervised_core::{Child, Restart};
+///
+/// let sweep = Child::new("health-sweep", |cancel| async move {
+///     cancel.cancelled().await;
+/// })
+/// .restart(Restart::Permanent)
+/// .stop_timeout(Duration::from_secs(3));
+/// assert_eq!(sweep.name(), "health-sweep");
+/// ```
+pub struct Child {
+    pub(super) name: String,
+    pub(super) restart: Restart,
+    pub(super) stop_timeout: Duration,
+    pub(super) start: Start,
+}
+
+impl fmt::Debug for Child {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Child")
+            .field("name", &self.name)
+            .field("restart", &self.restart)
+            .field("stop_timeout", &self.stop_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Child {
+    /// How long a child may take to finish once its token is cancelled
+    /// before its task is aborted, unless told otherwise.
+    pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(10);
+
+    /// A child named `name` (its registry name, see
+    /// [`Group`](crate::Group#names)) whose runs `factory` makes, restarted
+    /// [`Restart::Transient`]ly, with a 10 s stop timeout.
+    pub fn new<F, Fut>(name: impl Into<String>, mut factory: F) -> Self
+    where
+        F: FnMut(CancellationToken) -> Fut + Send + 'static,
+        Fut: Future + Send + 'static,
+        Fut::Output: RunOutcome,
+    {
+        Child {
+            name: name.into(),
+            restart: Restart::default(),
+            stop_timeout: Self::DEFAULT_STOP_TIMEOUT,
+            start: Start::Future(Box::new(move |cancel| {
+                let run = factory(cancel);
+                Box::pin(async move {
+                    match run.await.failure() {
+                        None => Ended::normal(),
+                        Some(error) => Ended::failed(ChildFailure::Error(error)),
+                    }
+                })
+            })),
+        }
+    }
+
+    /// When it is restarted (default [`Restart::Transient`]).
+    pub fn restart(mut self, restart: Restart) -> Self {
+        self.restart = restart;
+        self
+    }
+
+    /// How long it may take to finish after its token is cancelled before
+    /// its task is aborted (default 10 s). Within a shutdown, the group's
+    /// [`shutdown_timeout`](crate::Group::shutdown_timeout) bounds it too.
+    pub fn stop_timeout(mut self, timeout: Duration) -> Self {
+        self.stop_timeout = timeout;
+        self
+    }
+
+    /// The child's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+/// How a child's run failed.
+#[derive(Debug)]
+pub(super) enum ChildFailure {
+    Error(String),
+    Panic {
+        message: String,
+        location: Option<String>,
+    },
+    /// A nested group gave up.
+    GaveUp(String),
+}
+
+impl fmt::Display for ChildFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ChildFailure::Error(error) => f.write_str(error),
+            ChildFailure::Panic {
+                message,
+                location: Some(at),
+            } => write!(f, "panicked at {at}: {message}"),
+            ChildFailure::Panic { message, .. } => write!(f, "panicked: {message}"),
+            ChildFailure::GaveUp(why) => f.write_str(why),
+        }
+    }
+}
+
+/// How one run of a child ended by itself.
+#[derive(Debug)]
+pub(super) struct Ended {
+    pub(super) failure: Option<ChildFailure>,
+    /// A nested group's report.
+    pub(super) report: Option<GroupReport>,
+}
+
+impl Ended {
+    pub(super) fn normal() -> Self {
+        Ended {
+            failure: None,
+            report: None,
+        }
+    }
+
+    pub(super) fn failed(failure: ChildFailure) -> Self {
+        Ended {
+            failure: Some(failure),
+            report: None,
+        }
+    }
+}
+
+/// One run of a child as its task polls it: the child's entry is current
+/// and on offer during every poll, and a panic ends the run as a failure.
+pub(super) struct ChildRun {
+    run: Option<RunFuture>,
+    current: Option<Subsystem>,
+    claim: Option<Subsystem>,
+}
+
+impl ChildRun {
+    /// Calls `factory` (catching a panic in the call itself) for a run
+    /// whose entry is `entry`.
+    pub(super) fn start(
+        factory: &mut Factory,
+        cancel: CancellationToken,
+        entry: &Subsystem,
+    ) -> Self {
+        panic::install_hook();
+        let mut current = Some(entry.clone());
+        let outside = current::swap_in(&mut current);
+        let run = panic::catch_in_body(|| factory(cancel));
+        current::leave(&mut current, outside);
+        let run = match run {
+            Ok(run) => run,
+            Err(caught) => Box::pin(std::future::ready(Ended::failed(ChildFailure::Panic {
+                message: caught.message,
+                location: caught.location,
+            }))),
+        };
+        ChildRun {
+            run: Some(run),
+            current,
+            claim: Some(entry.clone()),
+        }
+    }
+
+    /// A run that is not polled under a child's entry (a nested group's).
+    pub(super) fn plain(run: RunFuture) -> Self {
+        ChildRun {
+            run: Some(run),
+            current: None,
+            claim: None,
+        }
+    }
+}
+
+impl Future for ChildRun {
+    type Output = Ended;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Ended> {
+        let this = self.get_mut();
+        let Some(run) = this.run.as_mut() else {
+            return Poll::Pending;
+        };
+        let outside = current::swap_in(&mut this.current);
+        let offered = claim::swap_in(&mut this.claim);
+        let polled = panic::catch_in_body(|| run.as_mut().poll(cx));
+        claim::leave(&mut this.claim, offered);
+        current::leave(&mut this.current, outside);
+        match polled {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(ended)) => {
+                this.run = None;
+                Poll::Ready(ended)
+            }
+            Err(caught) => {
+                // The future is dropped here, in the task, before the group
+                // hears of the end.
+                this.run = None;
+                Poll::Ready(Ended::failed(ChildFailure::Panic {
+                    message: caught.message,
+                    location: caught.location,
+                }))
+            }
+        }
+    }
+}

@@ -1,0 +1,251 @@
+//! [`GroupHandle`]: what code outside a group's run holds to add, remove and
+//! list children and to stop it, and the book of children it reads.
+//!
+//! Adds are checked and booked here, synchronously, then sent to the run
+//! over a channel; removals wait for the run's answer.
+
+use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use super::child::Child;
+use crate::SubsystemState;
+
+/// Where a group's run is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Phase {
+    NotStarted,
+    Running,
+    ShuttingDown,
+    Ended,
+}
+
+/// What a run is asked by its handles.
+pub(super) enum Command {
+    Add(Child),
+    Remove(String, oneshot::Sender<Result<(), RemoveError>>),
+}
+
+/// One child as the book lists it.
+pub(super) struct Booked {
+    pub(super) name: String,
+    pub(super) state: SubsystemState,
+}
+
+pub(super) struct Book {
+    pub(super) phase: Phase,
+    /// In start order.
+    pub(super) children: Vec<Booked>,
+    /// Cancelled by [`GroupHandle::shutdown`]; a fresh one for each run.
+    pub(super) shutdown: CancellationToken,
+}
+
+pub(super) struct Shared {
+    pub(super) name: String,
+    pub(super) commands: mpsc::UnboundedSender<Command>,
+    pub(super) book: Mutex<Book>,
+}
+
+impl Shared {
+    pub(super) fn book(&self) -> MutexGuard<'_, Book> {
+        // Only plain data is behind it; a panic elsewhere cannot leave it torn.
+        self.book.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(super) fn set_state(&self, name: &str, state: SubsystemState) {
+        if let Some(child) = self.book().children.iter_mut().find(|c| c.name == name) {
+            child.state = state;
+        }
+    }
+}
+
+/// A handle to a [`Group`](crate::Group), from
+/// [`Group::handle`](crate::Group::handle), before or after its run began:
+/// cheap to clone, and `Send + Sync`.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() {
+/// use supervised_core::{CancellationToken, Child, Group, Registry};
+///
+/// let registry = Registry::new();
+/// let group = Group::new("channels").registry(&registry);
+/// let handle = group.handle();
+/// let run = tokio::spawn(group.run(CancellationToken::new()));
+///
+/// let worker = |cancel: CancellationToken| async move { cancel.cancelled().await };
+/// handle.add(Child::new("channel/telegram", worker)).unwrap();
+/// assert!(handle.add(Child::new("channel/telegram", worker)).is_err()); // a duplicate
+/// tokio::task::yield_now().await;
+/// assert!(registry.get("channel/telegram").is_some());
+///
+/// handle.remove("channel/telegram").await.unwrap();
+/// assert!(registry.get("channel/telegram").is_none()); // gone from /admin/liveness
+/// handle.shutdown();
+/// assert!(run.await.unwrap().is_clean());
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct GroupHandle(pub(super) Arc<Shared>);
+
+impl fmt::Debug for GroupHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GroupHandle")
+            .field("group", &self.0.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why [`GroupHandle::add`] refused a child.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AddError {
+    /// The group has a child of that name already.
+    Duplicate(String),
+    /// The group is shutting down.
+    ShuttingDown,
+    /// The group's run has ended (or, for a nested group, is stopped until
+    /// its parent restarts it).
+    Ended,
+}
+
+impl fmt::Display for AddError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AddError::Duplicate(name) => write!(f, "the group has a child named {name:?} already"),
+            AddError::ShuttingDown => f.write_str("the group is shutting down"),
+            AddError::Ended => f.write_str("the group's run has ended"),
+        }
+    }
+}
+
+impl std::error::Error for AddError {}
+
+/// Why [`GroupHandle::remove`] did not remove a child.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RemoveError {
+    /// The group has no child of that name.
+    NotFound(String),
+    /// The group's run ended (or is shutting down, which stops every child)
+    /// before the removal was carried out.
+    Ended,
+}
+
+impl fmt::Display for RemoveError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RemoveError::NotFound(name) => write!(f, "the group has no child named {name:?}"),
+            RemoveError::Ended => f.write_str("the group's run ended before the child was removed"),
+        }
+    }
+}
+
+impl std::error::Error for RemoveError {}
+
+/// A child as [`GroupHandle::children`] lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ChildInfo {
+    /// Its name (its registry name).
+    pub name: String,
+    /// What the group is doing with it: running; backing off before the
+    /// group restarts it; stopped (ended normally, stopped by the group, or
+    /// not started yet); failed (its last run failed and it will not be
+    /// restarted).
+    pub state: SubsystemState,
+}
+
+impl GroupHandle {
+    /// The group's name.
+    pub fn name(&self) -> &str {
+        &self.0.name
+    }
+
+    /// Adds a child at the end of the start order and starts it (at once if
+    /// the group is running, with the others if it has not started).
+    ///
+    /// # Errors
+    ///
+    /// [`AddError::Duplicate`] if the group has a child of that name (a
+    /// removed one's name is free again), [`AddError::ShuttingDown`] or
+    /// [`AddError::Ended`] if the group will not run it.
+    pub fn add(&self, child: Child) -> Result<(), AddError> {
+        let mut book = self.0.book();
+        match book.phase {
+            Phase::ShuttingDown => return Err(AddError::ShuttingDown),
+            Phase::Ended => return Err(AddError::Ended),
+            Phase::NotStarted | Phase::Running => {}
+        }
+        if book.children.iter().any(|c| c.name == child.name) {
+            return Err(AddError::Duplicate(child.name));
+        }
+        book.children.push(Booked {
+            name: child.name.clone(),
+            state: SubsystemState::Stopped,
+        });
+        // The receiver lives as long as the group (it is in the `Group`),
+        // and the book says the group is not ended.
+        if let Err(mpsc::error::SendError(Command::Add(child))) =
+            self.0.commands.send(Command::Add(child))
+        {
+            book.children.retain(|c| c.name != child.name);
+            return Err(AddError::Ended);
+        }
+        Ok(())
+    }
+
+    /// Stops the child `name` (its token cancelled, then up to its stop
+    /// timeout before its task is aborted) and removes it and its registry
+    /// entry, so it leaves `/admin/liveness`. Resolves once it is gone.
+    ///
+    /// # Errors
+    ///
+    /// [`RemoveError::NotFound`] if the group has no such child,
+    /// [`RemoveError::Ended`] if the group is not running (a shutdown stops
+    /// every child anyway).
+    pub async fn remove(&self, name: &str) -> Result<(), RemoveError> {
+        {
+            let book = self.0.book();
+            if !book.children.iter().any(|c| c.name == name) {
+                return Err(RemoveError::NotFound(name.to_string()));
+            }
+            if book.phase != Phase::Running && book.phase != Phase::NotStarted {
+                return Err(RemoveError::Ended);
+            }
+        }
+        let (answer, answered) = oneshot::channel();
+        if self
+            .0
+            .commands
+            .send(Command::Remove(name.to_string(), answer))
+            .is_err()
+        {
+            return Err(RemoveError::Ended);
+        }
+        answered.await.unwrap_or(Err(RemoveError::Ended))
+    }
+
+    /// The children, in start order, with what the group is doing with each.
+    pub fn children(&self) -> Vec<ChildInfo> {
+        self.0
+            .book()
+            .children
+            .iter()
+            .map(|c| ChildInfo {
+                name: c.name.clone(),
+                state: c.state,
+            })
+            .collect()
+    }
+
+    /// Begins the group's shutdown (or, before its run, makes the run shut
+    /// down at once). Returns at once; the run's future resolves when the
+    /// shutdown is done. A nested group shut down this way ends normally:
+    /// its parent restarts it only if it is [`Restart::Permanent`](crate::Restart::Permanent).
+    pub fn shutdown(&self) {
+        self.0.book().shutdown.cancel();
+    }
+}
