@@ -1,6 +1,6 @@
-//! A multi-tenant platform's `main`: its five background loops, each a
-//! `#[supervised]` fn with a declared tick, and `/admin/liveness` served
-//! over HTTP.
+//! A multi-tenant platform's `main`: its background loops, each a
+//! `#[supervised]` fn with a declared tick, run as one supervision tree
+//! ([`supervised::Group`]), and `/admin/liveness` served over HTTP.
 //!
 //! | subsystem | tick | what it stands for |
 //! | --- | --- | --- |
@@ -8,7 +8,13 @@
 //! | `liveness-monitor` | 1 s | marks agents offline when their heartbeats stop |
 //! | `health-sweep` | 2 s | probes every agent's container |
 //! | `scheduler` | 2 s | fires the tenants' cron jobs; one tenant's bad row panics it |
-//! | `channel-manager` | 3 s | polls the Telegram and Slack channels |
+//! | `channel/telegram`, `channel/slack` | 3 s | one worker per chat channel, from one fn, in the `platform/channels` group |
+//! | `channel-manager` | 3 s | reconnects a channel by removing its worker and adding it again |
+//!
+//! The tree, in start order (it stops in reverse): the admin server first,
+//! so `/admin/ready` answers `draining` until the very end; the loops; the
+//! `channels` group, whose workers are added at run time; the
+//! `outside-world` group that stands in for agents and WebSocket clients.
 //!
 //! The ticks are short so the demo shows something within seconds. On its
 //! third tick the scheduler dequeues a job whose schedule a tenant saved as
@@ -30,9 +36,10 @@
 //! subsystem is fresh. `RUST_LOG` (for example `RUST_LOG=debug`) changes what
 //! is logged.
 //!
-//! Ctrl-C or the end of `--duration` cancels the shared token: every
+//! Ctrl-C, SIGTERM or the end of `--duration` shuts the tree down: every
 //! subsystem stops within its grace period, the final table is printed and
-//! the process exits 0. Bad flags exit 2; an address it cannot bind, 1.
+//! the process exits 0 (1 if something had to be aborted). A second Ctrl-C
+//! aborts what is left. Bad flags exit 2; an address it cannot bind, 1.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::io::IsTerminal;
@@ -44,7 +51,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use supervised::http::{serve_listener, ServeOptions};
-use supervised::{supervised, CancellationToken};
+use supervised::{supervised, CancellationToken, Child, Group, GroupHandle};
 use tokio::net::TcpListener;
 use tokio::sync::broadcast;
 use tokio::time::{Instant, Interval, MissedTickBehavior};
@@ -59,7 +66,7 @@ use tracing_subscriber::util::SubscriberInitExt;
 const LIVENESS_MONITOR_TICK: Duration = Duration::from_secs(1);
 const HEALTH_SWEEP_TICK: Duration = Duration::from_secs(2);
 const SCHEDULER_TICK: Duration = Duration::from_secs(2);
-const CHANNEL_MANAGER_TICK: Duration = Duration::from_secs(3);
+const CHANNEL_TICK: Duration = Duration::from_secs(3);
 
 /// How often the table of subsystems goes to stderr.
 const TABLE_EVERY: Duration = Duration::from_secs(3);
@@ -159,9 +166,10 @@ fn parse_flags(args: impl IntoIterator<Item = String>) -> Result<Command, String
     }))
 }
 
-/// The admin server's authentication: the token from `--token-file`, else
-/// from `ADMIN_TOKEN`, else none (said loudly). Never from the command line.
-fn server_options(flags: &Flags, shutdown: &CancellationToken) -> Result<ServeOptions, String> {
+/// The admin server's bearer token, settled once at start: from
+/// `--token-file`, else from `ADMIN_TOKEN`, else none (said loudly). Never
+/// from the command line.
+fn admin_token(flags: &Flags) -> Result<Option<String>, String> {
     const VAR: &str = "ADMIN_TOKEN";
     if let Some(path) = &flags.token_file {
         let text = std::fs::read_to_string(path)
@@ -170,17 +178,41 @@ fn server_options(flags: &Flags, shutdown: &CancellationToken) -> Result<ServeOp
         if token.is_empty() {
             return Err(format!("the token file `{path}` is empty"));
         }
-        return Ok(ServeOptions::bearer_token(token, shutdown.clone()));
+        return Ok(Some(token.to_string()));
     }
     if std::env::var_os(VAR).is_some() {
-        return ServeOptions::bearer_token_from_env(VAR, shutdown.clone())
-            .map_err(|e| e.to_string());
+        // The library's checks, and its messages, for the variable.
+        ServeOptions::bearer_token_from_env(VAR, CancellationToken::new())
+            .map_err(|e| e.to_string())?;
+        return Ok(std::env::var(VAR).ok());
     }
     tracing::warn!(
         addr = %flags.addr,
         "auth is off: no --token-file or ADMIN_TOKEN given, so anyone who reaches this address reads /admin/liveness"
     );
-    Ok(ServeOptions::no_auth(shutdown.clone()))
+    Ok(None)
+}
+
+/// The admin server as the tree's first child, so it is stopped last. Its
+/// first run serves the listener bound at start; a restart binds again.
+fn admin_server(listener: TcpListener, addr: SocketAddr, token: Option<String>) -> Child {
+    let mut bound = Some(listener);
+    Child::new("admin-server", move |cancel: CancellationToken| {
+        let listener = bound.take();
+        let options = match &token {
+            Some(token) => ServeOptions::bearer_token(token.clone(), cancel),
+            None => ServeOptions::no_auth(cancel),
+        };
+        async move {
+            let listener = match listener {
+                Some(listener) => listener,
+                None => TcpListener::bind(addr).await.map_err(|e| e.to_string())?,
+            };
+            serve_listener(listener, options)
+                .await
+                .map_err(|e| e.to_string())
+        }
+    })
 }
 
 // ---- the platform's state (stand-ins for Redis, Postgres, agents, chat APIs) ----
@@ -416,19 +448,54 @@ async fn scheduler(jobs: Arc<JobStore>, cancel: CancellationToken) {
     }
 }
 
-#[supervised(name = "channel-manager", tick = "3s", grace = "2s")]
-async fn channel_manager(cancel: CancellationToken) {
-    let mut ticker = ticker(CHANNEL_MANAGER_TICK);
+/// The chat channels; one worker each.
+const CHANNELS: [&str; 2] = ["telegram", "slack"];
+
+/// One channel's worker: long-polls its chat API. One fn for every channel;
+/// run as a group child, it is listed under the child's name
+/// (`channel/telegram`), not the attribute's.
+#[supervised(name = "channel", tick = "3s", grace = "2s")]
+async fn channel_worker(kind: &'static str, cancel: CancellationToken) {
+    let mut ticker = ticker(CHANNEL_TICK);
     let mut polls = 0u64;
     while ticked(&mut ticker, &cancel).await {
-        for channel in ["telegram", "slack"] {
-            // Stands in for a long-poll of the chat API, cut short on shutdown.
-            tokio::select! {
-                () = cancel.cancelled() => break,
-                () = tokio::time::sleep(Duration::from_millis(20)) => {}
+        // Stands in for a long-poll of the chat API, cut short on shutdown.
+        tokio::select! {
+            () = cancel.cancelled() => break,
+            () = tokio::time::sleep(Duration::from_millis(20)) => {}
+        }
+        polls += 1;
+        tracing::debug!(channel = kind, polls, "polled channel");
+    }
+}
+
+fn channel(kind: &'static str) -> Child {
+    Child::new(format!("channel/{kind}"), move |cancel| {
+        channel_worker(kind, cancel)
+    })
+}
+
+/// Watches the channels' credentials; when one changes (here: on the
+/// second round, for Slack) it reconnects that channel by removing its
+/// worker, which stops it and takes it off `/admin/liveness`, and adding a
+/// fresh one.
+#[supervised(name = "channel-manager", tick = "3s", grace = "2s")]
+async fn channel_manager(channels: GroupHandle, cancel: CancellationToken) {
+    let mut ticker = ticker(CHANNEL_TICK);
+    let mut rounds = 0u64;
+    while ticked(&mut ticker, &cancel).await {
+        rounds += 1;
+        if rounds == 2 {
+            let kind = "slack";
+            match channels.remove(&format!("channel/{kind}")).await {
+                Ok(()) => match channels.add(channel(kind)) {
+                    Ok(()) => tracing::info!(channel = kind, "channel reconnected"),
+                    Err(error) => {
+                        tracing::warn!(channel = kind, %error, "cannot add the channel again")
+                    }
+                },
+                Err(error) => tracing::warn!(channel = kind, %error, "cannot remove the channel"),
             }
-            polls += 1;
-            tracing::debug!(channel, polls, "polled channel");
         }
     }
 }
@@ -468,7 +535,7 @@ async fn websocket_client(mut events: broadcast::Receiver<AgentEvent>, cancel: C
 
 fn print_table(title: &str) {
     let mut table = format!(
-        "{title}\n  {:<17} {:<12} {:>5} {:>6} {:>8}\n",
+        "{title}\n  {:<22} {:<12} {:>5} {:>6} {:>8}\n",
         "SUBSYSTEM", "STATE", "AGO", "BEATS", "RESTARTS"
     );
     for status in supervised::snapshot() {
@@ -476,7 +543,7 @@ fn print_table(title: &str) {
             .since_last_beat
             .map_or_else(|| "-".to_string(), |d| format!("{}s", d.as_secs()));
         table.push_str(&format!(
-            "  {:<17} {:<12} {:>5} {:>6} {:>8}\n",
+            "  {:<22} {:<12} {:>5} {:>6} {:>8}\n",
             status.name,
             status.state.as_str(),
             ago,
@@ -515,18 +582,36 @@ fn init_logging() {
         .init();
 }
 
-async fn ctrl_c() {
-    if let Err(e) = tokio::signal::ctrl_c().await {
-        tracing::warn!(error = %e, "cannot listen for Ctrl-C; stop with --duration or a kill");
-        std::future::pending::<()>().await;
-    }
+/// A child's factory: `run` with a fresh clone of `state` and the run's token.
+fn with<S, F, Fut>(state: &S, run: F) -> impl FnMut(CancellationToken) -> Fut + Send + 'static
+where
+    S: Clone + Send + 'static,
+    F: Fn(S, CancellationToken) -> Fut + Send + 'static,
+{
+    let state = state.clone();
+    move |cancel| run(state.clone(), cancel)
 }
 
-async fn sleep_for(duration: Option<Duration>) {
-    match duration {
-        Some(duration) => tokio::time::sleep(duration).await,
-        None => std::future::pending().await,
+/// `--duration`: shuts the tree down once it has passed.
+async fn stop_after(duration: Duration, tree: GroupHandle) {
+    tokio::time::sleep(duration).await;
+    tracing::info!("--duration elapsed: shutting down");
+    tree.shutdown();
+}
+
+/// The stand-ins for the world around the platform: agents publishing
+/// events, WebSocket clients reading the relay, and the table on stderr.
+fn outside_world(platform: &Platform, started: Instant) -> Group {
+    let mut world = Group::new("outside-world")
+        .child("agents", with(platform, publish_agent_events))
+        .child("table", move |cancel| print_tables(started, cancel));
+    for client in 1..=3 {
+        let websockets = platform.websockets.clone();
+        world = world.child(format!("websocket-client-{client}"), move |cancel| {
+            websocket_client(websockets.subscribe(), cancel)
+        });
     }
+    world
 }
 
 #[tokio::main]
@@ -544,7 +629,6 @@ async fn main() -> ExitCode {
     };
     init_logging();
     let started = Instant::now();
-
     let listener = match TcpListener::bind(flags.addr).await {
         Ok(listener) => listener,
         Err(e) => {
@@ -552,86 +636,57 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let shutdown = CancellationToken::new();
-    let options = match server_options(&flags, &shutdown) {
-        Ok(options) => options,
+    let token = match admin_token(&flags) {
+        Ok(token) => token,
         Err(error) => {
             tracing::error!(%error, "cannot set up the admin server's authentication");
             return ExitCode::from(2);
         }
     };
-    let mut server = tokio::spawn(serve_listener(listener, options));
-    #[cfg(all(feature = "systemd", unix))]
-    let watchdog = supervised::systemd::spawn_watchdog(shutdown.clone());
 
     let platform = Platform::new();
-    let subsystems = vec![
-        tokio::spawn(broadcaster(platform.clone(), shutdown.clone())),
-        tokio::spawn(liveness_monitor(platform.clone(), shutdown.clone())),
-        tokio::spawn(health_sweep(platform.clone(), shutdown.clone())),
-        tokio::spawn(scheduler(platform.jobs.clone(), shutdown.clone())),
-        tokio::spawn(channel_manager(shutdown.clone())),
-    ];
-    let mut outside = vec![
-        tokio::spawn(publish_agent_events(platform.clone(), shutdown.clone())),
-        tokio::spawn(print_tables(started, shutdown.clone())),
-    ];
-    for _ in 0..3 {
-        let events = platform.websockets.subscribe();
-        outside.push(tokio::spawn(websocket_client(events, shutdown.clone())));
+    let channels = Group::new("channels");
+    let workers = channels.handle();
+    for kind in CHANNELS {
+        workers
+            .add(channel(kind))
+            .expect("a new group has no children yet");
+    }
+    let mut tree = Group::new("platform")
+        .shutdown_timeout(Duration::from_secs(10))
+        .spec(admin_server(listener, flags.addr, token))
+        .child("broadcaster", with(&platform, broadcaster))
+        .child("liveness-monitor", with(&platform, liveness_monitor))
+        .child("health-sweep", with(&platform, health_sweep))
+        .child("scheduler", with(&platform.jobs, scheduler))
+        .group(channels)
+        .child("channel-manager", with(&workers, channel_manager))
+        .group(outside_world(&platform, started));
+    #[cfg(all(feature = "systemd", unix))]
+    if let Some(watchdog) = supervised::systemd::SystemdWatchdog::from_env() {
+        tree = tree.child("systemd-watchdog", move |cancel| {
+            watchdog.clone().run(cancel)
+        });
+    }
+    if let Some(duration) = flags.duration {
+        tokio::spawn(stop_after(duration, tree.handle()));
     }
     tracing::info!(
         addr = %flags.addr,
         duration = ?flags.duration,
-        "platform running; Ctrl-C stops it"
+        "platform running; Ctrl-C or SIGTERM stops it"
     );
 
-    let mut code = ExitCode::SUCCESS;
-    tokio::select! {
-        () = ctrl_c() => tracing::info!("Ctrl-C: shutting down"),
-        () = sleep_for(flags.duration) => tracing::info!("--duration elapsed: shutting down"),
-        served = &mut server => {
-            tracing::error!(result = ?served, "the liveness server stopped early; shutting down");
-            code = ExitCode::FAILURE;
-        }
+    let report = tree.run_until_signal().await;
+    if report.is_clean() {
+        tracing::info!(took = ?report.took, "every subsystem stopped");
+    } else {
+        tracing::error!(?report, "the platform did not stop cleanly");
     }
-    shutdown.cancel();
-
-    // Each supervisor gives its running body the declared grace period,
-    // then drops it: these joins are bounded.
-    let stopping = Instant::now();
-    for subsystem in subsystems {
-        if let Err(e) = subsystem.await {
-            tracing::error!(error = %e, "a subsystem task failed");
-            code = ExitCode::FAILURE;
-        }
-    }
-    tracing::info!(took = ?stopping.elapsed(), "every subsystem stopped");
-    for task in outside {
-        let _ = task.await;
-    }
-    if !server.is_finished() || code == ExitCode::SUCCESS {
-        match server.await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                tracing::error!(error = %e, "the liveness server failed");
-                code = ExitCode::FAILURE;
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "the liveness server task failed");
-                code = ExitCode::FAILURE;
-            }
-        }
-    }
-    #[cfg(all(feature = "systemd", unix))]
-    if let Some(watchdog) = watchdog {
-        let _ = watchdog.await;
-    }
-
     print_table(&format!(
         "final, after {}s (relayed {} events to WebSocket clients):",
         started.elapsed().as_secs(),
         platform.delivered.load(Ordering::Relaxed)
     ));
-    code
+    ExitCode::from(&report)
 }

@@ -15,13 +15,37 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-const SUBSYSTEMS: [&str; 5] = [
+/// The loops that declare a tick.
+const SUBSYSTEMS: [&str; 7] = [
     "broadcaster",
     "channel-manager",
+    "channel/slack",
+    "channel/telegram",
     "health-sweep",
     "liveness-monitor",
     "scheduler",
 ];
+
+/// The registry entries without a tick: the groups, the admin server and
+/// the stand-ins for the outside world.
+const UNTICKED: [&str; 9] = [
+    "admin-server",
+    "agents",
+    "platform",
+    "platform/channels",
+    "platform/outside-world",
+    "table",
+    "websocket-client-1",
+    "websocket-client-2",
+    "websocket-client-3",
+];
+
+/// Every registry entry, sorted as the table lists them.
+fn entries() -> Vec<&'static str> {
+    let mut all: Vec<&str> = SUBSYSTEMS.iter().chain(&UNTICKED).copied().collect();
+    all.sort_unstable();
+    all
+}
 
 /// Builds the example with the features this test was built with (a no-op
 /// when `cargo test` built it already) and returns the path of its binary.
@@ -186,13 +210,14 @@ impl Platform {
     /// Sends SIGINT, waits up to `within` for the exit, and requires exit
     /// code 0: how long it took, and its stderr.
     #[cfg(unix)]
-    fn interrupt_and_wait(&mut self, within: Duration) -> (Duration, String) {
+    /// Sends `signal` (`INT`, `TERM`) and waits for a 0 exit.
+    fn signal_and_wait(&mut self, signal: &str, within: Duration) -> (Duration, String) {
         let interrupted = Instant::now();
         let kill = Command::new("kill")
-            .args(["-INT", &self.child.id().to_string()])
+            .args([&format!("-{signal}"), &self.child.id().to_string()])
             .status()
             .expect("kill runs");
-        assert!(kill.success(), "kill -INT");
+        assert!(kill.success(), "kill -{signal}");
         let status = self.wait(within);
         let took = interrupted.elapsed();
         let stderr = self.stderr();
@@ -237,7 +262,7 @@ fn final_table(stderr: &str) -> Vec<(String, Vec<String>)> {
 fn assert_all_stopped(stderr: &str) {
     let table = final_table(stderr);
     let names: Vec<&str> = table.iter().map(|(name, _)| name.as_str()).collect();
-    assert_eq!(names, SUBSYSTEMS, "final table:\n{stderr}");
+    assert_eq!(names, entries(), "final table:\n{stderr}");
     for (name, cells) in &table {
         assert_eq!(cells[0], "stopped", "{name} in the final table:\n{stderr}");
     }
@@ -316,6 +341,7 @@ fn the_scheduler_restarts_once_then_beats_fresh_and_the_example_exits_0() {
         "tenant globex: job import-contacts: invalid schedule",
         "restarting supervised body",
         "--duration elapsed: shutting down",
+        "trigger=\"handle\"",
         "every subsystem stopped",
     ] {
         assert!(
@@ -335,37 +361,109 @@ fn the_scheduler_restarts_once_then_beats_fresh_and_the_example_exits_0() {
 
 #[cfg(unix)]
 #[test]
-fn ctrl_c_stops_every_subsystem_within_its_grace_period_and_exits_0() {
-    let mut platform = Platform::start(&[]);
-    let liveness = platform.liveness(None);
-    for name in SUBSYSTEMS {
-        assert!(
-            liveness["subsystems"].get(name).is_some(),
-            "{name} registered: {liveness}"
+fn sigint_or_sigterm_stops_the_tree_in_reverse_order_and_exits_0() {
+    for signal in ["INT", "TERM"] {
+        let mut platform = Platform::start(&[]);
+        let liveness = platform.liveness(None);
+        for name in entries() {
+            assert!(
+                liveness["subsystems"].get(name).is_some(),
+                "{name} registered: {liveness}"
+            );
+        }
+        assert_eq!(
+            liveness["subsystems"]["platform"]["kind"], "group",
+            "{liveness}"
         );
-    }
+        let worker = &liveness["subsystems"]["channel/telegram"];
+        assert_eq!(worker["group"], "platform/channels", "{worker}");
+        // Every loop with a tick beats within 3 s; then the process is ready.
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let (status, body) = platform
+                .get("/admin/ready", None)
+                .expect("GET /admin/ready");
+            if status == 200 {
+                assert_eq!(body, r#"{"status":"ready"}"#);
+                break;
+            }
+            assert_eq!(status, 503, "{body}");
+            assert!(body.contains(r#""status":"starting""#), "{body}");
+            assert!(Instant::now() < deadline, "never ready: {body}");
+            thread::sleep(Duration::from_millis(100));
+        }
 
-    // The longest grace period in the example is the scheduler's 5 s.
-    let (took, stderr) = platform.interrupt_and_wait(Duration::from_secs(10));
-    assert!(
-        took < Duration::from_secs(5),
-        "stopped in {took:?}:\n{stderr}"
-    );
+        // The longest grace period in the example is the scheduler's 5 s.
+        let (took, stderr) = platform.signal_and_wait(signal, Duration::from_secs(10));
+        assert!(
+            took < Duration::from_secs(5),
+            "SIG{signal}: stopped in {took:?}:\n{stderr}"
+        );
+        for expected in [
+            "auth is off",
+            &format!("trigger=\"SIG{signal}\""),
+            "draining: readiness now answers 503",
+            "every subsystem stopped",
+        ] {
+            assert!(
+                stderr.contains(expected),
+                "SIG{signal}: {expected:?} in stderr:\n{stderr}"
+            );
+        }
+        assert!(
+            !stderr.contains("grace period after cancellation")
+                && !stderr.contains("child unstopped"),
+            "SIG{signal}: a body had to be dropped:\n{stderr}"
+        );
+        // Reverse start order: the outside world first, the admin server last.
+        let order: Vec<&str> = stderr
+            .lines()
+            .filter(|line| line.contains("child stopped") && line.contains("group=platform "))
+            .filter_map(|line| line.split("child=").nth(1)?.split(' ').next())
+            .collect();
+        assert_eq!(
+            order,
+            [
+                "outside-world",
+                "channel-manager",
+                "channels",
+                "scheduler",
+                "health-sweep",
+                "liveness-monitor",
+                "broadcaster",
+                "admin-server"
+            ],
+            "SIG{signal}:\n{stderr}"
+        );
+        assert_all_stopped(&stderr);
+    }
+}
+
+#[test]
+fn the_channel_manager_removes_and_adds_a_worker_while_running() {
+    let mut platform = Platform::start(&["--duration", "8s"]);
+    let status = platform.wait(Duration::from_secs(20));
+    let stderr = platform.stderr();
+    assert_eq!(status.code(), Some(0), "exit status; stderr:\n{stderr}");
     for expected in [
-        "auth is off",
-        "Ctrl-C: shutting down",
-        "every subsystem stopped",
+        "child removed group=platform/channels child=channel/slack",
+        "channel reconnected channel=\"slack\"",
     ] {
         assert!(
             stderr.contains(expected),
             "{expected:?} in stderr:\n{stderr}"
         );
     }
+    let table = final_table(&stderr);
+    let beats = |name: &str| -> u64 {
+        let (_, row) = table.iter().find(|(n, _)| n == name).expect("in the table");
+        row[2].parse().expect("beats")
+    };
+    // The re-added worker is a new entry: its beats started again.
     assert!(
-        !stderr.contains("grace period after cancellation"),
-        "a body had to be dropped:\n{stderr}"
+        beats("channel/slack") < beats("channel/telegram"),
+        "{stderr}"
     );
-    assert_all_stopped(&stderr);
 }
 
 #[test]
@@ -469,7 +567,7 @@ fn at_ulimit_1024_the_example_survives_idle_connections_a_flood_and_half_open_re
         half_open.push(stream);
     }
     thread::sleep(Duration::from_millis(200));
-    let (took, stderr) = platform.interrupt_and_wait(Duration::from_secs(10));
+    let (took, stderr) = platform.signal_and_wait("INT", Duration::from_secs(10));
     assert!(
         took < Duration::from_secs(10),
         "exit took {took:?}:\n{stderr}"
