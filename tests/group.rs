@@ -92,3 +92,28 @@ async fn outside_a_group_the_attribute_name_applies() {
         (SubsystemKind::Subsystem, None)
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_subsystem_registered_in_the_factory_itself_takes_the_child_name_too() {
+    static SUPERVISOR: supervised::Supervisor = supervised::Supervisor::new();
+    let registry = Registry::new();
+    let report = Group::new("by-hand")
+        .registry(&registry)
+        .child("hand-written", |cancel| {
+            // Registered in the factory call, before any poll.
+            let sub = SUPERVISOR.register("its-own-name");
+            async move {
+                SUPERVISOR
+                    .run_registered(cancel, &sub, |_cancel| async {
+                        supervised::beat();
+                    })
+                    .await;
+            }
+        })
+        .run(CancellationToken::new())
+        .await;
+    assert!(report.is_clean(), "{report:?}");
+    assert_eq!(registry.get("hand-written").map(|s| s.beats()), Some(1));
+    assert!(registry.get("its-own-name").is_none());
+    assert!(supervised::registry().get("its-own-name").is_none());
+}

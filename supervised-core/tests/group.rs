@@ -832,3 +832,47 @@ fn a_name_given_twice_in_the_builder_panics_with_both_names() {
         .child("twice", worker)
         .child("twice", worker);
 }
+
+#[test]
+fn handles_are_clone_send_and_sync() {
+    fn check<T: Clone + Send + Sync + 'static>() {}
+    check::<supervised_core::GroupHandle>();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_restarted_nested_group_keeps_its_run_time_children_and_removing_it_takes_them_along() {
+    let registry = Registry::new();
+    let log = Log::default();
+    let tenants = Group::new("tenants")
+        .max_restarts(0, Duration::from_secs(60))
+        .spec(ends_once(&log, "sync", End::Panic));
+    let tenants_handle = tenants.handle();
+    tenants_handle.add(waiter(&log, "tenant-7")).unwrap();
+    let root = group("svc", &registry).group(tenants);
+    let root_handle = root.handle();
+    let cancel = CancellationToken::new();
+    let run = tokio::spawn(root.run(cancel.clone()));
+
+    // `sync` panics at 1 s; `tenants` allows no restart and gives up; the
+    // root restarts it after its 1 s backoff, with the tenant it was given.
+    sleep(Duration::from_millis(2500)).await;
+    assert_eq!(log.count("start tenant-7"), 2, "{:?}", log.events());
+    assert_eq!(log.count("start sync"), 2);
+    assert_eq!(registry.get("svc").unwrap().status().restarts, 1);
+    assert_eq!(
+        tenants_handle
+            .children()
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect::<Vec<_>>(),
+        ["sync", "tenant-7"]
+    );
+
+    root_handle.remove("tenants").await.unwrap();
+    for gone in ["svc/tenants", "sync", "tenant-7"] {
+        assert!(registry.get(gone).is_none(), "{gone} left the registry");
+    }
+    assert_eq!(log.count("drop tenant-7"), 2);
+    cancel.cancel();
+    assert!(run.await.unwrap().is_clean());
+}

@@ -139,9 +139,11 @@ impl GroupDef {
 /// which restarts itself on ordinary failures with its own backoff; the
 /// group then sees only what that fn re-raises when it gives up. Any future
 /// works: the group catches its panics. Children start in the order they
-/// were given (a child added at run time goes last); the group does not
-/// wait for one to be ready before starting the next (readiness is the
-/// registry's, see [`Readiness`](crate::Readiness)).
+/// were given (a child added at run time goes last). A child is started
+/// when its task is spawned, and a nested group when its own children are:
+/// the order is depth-first. The group does not wait for a child to be
+/// ready before starting the next (readiness is the registry's, see
+/// [`Readiness`](crate::Readiness)).
 ///
 /// # Names
 ///
@@ -172,7 +174,11 @@ impl GroupDef {
 /// [`Restart::Temporary`] sibling is stopped and not started again.
 /// Under `OneForAll`, every child that is not temporary starts again,
 /// including one that had ended normally before: the group restarts from
-/// its start, as OTP's does.
+/// its start, as OTP's does. A nested group that its parent restarts
+/// starts every child it had, those added at run time included (OTP's
+/// would start only its static ones): a tenant's worker is not lost
+/// because its group restarted. Removing a nested group removes the
+/// registry entries of everything in it.
 ///
 /// Each restart counts toward the group's intensity
 /// ([`Group::max_restarts`], default 5 within 60 s). The restart that would
@@ -216,8 +222,11 @@ impl GroupDef {
 /// Each decision is one tracing event (target `supervised`) with `group`,
 /// `child`, `strategy` and `reason`: a child restart (ERROR after a
 /// failure, INFO after a normal end), a give-up (ERROR), the shutdown's
-/// beginning with its trigger (INFO), each child stopped with how long it
-/// took (INFO), and each child unstopped (ERROR).
+/// beginning with its `trigger` (INFO; it names no child), each child
+/// stopped with how long it `took` (INFO), and each child unstopped (ERROR,
+/// with the `bound` it missed). A shutdown asked for while the group is
+/// busy stopping a child (a removal, a restart's siblings) marks the
+/// registry draining at once and begins when that child is stopped.
 ///
 /// # Panics
 ///

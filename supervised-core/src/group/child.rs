@@ -223,8 +223,13 @@ impl ChildRun {
     ) -> Self {
         panic::install_hook();
         let mut current = Some(entry.clone());
+        // On offer during the call too: a factory may register
+        // synchronously (`Supervisor::run`) rather than in an async body.
+        let mut claim = Some(entry.clone());
         let outside = current::swap_in(&mut current);
+        let offered = claim::swap_in(&mut claim);
         let run = panic::catch_in_body(|| factory(cancel));
+        claim::leave(&mut claim, offered);
         current::leave(&mut current, outside);
         let run = match run {
             Ok(run) => run,
@@ -236,7 +241,7 @@ impl ChildRun {
         ChildRun {
             run: Some(run),
             current,
-            claim: Some(entry.clone()),
+            claim,
         }
     }
 
