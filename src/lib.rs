@@ -128,8 +128,12 @@ pub use supervised_core::systemd;
 ///   `for` not inside another loop, closure, async block or nested item; one
 ///   inside `if`, `match` or a block counts) beats once for every iteration
 ///   that ends by reaching the end of its body or by a `continue` that
-///   targets it, `continue 'label` from a nested loop and `continue` inside
-///   macro calls such as `tokio::select!` arms included. `break`, `return`,
+///   targets it, however that `continue` was written: `continue 'label`
+///   from a nested loop, in a `tokio::select!` arm, or produced by a
+///   `macro_rules!` of your own such as `unwrap_or_continue!`. The beat is
+///   taken when control comes back to the loop's head (before a `while`
+///   condition or a `for` loop's next item), so it is at the instant the
+///   iteration ends, before the next one awaits anything. `break`, `return`,
 ///   `?` and panics do not beat. A body without a loop is a compile error:
 ///   call [`beat`] yourself and use [`Supervisor::run`] instead. Code deep in
 ///   a long iteration can call [`beat`] to show progress mid-tick.

@@ -206,6 +206,91 @@ async fn continue_inside_select_arms_beats() {
     assert_eq!(status("attr-beats-select").beats, 6);
 }
 
+// ---- `continue` and `break` from `macro_rules!` ---------------------------------
+
+/// The common idiom for skipping bad input.
+macro_rules! unwrap_or_continue {
+    ($option:expr) => {
+        match $option {
+            Some(value) => value,
+            None => continue,
+        }
+    };
+}
+
+macro_rules! stop {
+    () => {
+        break
+    };
+}
+
+/// Macros from another module, as a crate's helpers usually are.
+mod helpers {
+    macro_rules! next_row {
+        ($label:lifetime) => {
+            continue $label
+        };
+    }
+    pub(crate) use next_row;
+}
+
+#[supervised(name = "attr-beats-macro-continue")]
+async fn skips_bad_items(items: Vec<Option<u32>>, sum: Arc<AtomicU32>) {
+    for item in items {
+        let value = unwrap_or_continue!(item);
+        sum.fetch_add(value, Ordering::SeqCst);
+    }
+}
+
+#[tokio::test]
+async fn a_continue_from_a_local_macro_beats() {
+    let sum = Arc::new(AtomicU32::new(0));
+    skips_bad_items(vec![Some(1), None, Some(2), None, None], sum.clone()).await;
+    assert_eq!(sum.load(Ordering::SeqCst), 3);
+    // Five iterations: two reach the end, three leave through the macro.
+    assert_eq!(status("attr-beats-macro-continue").beats, 5);
+}
+
+#[supervised(name = "attr-beats-macro-label")]
+async fn rows_from_another_module(rows: u32) {
+    let mut r = 0;
+    'rows: while r < rows {
+        r += 1;
+        for c in 0..10 {
+            if c == 2 {
+                helpers::next_row!('rows);
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_continue_label_from_a_macro_in_another_module_beats_the_outer_loop() {
+    rows_from_another_module(4).await;
+    assert_eq!(status("attr-beats-macro-label").beats, 4);
+}
+
+#[supervised(name = "attr-beats-macro-break")]
+async fn stops_on_zero(rx: &mut mpsc::Receiver<u32>) {
+    loop {
+        let value = unwrap_or_continue!(rx.recv().await);
+        if value == 0 {
+            stop!();
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_break_from_a_macro_does_not_beat() {
+    let (tx, mut rx) = mpsc::channel(8);
+    for v in [5, 6, 0, 7] {
+        tx.send(v).await.unwrap();
+    }
+    stops_on_zero(&mut rx).await;
+    // 5 and 6 end their iterations; 0 leaves through `stop!()`.
+    assert_eq!(status("attr-beats-macro-break").beats, 2);
+}
+
 #[supervised(name = "attr-beats-branches")]
 async fn branches(mode: u8) {
     match mode {

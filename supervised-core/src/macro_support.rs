@@ -67,3 +67,57 @@ pub fn finish_result_uncancellable<T, E>(exit: Exit<Result<T, E>>) -> Result<T, 
         }
     }
 }
+
+/// The head of an outermost loop of a `#[supervised]` body: every pass but
+/// the first is the end of an iteration, however the iteration ended (the
+/// end of the body, or a `continue` from anywhere, macros included), so it
+/// beats. `break`, `return`, `?` and panics never come back to the head.
+#[derive(Default)]
+pub struct LoopHead {
+    entered: bool,
+}
+
+impl LoopHead {
+    /// Called at the top of `loop`'s body and before a `while` condition
+    /// is evaluated.
+    #[inline(always)]
+    pub fn pass(&mut self, sub: &Subsystem) {
+        if self.entered {
+            sub.beat();
+        } else {
+            self.entered = true;
+        }
+    }
+}
+
+/// `for`'s iterator, beating at every `next` but the first: a `for` loop
+/// comes back to `next` after each iteration, the last one included (the
+/// call that finds the iterator exhausted), and never after a `break`.
+pub fn beating<I: IntoIterator>(iter: I, sub: &Subsystem) -> Beating<'_, I::IntoIter> {
+    Beating {
+        iter: iter.into_iter(),
+        sub,
+        head: LoopHead::default(),
+    }
+}
+
+/// See [`beating`].
+pub struct Beating<'a, I> {
+    iter: I,
+    sub: &'a Subsystem,
+    head: LoopHead,
+}
+
+impl<I: Iterator> Iterator for Beating<'_, I> {
+    type Item = I::Item;
+
+    #[inline]
+    fn next(&mut self) -> Option<I::Item> {
+        self.head.pass(self.sub);
+        self.iter.next()
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.iter.size_hint()
+    }
+}

@@ -37,12 +37,12 @@ use crate::{loops, receiver};
 pub(crate) fn expand(args: &Args, mut item: ItemFn, model: &FnModel) -> TokenStream {
     let handle = hygiene::subsystem();
     plain_signature(&mut item, model);
-    loops::inject_heartbeats(&mut item.block, &handle);
     let krate: Path = args
         .krate
         .as_ref()
         .map_or_else(|| syn::parse_quote!(::supervised), |k| k.value.clone());
     let private = quote!(#krate::__private);
+    loops::inject_heartbeats(&mut item.block, &handle, &private);
 
     let name = args
         .name

@@ -1,26 +1,33 @@
-//! Injecting a heartbeat at the end of every iteration of each outermost
-//! loop.
+//! Beating at the end of every iteration of each outermost loop, detected
+//! at the loop's head.
 //!
 //! An outermost loop is a `loop`, `while`, `while let` or `for` that is not
 //! inside another loop, closure, async block or nested item; one inside an
 //! `if`, `match` or plain block still counts. Its iterations end by reaching
-//! the end of the body or by a `continue` that targets it: an unlabeled
-//! `continue` outside any nested loop, or `continue 'label` with its label
-//! from anywhere inside. `break`, `return`, `?` and panics do not beat.
+//! the end of the body or by a `continue` that targets it, and either way
+//! control comes back to the loop's head; `break`, `return`, `?` and panics
+//! never do. So the beat is at the head, for every pass but the first:
 //!
-//! syn's visitors do not enter macro invocations, yet `tokio::select!` arms
-//! expand in place, so a `continue` in an arm targets the user's loop. Macro
-//! tokens are therefore scanned too: `continue` tokens are rewritten where
-//! they would target the loop, skipping the bodies of loops written inside
-//! the macro call (a token-level approximation: a `continue` the scan cannot
-//! see, such as one produced by another macro, would not beat).
+//! - `loop { body }`: a `LoopHead` passed at the top of the body;
+//! - `while cond { body }`: passed before the condition is evaluated (the
+//!   last evaluation, which ends the loop, beats for the last iteration);
+//! - `while let P = e`: passed before `e`, as `(head.pass(..), e).1`, which
+//!   keeps `e`'s temporaries alive through the body as `while let` does (a
+//!   block would drop them first in edition 2024); in a `let` chain, before
+//!   the first operand;
+//! - `for p in e`: `e` wrapped in `beating`, whose `next` passes the head.
+//!
+//! No `continue` can escape this, whatever produced it: a `macro_rules!`
+//! of the user's, `tokio::select!`, or `continue 'label` from a nested loop.
 
-use proc_macro2::{Delimiter, Group, Ident, Spacing, TokenStream, TokenTree};
+use proc_macro2::{Ident, TokenStream};
 use quote::quote_spanned;
 use syn::spanned::Spanned;
 use syn::visit::{self, Visit};
 use syn::visit_mut::{self, VisitMut};
-use syn::{Block, Expr, ExprContinue, Item, Label, Lifetime, Macro, MacroDelimiter, Stmt, Token};
+use syn::{BinOp, Block, Expr, Item};
+
+use crate::hygiene;
 
 /// The one rule both walkers below follow: what an expression is to the
 /// search for outermost loops.
@@ -63,20 +70,26 @@ impl Visit<'_> for CountLoops {
     fn visit_item(&mut self, _item: &Item) {}
 }
 
-/// Rewrites every outermost loop in `block`; returns how many it found
-/// (as many as [`count_outermost`] counts).
+/// Rewrites every outermost loop in `block` to beat at its head (see the
+/// module's docs); returns how many it found (as many as
+/// [`count_outermost`] counts). `private` is the path of the facade's
+/// `__private` module.
 ///
 /// Input: `loop { work().await; if skip { continue; } }`
-/// Output: `loop { work().await; if skip { { BEAT; continue; } } BEAT; }`
-/// where `BEAT` is `subsystem.beat()` on the pre-registered handle.
-pub(crate) fn inject_heartbeats(block: &mut Block, handle: &Ident) -> usize {
-    let mut finder = OutermostLoops { handle, found: 0 };
+/// Output: `{ let mut HEAD = LoopHead::default(); loop { HEAD.pass(&SUB); work().await; if skip { continue; } } }`
+pub(crate) fn inject_heartbeats(block: &mut Block, handle: &Ident, private: &TokenStream) -> usize {
+    let mut finder = OutermostLoops {
+        handle,
+        private,
+        found: 0,
+    };
     finder.visit_block_mut(block);
     finder.found
 }
 
 struct OutermostLoops<'a> {
     handle: &'a Ident,
+    private: &'a TokenStream,
     found: usize,
 }
 
@@ -87,194 +100,50 @@ impl VisitMut for OutermostLoops<'_> {
             Shape::Opaque => return,
             Shape::Transparent => return visit_mut::visit_expr_mut(self, expr),
         }
-        let (label, body) = match expr {
-            Expr::Loop(l) => (l.label.clone(), &mut l.body),
-            Expr::While(w) => (w.label.clone(), &mut w.body),
-            Expr::ForLoop(f) => (f.label.clone(), &mut f.body),
-            _ => return,
-        };
         self.found += 1;
-        let mut iteration = Iteration {
-            handle: self.handle,
-            label: label.as_ref(),
-            nested: 0,
-        };
-        iteration.visit_block_mut(body);
-        append_beat(body, self.handle);
-    }
-
-    fn visit_item_mut(&mut self, _item: &mut Item) {}
-}
-
-/// Appends the end-of-body beat, spanned at the body's closing brace so a
-/// diagnostic about it lands at the loop. A trailing expression gets its
-/// `;` first (block-like ones such as `if` and `match` need none).
-fn append_beat(body: &mut Block, handle: &Ident) {
-    let span = body.brace_token.span.close();
-    match body.stmts.last_mut() {
-        Some(Stmt::Expr(expr, semi @ None)) if !is_block_like(expr) => {
-            *semi = Some(Token![;](span));
-        }
-        Some(Stmt::Macro(m))
-            if m.semi_token.is_none() && !matches!(m.mac.delimiter, MacroDelimiter::Brace(_)) =>
-        {
-            m.semi_token = Some(Token![;](span));
-        }
-        _ => {}
-    }
-    let beat = beat_tokens(handle, span);
-    body.stmts.push(syn::parse_quote_spanned!(span=> #beat));
-}
-
-/// Expressions that may stand as a statement without a `;`.
-fn is_block_like(expr: &Expr) -> bool {
-    match expr {
-        Expr::If(_)
-        | Expr::Match(_)
-        | Expr::Block(_)
-        | Expr::Loop(_)
-        | Expr::While(_)
-        | Expr::ForLoop(_)
-        | Expr::Unsafe(_)
-        | Expr::TryBlock(_)
-        | Expr::Const(_) => true,
-        Expr::Macro(m) => matches!(m.mac.delimiter, MacroDelimiter::Brace(_)),
-        _ => false,
-    }
-}
-
-fn beat_tokens(handle: &Ident, span: proc_macro2::Span) -> TokenStream {
-    // `unreachable_code`: a body that always ends in `continue`, `break` or
-    // `return` never reaches the end-of-body beat; that is not the user's bug.
-    quote_spanned! {span=>
-        #[allow(unreachable_code)]
-        #handle.beat();
-    }
-}
-
-/// Walks one outermost loop's body, rewriting the `continue`s that target it.
-struct Iteration<'a> {
-    handle: &'a Ident,
-    label: Option<&'a Label>,
-    /// How many loops inside the outermost one enclose the current node.
-    nested: usize,
-}
-
-impl Iteration<'_> {
-    fn targets_us(&self, label: Option<&Lifetime>) -> bool {
-        match label {
-            None => self.nested == 0,
-            Some(l) => self.label.is_some_and(|own| own.name.ident == l.ident),
-        }
-    }
-
-    fn nested_body(&mut self, body: &mut Block) {
-        self.nested += 1;
-        self.visit_block_mut(body);
-        self.nested -= 1;
-    }
-}
-
-impl VisitMut for Iteration<'_> {
-    fn visit_expr_mut(&mut self, expr: &mut Expr) {
+        let (handle, private) = (self.handle, self.private);
+        let head = hygiene::local_at("head", expr.span());
+        let pass = quote_spanned!(expr.span()=> #head.pass(&#handle));
         match expr {
-            Expr::Continue(c) if self.targets_us(c.label.as_ref()) => {
-                let handle = self.handle;
-                let span = c.span();
-                let original: &ExprContinue = c;
-                *expr = syn::parse_quote_spanned! {span=>
-                    { #handle.beat(); #original }
-                };
-            }
-            Expr::Loop(l) => self.nested_body(&mut l.body),
-            Expr::While(w) => {
-                self.visit_expr_mut(&mut w.cond);
-                self.nested_body(&mut w.body);
-            }
             Expr::ForLoop(f) => {
-                self.visit_expr_mut(&mut f.expr);
-                self.nested_body(&mut f.body);
+                // The adapter is the head: nothing to declare around it.
+                let iter = &f.expr;
+                let span = iter.span();
+                *f.expr = syn::parse_quote_spanned!(span=> #private::beating(#iter, &#handle));
+                return;
             }
-            Expr::Closure(_) | Expr::Async(_) => {}
-            _ => visit_mut::visit_expr_mut(self, expr),
+            Expr::Loop(l) => {
+                l.body.stmts.insert(0, syn::parse_quote!(#pass;));
+            }
+            Expr::While(w) => pass_before_condition(&mut w.cond, &pass),
+            _ => return,
         }
+        let original = expr.clone();
+        *expr = syn::parse_quote_spanned! {original.span()=>
+            {
+                let mut #head = #private::LoopHead::default();
+                #original
+            }
+        };
     }
 
     fn visit_item_mut(&mut self, _item: &mut Item) {}
-
-    fn visit_macro_mut(&mut self, mac: &mut Macro) {
-        let tokens = std::mem::take(&mut mac.tokens);
-        mac.tokens = self.rewrite_tokens(tokens, self.nested == 0);
-    }
 }
 
-impl Iteration<'_> {
-    /// Rewrites `continue` tokens that target the outermost loop.
-    /// `unlabeled_targets_us` is false inside a loop written in the tokens.
-    fn rewrite_tokens(&self, tokens: TokenStream, unlabeled_targets_us: bool) -> TokenStream {
-        let mut out: Vec<TokenTree> = Vec::new();
-        let mut iter = tokens.into_iter().peekable();
-        // Set after `loop`/`while`/`for`: the next brace group is a loop body.
-        let mut loop_body_next = false;
-        while let Some(tt) = iter.next() {
-            match tt {
-                TokenTree::Ident(ref ident) if ident == "continue" => {
-                    let span = ident.span();
-                    let mut label_tokens: Vec<TokenTree> = Vec::new();
-                    if let Some(TokenTree::Punct(p)) = iter.peek() {
-                        if p.as_char() == '\'' && p.spacing() == Spacing::Joint {
-                            if let Some(quote_tt) = iter.next() {
-                                label_tokens.push(quote_tt);
-                            }
-                            if let Some(name) = iter.next() {
-                                label_tokens.push(name);
-                            }
-                        }
-                    }
-                    let label_name = match label_tokens.get(1) {
-                        Some(TokenTree::Ident(name)) => Some(name.to_string()),
-                        _ => None,
-                    };
-                    let targets_us = match &label_name {
-                        None => unlabeled_targets_us,
-                        Some(name) => self
-                            .label
-                            .is_some_and(|own| own.name.ident == name.as_str()),
-                    };
-                    if targets_us {
-                        let handle = self.handle;
-                        let label: TokenStream = label_tokens.into_iter().collect();
-                        let mut block = Group::new(
-                            Delimiter::Brace,
-                            quote_spanned! {span=> #handle.beat(); continue #label },
-                        );
-                        block.set_span(span);
-                        out.push(TokenTree::Group(block));
-                    } else {
-                        out.push(tt);
-                        out.extend(label_tokens);
-                    }
-                }
-                TokenTree::Ident(ref ident)
-                    if ident == "loop" || ident == "while" || ident == "for" =>
-                {
-                    loop_body_next = true;
-                    out.push(tt);
-                }
-                TokenTree::Group(group) => {
-                    let is_loop_body = loop_body_next && group.delimiter() == Delimiter::Brace;
-                    if group.delimiter() == Delimiter::Brace {
-                        loop_body_next = false;
-                    }
-                    let inner =
-                        self.rewrite_tokens(group.stream(), unlabeled_targets_us && !is_loop_body);
-                    let mut rebuilt = Group::new(group.delimiter(), inner);
-                    rebuilt.set_span(group.span());
-                    out.push(TokenTree::Group(rebuilt));
-                }
-                other => out.push(other),
-            }
+/// Makes `pass` the first thing a `while` condition evaluates.
+fn pass_before_condition(cond: &mut Expr, pass: &TokenStream) {
+    match cond {
+        // `a && b`, a `let` chain included, evaluates `a` first.
+        Expr::Binary(binary) if matches!(binary.op, BinOp::And(_)) => {
+            pass_before_condition(&mut binary.left, pass);
         }
-        out.into_iter().collect()
+        Expr::Let(binding) => {
+            let scrutinee = &binding.expr;
+            *binding.expr = syn::parse_quote!((#pass, #scrutinee).1);
+        }
+        other => {
+            let original = other.clone();
+            *other = syn::parse_quote!({ #pass; #original });
+        }
     }
 }

@@ -95,6 +95,25 @@ fn continue_in_select_and_labeled_loops() {
 }
 
 #[test]
+fn for_and_loops_in_branches_and_in_sequence() {
+    insta::assert_snapshot!(expand(
+        quote!(name = "batches"),
+        quote! {
+            async fn batches(jobs: Vec<Job>, retry: bool) {
+                for job in &jobs {
+                    run(job).await;
+                }
+                if retry {
+                    while let Some(job) = failed().pop() {
+                        run(&job).await;
+                    }
+                }
+            }
+        }
+    ));
+}
+
+#[test]
 fn an_error_keeps_the_fn_and_adds_one_compile_error() {
     insta::assert_snapshot!(expand(
         quote!(tick = "60x"),
