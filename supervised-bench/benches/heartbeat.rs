@@ -1,7 +1,7 @@
-//! Benchmarks 1-3 of BENCHMARKS.md: the cost of a heartbeat and of the
+//! Benchmarks 1-3 (and 3b) of BENCHMARKS.md: the cost of a heartbeat and of the
 //! `#[supervised]` attribute per loop iteration, side by side with the seed's
 //! design (a global `Mutex<HashMap<String, Instant>>`, insert per beat) and
-//! with the floor (reading the clock).
+//! with the floor (reading the clock), and where in a loop the beat is taken.
 //!
 //! Run: `cargo bench --bench heartbeat`. After criterion's own report, the
 //! harness reads the point estimates criterion just wrote
@@ -359,6 +359,113 @@ fn interleaved_single() -> [f64; 6] {
     samples.map(median_of)
 }
 
+// ---- 3b. where the beat is taken: the end of the body, or the loop's head ---------
+
+/// What the attribute injected until the beat moved to the head: a beat at
+/// the end of the body (and before each `continue` it could see).
+fn while_beat_at_end(n: u64, sub: &Subsystem) {
+    let mut i = 0;
+    while i < n {
+        i += 1;
+        black_box(i);
+        sub.beat();
+    }
+}
+
+/// What it injects now: the head beats on every pass but the first.
+fn while_beat_at_head(n: u64, sub: &Subsystem) {
+    let mut head = supervised::__private::LoopHead::default();
+    let mut i = 0;
+    while {
+        head.pass(sub);
+        i < n
+    } {
+        i += 1;
+        black_box(i);
+    }
+}
+
+fn for_beat_at_end(n: u64, sub: &Subsystem) {
+    for i in 0..n {
+        black_box(i);
+        sub.beat();
+    }
+}
+
+fn for_beating(n: u64, sub: &Subsystem) {
+    for i in supervised::__private::beating(0..n, sub) {
+        black_box(i);
+    }
+}
+
+/// Benchmark 3's loop under the same supervisor as the attribute's, with
+/// the beat written by hand at the end of the body (the old expansion) or
+/// at the head (the new one): the loop shape alone, inside the wrapping.
+async fn supervised_shape(n: u64, at_head: bool) {
+    static SUPERVISOR: supervised::Supervisor = supervised::Supervisor::new();
+    let sub = SUPERVISOR.register(if at_head {
+        "bench-shape-head"
+    } else {
+        "bench-shape-end"
+    });
+    let sub = &sub;
+    SUPERVISOR
+        .run_registered(CancellationToken::new(), sub, |_cancel| async move {
+            let mut i = 0;
+            if at_head {
+                let mut head = supervised::__private::LoopHead::default();
+                while {
+                    head.pass(sub);
+                    i < n
+                } {
+                    i += 1;
+                    tokio::task::yield_now().await;
+                }
+            } else {
+                while i < n {
+                    i += 1;
+                    tokio::task::yield_now().await;
+                    sub.beat();
+                }
+            }
+        })
+        .await;
+}
+
+/// Benchmark 3b in a supervised async loop: ns per iteration, interleaved.
+fn interleaved_supervised_shapes() -> [f64; 2] {
+    const ROUNDS: usize = 9;
+    const N: u64 = 200_000;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let mut samples: [Vec<f64>; 2] = Default::default();
+    for _ in 0..ROUNDS {
+        samples[0]
+            .push(per_op(1, || rt.block_on(supervised_shape(black_box(N), false))) / N as f64);
+        samples[1].push(per_op(1, || rt.block_on(supervised_shape(black_box(N), true))) / N as f64);
+    }
+    samples.map(median_of)
+}
+
+/// Benchmark 3b side by side, interleaved rounds: ns per iteration of the
+/// same loop with the beat at the end of the body and at the head, for
+/// `while` and for `for`.
+fn interleaved_loop_shapes() -> [f64; 4] {
+    const ROUNDS: usize = 15;
+    const N: u64 = 200_000;
+    let sub = Registry::new().subsystem("interleaved-loop-shapes");
+    let mut samples: [Vec<f64>; 4] = Default::default();
+    for _ in 0..ROUNDS {
+        samples[0].push(per_op(1, || while_beat_at_end(black_box(N), &sub)) / N as f64);
+        samples[1].push(per_op(1, || while_beat_at_head(black_box(N), &sub)) / N as f64);
+        samples[2].push(per_op(1, || for_beat_at_end(black_box(N), &sub)) / N as f64);
+        samples[3].push(per_op(1, || for_beating(black_box(N), &sub)) / N as f64);
+    }
+    samples.map(median_of)
+}
+
 /// Benchmark 3 side by side: hand-written, hand-written plus a beat, and
 /// annotated, in turn within each round; medians of ns per loop iteration.
 fn interleaved_attribute() -> [f64; 4] {
@@ -486,6 +593,16 @@ fn summary(filtered: bool) {
     println!(
         "   diagnostic: hand-written + beat raced with cancel.cancelled() in select! {hand_select:.2} ns/iteration: the race alone costs {:.2} ns",
         hand_select - hand_beat
+    );
+    let [while_end, while_head, for_end, for_head] = interleaved_loop_shapes();
+    let (r_while, r_for) = (while_head / while_end, for_head / for_end);
+    println!("3b. the beat at the loop's head against the end of the body, ns/iteration: while {while_end:.2} -> {while_head:.2} ({r_while:.3}x), for {for_end:.2} -> {for_head:.2} ({r_for:.3}x)");
+    let [end, head] = interleaved_supervised_shapes();
+    let r_supervised = head / end;
+    println!("    under the supervisor, with an await per iteration: {end:.2} -> {head:.2} ({r_supervised:.3}x)");
+    println!(
+        "   budget: no growth beyond this machine's noise (<= 1.05x): {}",
+        verdict(r_while <= 1.05 && r_for <= 1.05 && r_supervised <= 1.05)
     );
 }
 
