@@ -876,3 +876,54 @@ async fn a_restarted_nested_group_keeps_its_run_time_children_and_removing_it_ta
     cancel.cancel();
     assert!(run.await.unwrap().is_clean());
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_removal_sent_as_a_nested_run_ends_is_answered_not_left_waiting() {
+    let registry = Registry::new();
+    let log = Log::default();
+    // Transient, shut down through its handle: it ends normally and is not
+    // restarted, so no later run would ever read a command left queued.
+    let nested = Group::new("tenants").spec(waiter(&log, "tenant-1"));
+    let handle = nested.handle();
+    let cancel = CancellationToken::new();
+    // A child of its own keeps the root running (and the nested group's
+    // definition alive) after the nested group ends.
+    let root = group("svc", &registry)
+        .spec(waiter(&log, "core"))
+        .group(nested);
+    let run = tokio::spawn(root.run(cancel.clone()));
+    sleep(Duration::from_secs(1)).await;
+    // Sent before the nested run sees its shutdown: the handle still says
+    // it runs, and the run reads its trigger first.
+    handle.shutdown();
+    let removal = tokio::time::timeout(Duration::from_secs(60), handle.remove("tenant-1")).await;
+    assert_eq!(
+        removal,
+        Ok(Err(RemoveError::Ended)),
+        "answered, not left waiting"
+    );
+    cancel.cancel();
+    assert!(run.await.unwrap().is_clean());
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_add_sent_as_a_nested_run_ends_starts_with_its_next_run() {
+    let registry = Registry::new();
+    let log = Log::default();
+    let nested = Group::new("tenants")
+        .restart(Restart::Permanent)
+        .spec(waiter(&log, "tenant-1"));
+    let handle = nested.handle();
+    let cancel = CancellationToken::new();
+    let run = tokio::spawn(group("svc", &registry).group(nested).run(cancel.clone()));
+    sleep(Duration::from_secs(1)).await;
+    handle.shutdown();
+    handle.add(waiter(&log, "tenant-2")).unwrap();
+    // The parent restarts the permanent nested group after its 1 s backoff,
+    // with the child that was added meanwhile.
+    sleep(Duration::from_secs(2)).await;
+    assert_eq!(log.count("start tenant-1"), 2, "{:?}", log.events());
+    assert_eq!(log.count("start tenant-2"), 1, "{:?}", log.events());
+    cancel.cancel();
+    assert!(run.await.unwrap().is_clean());
+}

@@ -204,8 +204,13 @@ impl GroupHandle {
     /// # Errors
     ///
     /// [`RemoveError::NotFound`] if the group has no such child,
-    /// [`RemoveError::Ended`] if the group is not running (a shutdown stops
-    /// every child anyway).
+    /// [`RemoveError::Ended`] if the group is not running, or stops before
+    /// it carries the removal out (a shutdown stops every child anyway).
+    ///
+    /// A child that removes itself is stopped like any other, so its own
+    /// `remove(..).await` waits out its stop timeout: end the child instead
+    /// (a [`Restart::Transient`](crate::Restart::Transient) child that
+    /// returns `Ok` is not restarted), or remove it from another task.
     pub async fn remove(&self, name: &str) -> Result<(), RemoveError> {
         {
             let book = self.0.book();

@@ -849,6 +849,7 @@ impl<'d> Runner<'d> {
         }
         self.token.cancel();
         self.def.shared.book().phase = Phase::Ended;
+        self.settle_commands();
         let took = match exit {
             GroupExit::Completed => Duration::ZERO,
             _ => Instant::now().saturating_duration_since(begun),
@@ -868,6 +869,25 @@ impl<'d> Runner<'d> {
     }
 }
 
+impl Runner<'_> {
+    /// Commands sent before the handles saw the run end: a removal is
+    /// answered (nothing is running to remove), an add is kept for the
+    /// group's next run (a nested group's parent may restart it), so no
+    /// caller waits on a command nobody will read.
+    fn settle_commands(&mut self) {
+        while let Ok(command) = self.def.commands.try_recv() {
+            match command {
+                Command::Add(child) => {
+                    self.def.push(super::builder::Member::from(child));
+                }
+                Command::Remove(_, answer) => {
+                    let _ = answer.send(Err(RemoveError::Ended));
+                }
+            }
+        }
+    }
+}
+
 impl Drop for Runner<'_> {
     /// A run dropped before its end (its parent aborted it): its children
     /// are aborted with the `JoinSet`, and its handles see it ended.
@@ -877,6 +897,7 @@ impl Drop for Runner<'_> {
             book.phase = Phase::Ended;
             drop(book);
             self.entry.set_state(SubsystemState::Stopped);
+            self.settle_commands();
         }
     }
 }
