@@ -111,7 +111,12 @@ pub use supervised_core::systemd;
 ///   `self: Arc<Self>`) must be `Clone`: each run gets a fresh clone, and a
 ///   non-`Clone` one is a compile error at that argument. `&T` arguments are
 ///   reused and `&mut T` ones (and `&mut self`) reborrowed for each run.
-/// - **Returns.** The fn returns `()` or `Result<T, E>` with `E: Display`.
+/// - **Returns.** The fn returns `()` or a `Result<T, E>`, however it is
+///   spelled: the type checker decides, so `io::Result<()>`, a crate's own
+///   `type AppResult<T> = Result<T, AppError>` and a prelude's `Result<()>`
+///   all work (any other type is one error at the return type). The error is
+///   logged and recorded by its `Display`, or by its `Debug` when it has no
+///   `Display` (so `Result<(), ()>` works too).
 ///   A normal return resolves the future, no restart. An `Err` is a failure:
 ///   logged and restarted. When restart intensity is exceeded, the last
 ///   failure is re-raised in its own form: a last `Err` is returned, a last
@@ -242,6 +247,7 @@ pub use supervised_macros::supervised;
 #[doc(hidden)]
 pub mod __private {
     pub use supervised_core::macro_support::*;
+    use supervised_core::{Exit, Failure};
 
     /// Implemented for every `Clone` type; exists for its diagnostic, which
     /// names the argument that cannot be cloned for a restart. Defined here,
@@ -260,6 +266,98 @@ pub mod __private {
     #[inline]
     pub fn fresh_clone<T: SupervisedArgument>(value: &T) -> T {
         value.clone()
+    }
+
+    /// The return types of a `#[supervised]` fn, decided by the type
+    /// checker (aliases such as `io::Result<()>` included), not by how the
+    /// type is spelled. Defined here for the same reason as
+    /// [`SupervisedArgument`].
+    #[diagnostic::on_unimplemented(
+        message = "a `#[supervised]` fn returns `()` or a `Result<T, E>`, not `{Self}`",
+        label = "not `()` or a `Result`",
+        note = "the supervisor tells a failure it restarts (an `Err`, a panic) from a value it returns, and a run cancelled or dropped before it produced a value must still return something: `()`, or the last `Err`; a plain value has nothing to give back then"
+    )]
+    pub trait SupervisedReturn: Sized {
+        /// `E` of a `Result`; `Cancelled` for `()`, which has no error.
+        type Error;
+        /// The error, if this output is a failure.
+        fn error(&self) -> Option<&Self::Error>;
+        /// The output that stands for `error`.
+        fn from_error(error: Self::Error) -> Self;
+
+        /// The value of a supervised fn without a `CancellationToken`: its
+        /// private token is never cancelled, so every exit carries a value.
+        /// (Methods, not free fns: called as `<Ret as SupervisedReturn>::..`,
+        /// a refused type gets its one error at the type the user wrote.)
+        fn finish(exit: Exit<Judged<Self>>) -> Self {
+            settle(exit, || {
+                unreachable!(
+                    "a supervised fn without a CancellationToken argument is never cancelled"
+                )
+            })
+        }
+
+        /// The value of a supervised fn that watches a `CancellationToken`:
+        /// cancelled without a value, it returns `from_error(Cancelled.into())`
+        /// (`()`, or `Err(Cancelled.into())`).
+        fn finish_cancellable(exit: Exit<Judged<Self>>) -> Self
+        where
+            Self::Error: FromCancelled,
+        {
+            settle(exit, || Self::from_error(FromCancelled::from_cancelled()))
+        }
+    }
+
+    /// The value an exit carries; `cancelled` gives the one for a
+    /// cancellation that left none. A last panic is resumed, a stall
+    /// escalated as one.
+    fn settle<R>(exit: Exit<Judged<R>>, cancelled: impl FnOnce() -> R) -> R {
+        match unjudged(exit) {
+            Exit::Completed(output)
+            | Exit::GaveUp(Failure::Returned(output))
+            | Exit::Cancelled {
+                last_failure: Some(output),
+            } => output,
+            Exit::GaveUp(Failure::Panicked(payload)) => std::panic::resume_unwind(payload),
+            Exit::GaveUp(Failure::Stalled(silent)) => escalate_stall(silent),
+            _ => cancelled(),
+        }
+    }
+
+    /// `From<Cancelled>`, with a diagnostic that says why a fn with a
+    /// `CancellationToken` needs it.
+    #[diagnostic::on_unimplemented(
+        message = "a `#[supervised]` fn that takes a `CancellationToken` needs its error type `{Self}` to implement `From<supervised::Cancelled>`",
+        label = "cancelled before its first value, this fn returns `Err(Cancelled.into())`",
+        note = "`Cancelled` converts into `String`, `std::io::Error` and `Box<dyn Error + Send + Sync>` (so `anyhow::Error`); or implement `From<supervised::Cancelled>` for `{Self}`"
+    )]
+    pub trait FromCancelled {
+        /// `Cancelled.into()`.
+        fn from_cancelled() -> Self;
+    }
+
+    impl<E: From<Cancelled>> FromCancelled for E {
+        fn from_cancelled() -> Self {
+            Cancelled.into()
+        }
+    }
+
+    impl SupervisedReturn for () {
+        type Error = Cancelled;
+        fn error(&self) -> Option<&Cancelled> {
+            None
+        }
+        fn from_error(_: Cancelled) {}
+    }
+
+    impl<T, E> SupervisedReturn for Result<T, E> {
+        type Error = E;
+        fn error(&self) -> Option<&E> {
+            self.as_ref().err()
+        }
+        fn from_error(error: E) -> Self {
+            Err(error)
+        }
     }
 }
 

@@ -362,6 +362,50 @@ async fn err_restarts_and_the_final_ok_comes_back() {
     assert_eq!(s.last_error.as_deref(), Some("attempt 1 failed"));
 }
 
+/// An alias, as crates define them: the type checker says it is a `Result`.
+type SyncResult<T> = std::io::Result<T>;
+
+#[supervised(name = "attr-alias-err")]
+async fn aliased(attempts: Arc<AtomicU32>) -> SyncResult<u32> {
+    loop {
+        let n = attempts.fetch_add(1, Ordering::SeqCst);
+        if n == 0 {
+            return Err(std::io::Error::other("disk full"));
+        }
+        return Ok(n);
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_err_from_an_aliased_result_restarts() {
+    let attempts = Arc::new(AtomicU32::new(0));
+    assert_eq!(aliased(attempts.clone()).await.unwrap(), 1);
+    let s = status("attr-alias-err");
+    assert_eq!(s.restarts, 1);
+    assert_eq!(s.last_error.as_deref(), Some("disk full"));
+}
+
+/// An error with `Debug` and no `Display`.
+#[derive(Debug, PartialEq)]
+struct Refused {
+    code: u16,
+}
+
+#[supervised(name = "attr-debug-err", max_restarts = 1, within = "1m")]
+async fn refused() -> Result<(), Refused> {
+    loop {
+        return Err(Refused { code: 503 });
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_debug_only_err_restarts_and_is_recorded_in_its_debug_form() {
+    assert_eq!(refused().await, Err(Refused { code: 503 }));
+    let s = status("attr-debug-err");
+    assert_eq!((s.restarts, s.state), (1, SubsystemState::Failed));
+    assert_eq!(s.last_error.as_deref(), Some("Refused { code: 503 }"));
+}
+
 #[supervised(name = "attr-cancel-backoff")]
 async fn always_fails(cancel: CancellationToken) -> Result<(), String> {
     loop {

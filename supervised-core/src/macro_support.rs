@@ -3,12 +3,13 @@
 //! under. Not a public API: no semver guarantees (the facade pins this
 //! crate's exact version).
 
+use std::fmt;
 use std::future::Future;
 
 pub use crate::{CancellationToken, Cancelled, Step, Subsystem, Supervision, Supervisor};
 pub use core::time::Duration;
 
-use crate::supervisor::{Exit, Failure};
+use crate::supervisor::{debugged, displayed, Exit, Failure, RunOutcome};
 
 /// Pins the output type of a body's async block to the fn's return type, so
 /// `return` and `?` inside it infer as they would in the fn itself.
@@ -19,53 +20,10 @@ pub fn body<R, F: Future<Output = R>>(f: F) -> F {
 
 /// Restart intensity exceeded after a stall: there is no value or payload
 /// to re-raise, so the stall itself is escalated as a panic in the caller.
-fn escalate_stall(silent: Duration) -> ! {
+pub fn escalate_stall(silent: Duration) -> ! {
     std::panic::panic_any(format!(
         "supervised subsystem gave up after stalling: no heartbeat for {silent:?}"
     ))
-}
-
-/// The value of a supervised fn returning `()`.
-pub fn finish_unit(exit: Exit<()>) {
-    match exit {
-        // Restart intensity exceeded: escalate the last panic to the caller.
-        Exit::GaveUp(Failure::Panicked(payload)) => std::panic::resume_unwind(payload),
-        Exit::GaveUp(Failure::Stalled(silent)) => escalate_stall(silent),
-        _ => {}
-    }
-}
-
-/// The value of a supervised fn returning `Result` that watches a
-/// `CancellationToken`: cancellation without a value becomes `Err(Cancelled)`.
-pub fn finish_result<T, E: From<Cancelled>>(exit: Exit<Result<T, E>>) -> Result<T, E> {
-    match exit {
-        Exit::Completed(output) => output,
-        Exit::GaveUp(Failure::Returned(output)) => output,
-        Exit::GaveUp(Failure::Panicked(payload)) => std::panic::resume_unwind(payload),
-        Exit::GaveUp(Failure::Stalled(silent)) => escalate_stall(silent),
-        Exit::Cancelled {
-            last_failure: Some(output),
-        } => output,
-        Exit::Cancelled { last_failure: None } => Err(E::from(Cancelled)),
-    }
-}
-
-/// The value of a supervised fn returning `Result` without a
-/// `CancellationToken`: its private token is never cancelled, so every exit
-/// carries a value.
-pub fn finish_result_uncancellable<T, E>(exit: Exit<Result<T, E>>) -> Result<T, E> {
-    match exit {
-        Exit::Completed(output)
-        | Exit::GaveUp(Failure::Returned(output))
-        | Exit::Cancelled {
-            last_failure: Some(output),
-        } => output,
-        Exit::GaveUp(Failure::Panicked(payload)) => std::panic::resume_unwind(payload),
-        Exit::GaveUp(Failure::Stalled(silent)) => escalate_stall(silent),
-        Exit::Cancelled { last_failure: None } => {
-            unreachable!("a supervised fn without a CancellationToken argument is never cancelled")
-        }
-    }
 }
 
 /// The head of an outermost loop of a `#[supervised]` body: every pass but
@@ -119,5 +77,80 @@ impl<I: Iterator> Iterator for Beating<'_, I> {
 
     fn size_hint(&self) -> (usize, Option<usize>) {
         self.iter.size_hint()
+    }
+}
+
+// ---- return types, judged by the type checker --------------------------------
+
+/// A run's output with its failure text, worked out where the output's
+/// type is concrete (see [`judge`]), so the engine needs no bound on it.
+pub struct Judged<R> {
+    /// The run's output.
+    pub output: R,
+    failure: Option<String>,
+}
+
+impl<R> RunOutcome for Judged<R> {
+    fn failure(&self) -> Option<String> {
+        self.failure.clone()
+    }
+}
+
+/// `body`, with its output judged by `describe` when it is ready
+/// (`futures-util`'s `map`, which pins `body` in place).
+pub fn judge<R, F, D>(body: F, describe: D) -> impl Future<Output = Judged<R>>
+where
+    F: Future<Output = R>,
+    D: FnOnce(&R) -> Option<String>,
+{
+    use futures_util::FutureExt;
+
+    body.map(move |output| {
+        let failure = describe(&output);
+        Judged { output, failure }
+    })
+}
+
+/// The describer behind [`Judged`]: a `Display` error is described by its
+/// `Display`, one with only `Debug` by its `Debug`. Chosen at the call site
+/// by method resolution (`(&&Describe(e)).text()`: the `Display` impl is on
+/// `&Describe`, so it is found one step before the `Debug` one), where `E`
+/// is concrete.
+pub struct Describe<'a, E>(pub &'a E);
+
+/// The first choice of [`Describe`].
+pub trait DescribeDisplay {
+    /// The error's text.
+    fn text(&self) -> String;
+}
+
+impl<E: fmt::Display> DescribeDisplay for &Describe<'_, E> {
+    fn text(&self) -> String {
+        displayed(self.0)
+    }
+}
+
+/// The second choice of [`Describe`].
+pub trait DescribeDebug {
+    /// The error's text.
+    fn text(&self) -> String;
+}
+
+impl<E: fmt::Debug> DescribeDebug for Describe<'_, E> {
+    fn text(&self) -> String {
+        debugged(self.0)
+    }
+}
+
+/// [`Exit`] of a judged run, back to the run's own output.
+pub fn unjudged<R>(exit: Exit<Judged<R>>) -> Exit<R> {
+    match exit {
+        Exit::Completed(judged) => Exit::Completed(judged.output),
+        Exit::Cancelled { last_failure } => Exit::Cancelled {
+            last_failure: last_failure.map(|judged| judged.output),
+        },
+        Exit::GaveUp(Failure::Returned(judged)) => Exit::GaveUp(Failure::Returned(judged.output)),
+        Exit::GaveUp(Failure::Panicked(payload)) => Exit::GaveUp(Failure::Panicked(payload)),
+        Exit::GaveUp(Failure::Stalled(silent)) => Exit::GaveUp(Failure::Stalled(silent)),
     }
 }

@@ -4,20 +4,11 @@
 //! original syn nodes so errors point at the user's tokens; nothing here
 //! changes the input (`expand` does the rewriting, `valid` the judging).
 
-use proc_macro2::{Span, TokenStream};
-use quote::ToTokens;
+use proc_macro2::Span;
 use syn::spanned::Spanned;
-use syn::{Block, FnArg, Ident, ItemFn, Pat, PatIdent, ReceiverKind, ReturnType, Stmt, Type};
+use syn::{Block, FnArg, Ident, ItemFn, Pat, PatIdent, ReceiverKind, Stmt, Type};
 
 use crate::{hygiene, loops};
-
-/// What the fn returns, which decides how the supervisor's exit becomes a value.
-pub(crate) enum ReturnKind {
-    Unit,
-    Result,
-    /// Anything else, which `valid` rejects at these tokens.
-    Unsupported(TokenStream),
-}
 
 /// How a run gets its own copy of an argument.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -54,7 +45,6 @@ pub(crate) enum Receiver {
 }
 
 pub(crate) struct FnModel {
-    pub(crate) return_kind: ReturnKind,
     pub(crate) receiver: Receiver,
     pub(crate) args: Vec<Arg>,
     /// Outermost loops of the body: each beats once per iteration.
@@ -119,7 +109,6 @@ pub(crate) fn analyze(item: &ItemFn) -> FnModel {
         }
     }
     FnModel {
-        return_kind: return_kind(&item.sig.output),
         receiver,
         args,
         outermost_loops: loops::count_outermost(&item.block),
@@ -139,22 +128,6 @@ fn is_instrument_output(block: &Block) -> bool {
         ),
         _ => false,
     })
-}
-
-fn return_kind(output: &ReturnType) -> ReturnKind {
-    match output {
-        ReturnType::Default => ReturnKind::Unit,
-        ReturnType::Type(_, ty) => match &**ty {
-            Type::Tuple(t) if t.elems.is_empty() => ReturnKind::Unit,
-            Type::Path(p)
-                if p.qself.is_none()
-                    && p.path.segments.last().is_some_and(|s| s.ident == "Result") =>
-            {
-                ReturnKind::Result
-            }
-            other => ReturnKind::Unsupported(other.to_token_stream()),
-        },
-    }
 }
 
 /// `CancellationToken` by its last path segment, so `tokio_util::sync::

@@ -26,9 +26,10 @@
 
 use proc_macro2::{Ident, Span, TokenStream};
 use quote::{quote, quote_spanned};
+use syn::spanned::Spanned;
 use syn::{Block, FnArg, ItemFn, Pat, PatIdent, Path, ReturnType};
 
-use crate::ast::{Access, FnModel, Receiver, ReturnKind};
+use crate::ast::{Access, FnModel, Receiver};
 use crate::attr::Args;
 use crate::hygiene::{self, local};
 use crate::{loops, receiver};
@@ -98,17 +99,36 @@ pub(crate) fn expand(args: &Args, mut item: ItemFn, model: &FnModel) -> TokenStr
         receiver::rename_self(&mut item.block, &self_copy);
     }
 
-    let ret = match &item.sig.output {
-        ReturnType::Default => quote!(()),
-        ReturnType::Type(_, ty) => quote!(#ty),
+    // What the fn may return is the type checker's call (an alias of
+    // `Result` is a `Result`): everything about the return type goes through
+    // `SupervisedReturn`, spanned at the type, so a type it refuses gets
+    // one error there.
+    let (ret, ret_span) = match &item.sig.output {
+        ReturnType::Default => (quote!(()), item.sig.ident.span()),
+        ReturnType::Type(_, ty) => (quote!(#ty), ty.span()),
     };
-    let finish = match model.return_kind {
-        // `valid` rejected the other return types.
-        ReturnKind::Unit | ReturnKind::Unsupported(_) => quote!(#private::finish_unit(#exit)),
-        ReturnKind::Result if model.cancellation_token().is_some() => {
-            quote!(#private::finish_result(#exit))
+    let (output, error) = (
+        hygiene::local_at("output", ret_span),
+        hygiene::local_at("error", ret_span),
+    );
+    // The path too, so the bound's error points at the type, not the attribute.
+    let at_ret = respanned(&private, ret_span);
+    // Method resolution picks `Display` where the error has it, `Debug`
+    // otherwise; it can, because the type is concrete here. One of the two
+    // imports is always unused.
+    let describe = quote_spanned! {ret_span=>
+        |#output: &#ret| {
+            #[allow(unused_imports)]
+            use #at_ret::{DescribeDebug as _, DescribeDisplay as _};
+            <#ret as #at_ret::SupervisedReturn>::error(#output).map(|#error| (&&#at_ret::Describe(#error)).text())
         }
-        ReturnKind::Result => quote!(#private::finish_result_uncancellable(#exit)),
+    };
+    // The same local as `exit` (same hygiene), located at the type.
+    let exit_at_ret = hygiene::local_at("exit", ret_span);
+    let finish = if model.cancellation_token().is_some() {
+        quote_spanned!(ret_span=> <#ret as #at_ret::SupervisedReturn>::finish_cancellable(#exit_at_ret))
+    } else {
+        quote_spanned!(ret_span=> <#ret as #at_ret::SupervisedReturn>::finish(#exit_at_ret))
     };
 
     let stmts = &item.block.stmts;
@@ -128,10 +148,13 @@ pub(crate) fn expand(args: &Args, mut item: ItemFn, model: &FnModel) -> TokenStr
         let mut #supervision = #private::Supervision::new(#supervisor, #cancel, &#handle);
         let #exit = loop {
             #(#per_run)*
-            let #body_fut = #private::body::<#ret, _>(async {
-                #(#rebind)*
-                #(#stmts)*
-            });
+            let #body_fut = #private::judge(
+                #private::body::<#ret, _>(async {
+                    #(#rebind)*
+                    #(#stmts)*
+                }),
+                #describe,
+            );
             match #supervision.run_once(#body_fut).await {
                 #private::Step::Restart => {}
                 #private::Step::Exit(#exit) => break #exit,
@@ -141,6 +164,18 @@ pub(crate) fn expand(args: &Args, mut item: ItemFn, model: &FnModel) -> TokenStr
     }};
     *item.block = new_body;
     quote!(#item)
+}
+
+/// `tokens` with every token at `span` (a path has no groups to descend).
+fn respanned(tokens: &TokenStream, span: Span) -> TokenStream {
+    tokens
+        .clone()
+        .into_iter()
+        .map(|mut token| {
+            token.set_span(span);
+            token
+        })
+        .collect()
 }
 
 /// The builder calls for the keys that were given; the rest keep the

@@ -4,7 +4,7 @@
 
 use syn::{Error, ItemFn};
 
-use crate::ast::{FnModel, ReturnKind};
+use crate::ast::FnModel;
 use crate::attr::Args;
 
 /// Checks the rules that span several keys; every broken one is reported.
@@ -94,12 +94,6 @@ pub(crate) fn check_fn(item: &ItemFn, model: &FnModel) -> syn::Result<()> {
         errors.push(Error::new_spanned(
             variadic,
             "`#[supervised]` fns cannot be variadic",
-        ));
-    }
-    if let ReturnKind::Unsupported(ty) = &model.return_kind {
-        errors.push(Error::new_spanned(
-            ty,
-            "a `#[supervised]` fn returns `()` or `Result<T, E>` (with `E: Display`): the supervisor must tell a failure it restarts from a value it returns",
         ));
     }
     combine(errors)?;

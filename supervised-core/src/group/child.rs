@@ -75,7 +75,8 @@ pub(super) enum Start {
 /// The factory is called with the run's [`CancellationToken`] (a child
 /// token of the group's) each time the child starts, and its future runs
 /// in a task of its own. The output is `()` or `Result<T, E>` with
-/// `E: Display`, as for `#[supervised]`.
+/// `E: Display` ([`RunOutcome`]): the group judges it where the type is
+/// generic, so it cannot fall back to `Debug` as `#[supervised]` does.
 ///
 /// ```
 /// use std::time::Duration;

@@ -73,4 +73,4 @@ pub use outcome::{Cancelled, Exit, RunOutcome};
 pub(crate) use policy::{ResetRule, RestartWindow};
 pub use run::run_with_recover;
 pub use supervision::{Step, Supervision};
-pub(crate) use text::Escaped;
+pub(crate) use text::{debugged, displayed, Escaped};

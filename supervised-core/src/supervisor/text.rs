@@ -39,6 +39,19 @@ pub(crate) fn displayed(value: &dyn fmt::Display) -> String {
     }
 }
 
+/// `format!("{value:?}")`, bounded, with the same placeholder as
+/// [`displayed`] for a `Debug` that panics: for error types without
+/// `Display`.
+pub(crate) fn debugged(value: &dyn fmt::Debug) -> String {
+    match catch_unwind(AssertUnwindSafe(|| format!("{value:?}"))) {
+        Ok(text) => bounded(text),
+        Err(payload) => bounded(format!(
+            "<its Debug implementation panicked: {}>",
+            panic_message(&*payload)
+        )),
+    }
+}
+
 /// Text for a log field: control characters (newlines, terminal escapes)
 /// are written as escapes, so a message can neither forge log lines nor
 /// drive the operator's terminal. Everything else is verbatim.
