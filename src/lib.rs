@@ -242,7 +242,7 @@ pub use supervised_macros::supervised;
 /// path. The core's own `macro_support` is not reachable from this crate:
 ///
 /// ```compile_fail
-/// use supervised::macro_support::finish_unit;
+/// use supervised::macro_support::LoopHead;
 /// ```
 #[doc(hidden)]
 pub mod __private {

@@ -16,11 +16,15 @@
 //!     let exit = loop {
 //!         let db = fresh_clone(&db);
 //!         let cancel = fresh_clone(&cancel);
-//!         let body = body::<(), _>(async { let db = db; let cancel = cancel;
-//!             loop { { tick(&db).await } subsystem.beat(); } });
+//!         let body = judge(
+//!             body::<(), _>(async { let db = db; let cancel = cancel;
+//!                 { let mut head = LoopHead::default();
+//!                   loop { head.pass(&subsystem); tick(&db).await } } }),
+//!             |output: &()| <() as SupervisedReturn>::error(output).map(describe),
+//!         );
 //!         match supervision.run_once(body).await { Restart => {}, Exit(e) => break e }
 //!     };
-//!     finish_unit(exit)
+//!     <() as SupervisedReturn>::finish_cancellable(exit)
 //! }
 //! ```
 
