@@ -927,3 +927,49 @@ async fn an_add_sent_as_a_nested_run_ends_starts_with_its_next_run() {
     cancel.cancel();
     assert!(run.await.unwrap().is_clean());
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_child_whose_registry_name_is_taken_by_another_entry_is_warned_about() {
+    let (events, _guard) = common::capture();
+    let registry = Registry::new();
+    let log = Log::default();
+    let cancel = CancellationToken::new();
+    let run = tokio::spawn(
+        group("svc", &registry)
+            .spec(waiter(&log, "svc"))
+            .group(Group::new("a").spec(waiter(&log, "worker")))
+            .group(Group::new("b").spec(waiter(&log, "worker")))
+            .spec(waiter(&log, "fine"))
+            .run(cancel.clone()),
+    );
+    sleep(Duration::from_millis(10)).await;
+    cancel.cancel();
+    assert!(run.await.unwrap().is_clean());
+    let shared: Vec<_> = events
+        .at(Level::WARN)
+        .into_iter()
+        .filter(|e| e.message().starts_with("a child's registry name is taken"))
+        .map(|e| {
+            (
+                e.field("group").map(str::to_string),
+                e.field("child").map(str::to_string),
+                e.field("other_kind").map(str::to_string),
+                e.field("other_group").map(str::to_string),
+            )
+        })
+        .collect();
+    let some = |s: &str| Some(s.to_string());
+    assert_eq!(
+        shared,
+        [
+            (some("svc"), some("svc"), some("group"), some("")),
+            (
+                some("svc/b"),
+                some("worker"),
+                some("subsystem"),
+                some("svc/a")
+            ),
+        ],
+        "the child named as its group, and the second `worker`; nothing else"
+    );
+}

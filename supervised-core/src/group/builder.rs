@@ -158,8 +158,9 @@ impl GroupDef {
 /// `platform/channels`). The group itself is listed under its path with
 /// [`SubsystemKind::Group`](crate::SubsystemKind::Group): running, stopped or
 /// failed, its `restarts` the group's, never stale. Names are one namespace
-/// across the registry: two children of the same name in different groups
-/// share one entry, so give them distinct names.
+/// across the registry: two children of the same name in different groups,
+/// or a child named as its own group, share one entry (a WARN says so when
+/// the child starts), so give them distinct names.
 ///
 /// # Restarts
 ///

@@ -328,17 +328,43 @@ impl<'d> Runner<'d> {
             return Some(entry.clone());
         }
         let member = self.def.members.get(&seq)?;
-        let entry = if member.is_group() {
-            // The nested run marks its own entry; this is the same one.
-            self.registry
-                .subsystem(&format!("{}/{}", self.path, member.name))
+        let (name, kind) = if member.is_group() {
+            (
+                format!("{}/{}", self.path, member.name),
+                SubsystemKind::Group,
+            )
         } else {
-            let entry = self.registry.subsystem(&member.name);
-            entry.set_membership(SubsystemKind::Subsystem, Some(&self.path));
-            entry
+            (member.name.to_string(), SubsystemKind::Subsystem)
         };
+        self.warn_if_shared(&name, kind);
+        let entry = self.registry.subsystem(&name);
+        if kind == SubsystemKind::Subsystem {
+            // A nested run marks its own entry.
+            entry.set_membership(kind, Some(&self.path));
+        }
         self.entries.insert(seq, entry.clone());
         Some(entry)
+    }
+
+    /// Names are one namespace across the registry: a child whose entry
+    /// exists already as something else (its own group, a child of another
+    /// group, a loop outside any group) would share it, merging beats and
+    /// states. Said as a WARN when the child first starts, not silently.
+    fn warn_if_shared(&self, name: &str, kind: SubsystemKind) {
+        let Some(existing) = self.registry.get(name) else {
+            return;
+        };
+        let existing = existing.status();
+        if existing.kind != kind || existing.group.as_deref() != Some(&*self.path) {
+            tracing::warn!(
+                target: "supervised",
+                group = %self.path,
+                child = %name,
+                other_kind = existing.kind.as_str(),
+                other_group = existing.group.as_deref().unwrap_or(""),
+                "a child's registry name is taken by another entry: the two share one entry (its beats, state and restarts); give the child a name of its own"
+            );
+        }
     }
 
     async fn start(&mut self, seq: u64) {
