@@ -652,7 +652,7 @@ async fn main() -> ExitCode {
             .add(channel(kind))
             .expect("a new group has no children yet");
     }
-    let mut tree = Group::new("platform")
+    let tree = Group::new("platform")
         .shutdown_timeout(Duration::from_secs(10))
         .spec(admin_server(listener, flags.addr, token))
         .child("broadcaster", with(&platform, broadcaster))
@@ -663,11 +663,12 @@ async fn main() -> ExitCode {
         .child("channel-manager", with(&workers, channel_manager))
         .group(outside_world(&platform, started));
     #[cfg(all(feature = "systemd", unix))]
-    if let Some(watchdog) = supervised::systemd::SystemdWatchdog::from_env() {
-        tree = tree.child("systemd-watchdog", move |cancel| {
+    let tree = match supervised::systemd::SystemdWatchdog::from_env() {
+        Some(watchdog) => tree.child("systemd-watchdog", move |cancel| {
             watchdog.clone().run(cancel)
-        });
-    }
+        }),
+        None => tree,
+    };
     if let Some(duration) = flags.duration {
         tokio::spawn(stop_after(duration, tree.handle()));
     }
