@@ -582,20 +582,21 @@ async fn a_handle_shuts_its_group_down_and_a_nested_one_ends_normally() {
 #[tokio::test(start_paused = true)]
 async fn a_plain_future_child_beats_its_own_entry_and_a_factory_panic_is_a_failure() {
     let registry = Registry::new();
-    let mut calls = 0;
+    let calls = Arc::new(Mutex::new(0));
+    let counted = calls.clone();
     let report = group("plain", &registry)
         .max_restarts(1, Duration::from_secs(60))
         .child("beating", |_cancel: CancellationToken| async {
             assert!(supervised_core::beat());
             assert_eq!(supervised_core::current().unwrap().name(), "beating");
         })
-        .child("bad-factory", move |_cancel: CancellationToken| {
-            calls += 1;
-            if calls > 0 {
+        .child(
+            "bad-factory",
+            move |_cancel: CancellationToken| -> std::future::Ready<()> {
+                *counted.lock().unwrap() += 1;
                 panic!("factory refused");
-            }
-            async {}
-        })
+            },
+        )
         .run(CancellationToken::new())
         .await;
     assert_eq!(registry.get("beating").unwrap().beats(), 1);
@@ -604,6 +605,8 @@ async fn a_plain_future_child_beats_its_own_entry_and_a_factory_panic_is_a_failu
     };
     assert_eq!(child, "bad-factory");
     assert!(failure.contains("factory refused"), "{failure}");
+    // Its first start and the one restart `max_restarts(1)` allows.
+    assert_eq!(*calls.lock().unwrap(), 2);
 }
 
 #[tokio::test(start_paused = true)]

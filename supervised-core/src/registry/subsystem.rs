@@ -280,10 +280,8 @@ impl Subsystem {
         next_restart_at: Instant,
         failure: FailureRecord,
     ) {
-        self.0.restarts.fetch_add(1, Ordering::Relaxed);
         self.record_failure(consecutive_failures, failure);
-        self.meta().failures_mut().next_restart_at = Some(next_restart_at);
-        self.set_state(SubsystemState::BackingOff);
+        self.schedule_restart(next_restart_at);
     }
 
     /// A restart that no failure caused (a permanent child that ended, or a
@@ -336,12 +334,7 @@ impl Subsystem {
         self.0
             .consecutive_failures
             .store(consecutive_failures, Ordering::Relaxed);
-        let mut meta = self.meta();
-        let failures = meta.failures_mut();
-        match failure {
-            FailureRecord::Panic(p) => failures.last_panic = Some(p),
-            FailureRecord::Error(e) => failures.last_error = Some(e),
-        }
+        self.note_failure(failure);
     }
 
     /// Marks the start of a supervised run, for the live progress check.
