@@ -46,6 +46,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod group;
+pub mod lease;
 mod registry;
 mod stall;
 mod supervisor;
@@ -68,8 +69,8 @@ pub use group::{
     Strategy,
 };
 pub use registry::{
-    heartbeat, is_healthy, last_tick, registry, snapshot, Health, LastPanic, Readiness, Registry,
-    Subsystem, SubsystemKind, SubsystemState, SubsystemStatus,
+    heartbeat, is_healthy, last_tick, registry, snapshot, Health, LastPanic, LeaseStatus,
+    Readiness, Registry, Subsystem, SubsystemKind, SubsystemState, SubsystemStatus,
 };
 pub use stall::StallWatchdog;
 pub use supervisor::{

@@ -18,6 +18,8 @@
 //! | `supervised_stale_after_seconds` | gauge | `subsystem` | the staleness limit; absent without a tick |
 //! | `supervised_state` | gauge | `subsystem`, `state` | 1 for the current state, 0 for the others |
 //! | `supervised_subsystem_info` | gauge | `subsystem`, `group` | 1 for every entry that runs in a [`Group`](crate::Group): `group` is the group's path (the info-metric convention: join on `subsystem` to add it to the other families) |
+//! | `supervised_lease_held` | gauge | `subsystem`, `lease` | 1 while this process holds the lease of a lease-gated subsystem, 0 in standby; absent unless gated |
+//! | `supervised_lease_acquisitions_total` | counter | `subsystem`, `lease` | times this process acquired that lease |
 //! | `supervised_ready` | gauge | none | 1 when [`Registry::readiness`] is ready, 0 while starting or draining |
 //! | `supervised_registry_rejected_total` | counter | none | new subsystem names refused because the registry was full ([`Registry::max_subsystems`]) |
 //!
@@ -50,11 +52,12 @@ pub const PROMETHEUS_TEXT_CONTENT_TYPE: &str =
     prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
 
 /// Every state, for `supervised_state`.
-const STATES: [SubsystemState; 4] = [
+const STATES: [SubsystemState; 5] = [
     SubsystemState::Running,
     SubsystemState::BackingOff,
     SubsystemState::Stopped,
     SubsystemState::Failed,
+    SubsystemState::Standby,
 ];
 
 /// A `prometheus_client` collector of a [`Registry`]'s metrics, computed on
@@ -193,6 +196,41 @@ impl prometheus_client::collector::Collector for Collector {
                 if let Some(group) = &s.group {
                     let labels = [("subsystem", s.name.as_str()), ("group", group.as_str())];
                     ConstGauge::new(1).encode(family.encode_family(&labels)?)?;
+                }
+            }
+        }
+        {
+            let mut family = encoder.encode_descriptor(
+                "supervised_lease_held",
+                "Whether this process holds the subsystem's lease (1) or stands by (0); absent unless lease-gated.",
+                None,
+                MetricType::Gauge,
+            )?;
+            for s in &snapshot {
+                if let Some(lease) = &s.lease {
+                    let labels = [
+                        ("subsystem", s.name.as_str()),
+                        ("lease", lease.name.as_str()),
+                    ];
+                    ConstGauge::new(i64::from(lease.leader))
+                        .encode(family.encode_family(&labels)?)?;
+                }
+            }
+        }
+        {
+            let mut family = encoder.encode_descriptor(
+                "supervised_lease_acquisitions",
+                "Times this process acquired the subsystem's lease; absent unless lease-gated.",
+                None,
+                MetricType::Counter,
+            )?;
+            for s in &snapshot {
+                if let Some(lease) = &s.lease {
+                    let labels = [
+                        ("subsystem", s.name.as_str()),
+                        ("lease", lease.name.as_str()),
+                    ];
+                    ConstCounter::new(lease.acquisitions).encode(family.encode_family(&labels)?)?;
                 }
             }
         }

@@ -45,7 +45,9 @@
 //!       "beats": 0,
 //!       "restarts": 0,
 //!       "consecutive_failures": 0,
-//!       "next_restart_at": null
+//!       "next_restart_at": null,
+//!       "leader": null,
+//!       "lease": null
 //!     },
 //!     "scheduler": {
 //!       "kind": "subsystem",
@@ -61,7 +63,14 @@
 //!       "beats": 120,
 //!       "restarts": 1,
 //!       "consecutive_failures": 0,
-//!       "next_restart_at": null
+//!       "next_restart_at": null,
+//!       "leader": true,
+//!       "lease": {
+//!         "name": "scheduler",
+//!         "holder": "replica-a",
+//!         "epoch": 42,
+//!         "expires_in_seconds": 11.2
+//!       }
 //!     }
 //!   }
 //! }
@@ -77,7 +86,16 @@
 //!   restarts.
 //! - `group` is the path of the group the entry runs in, `null` outside
 //!   any group (and for a root group).
-//! - `state` is one of `running`, `backing_off`, `stopped`, `failed`.
+//! - `state` is one of `running`, `backing_off`, `stopped`, `failed`,
+//!   `standby`. `standby` is a lease-gated subsystem ([`crate::lease`])
+//!   whose lease another replica holds: healthy, never stale, ready.
+//! - `leader` and `lease` are `null` unless the subsystem is lease-gated.
+//!   Then `leader` says whether this process holds the lease, and `lease`
+//!   is `{"name", "holder", "epoch", "expires_in_seconds"}`: the holder
+//!   (this process's holder id while leader, another replica's while it
+//!   stands by, `null` when unknown), the holder's fencing token, and how
+//!   long its grant has left (for this process's own grant, counted from
+//!   the last confirmed renewal).
 //! - `tick_seconds` and `stale_after_seconds` are `null` without a declared tick.
 //! - `next_restart_at` is set only while `backing_off`.
 //! - The top-level `healthy` is true when every subsystem that is not

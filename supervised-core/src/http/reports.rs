@@ -46,6 +46,17 @@ struct SubsystemJson {
     /// `None`: not served; `Some(None)`: served, no error.
     #[serde(skip_serializing_if = "Option::is_none")]
     last_error: Option<Option<String>>,
+    /// `null` unless lease-gated.
+    leader: Option<bool>,
+    lease: Option<LeaseJson>,
+}
+
+#[derive(Serialize)]
+struct LeaseJson {
+    name: String,
+    holder: Option<String>,
+    epoch: Option<u64>,
+    expires_in_seconds: Option<f64>,
 }
 
 #[derive(Serialize)]
@@ -81,6 +92,13 @@ impl SubsystemJson {
                 })
             }),
             last_error: details.then(|| s.last_error.clone()),
+            leader: s.lease.as_ref().map(|l| l.leader),
+            lease: s.lease.as_ref().map(|l| LeaseJson {
+                name: l.name.clone(),
+                holder: l.holder.clone(),
+                epoch: l.epoch,
+                expires_in_seconds: l.expires_in.map(|d| d.as_secs_f64()),
+            }),
         }
     }
 }

@@ -43,7 +43,7 @@ mod wallclock;
 pub use health::Health;
 pub(crate) use instant::deadline;
 pub use readiness::Readiness;
-pub use status::{LastPanic, SubsystemKind, SubsystemState, SubsystemStatus};
+pub use status::{LastPanic, LeaseStatus, SubsystemKind, SubsystemState, SubsystemStatus};
 pub(crate) use subsystem::FailureRecord;
 pub use subsystem::Subsystem;
 #[cfg(any(feature = "http", feature = "prometheus"))]

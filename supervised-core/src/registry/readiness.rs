@@ -12,8 +12,8 @@ use super::status::{SubsystemState, SubsystemStatus};
 ///
 /// - **Starting** until every critical (not advisory) subsystem that
 ///   declares a tick has beaten once. One that stopped without beating is
-///   not waited for; one that failed or is backing off before its first
-///   beat is.
+///   not waited for, nor is a lease-gated one in standby (another replica
+///   runs it); one that failed or is backing off before its first beat is.
 /// - **Ready** from the first time it is found so. It then stays ready: a
 ///   subsystem registered later (a worker for a new tenant, say) does not
 ///   take the whole process out of rotation while it starts. Staleness and
@@ -77,6 +77,7 @@ impl Readiness {
                     && s.tick.is_some()
                     && s.last_beat.is_none()
                     && s.state != SubsystemState::Stopped
+                    && s.state != SubsystemState::Standby
             })
             .map(|s| s.name.clone())
             .collect()

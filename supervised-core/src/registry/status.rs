@@ -18,11 +18,15 @@ pub enum SubsystemState {
     Stopped,
     /// The supervisor gave up: restart intensity was exceeded.
     Failed,
+    /// A lease-gated subsystem waiting for its lease, which another replica
+    /// holds (or the lease backend cannot be reached). It is healthy, never
+    /// stale and ready: it is doing what it should. See [`crate::lease`].
+    Standby,
 }
 
 impl SubsystemState {
     /// The lower-case name used in logs and JSON: `running`, `backing_off`,
-    /// `stopped`, `failed`.
+    /// `stopped`, `failed`, `standby`.
     ///
     /// ```
     /// assert_eq!(supervised_core::SubsystemState::BackingOff.as_str(), "backing_off");
@@ -34,6 +38,7 @@ impl SubsystemState {
             SubsystemState::BackingOff => "backing_off",
             SubsystemState::Stopped => "stopped",
             SubsystemState::Failed => "failed",
+            SubsystemState::Standby => "standby",
         }
     }
 
@@ -44,6 +49,7 @@ impl SubsystemState {
             SubsystemState::BackingOff => 1,
             SubsystemState::Stopped => 2,
             SubsystemState::Failed => 3,
+            SubsystemState::Standby => 4,
         }
     }
 
@@ -53,6 +59,7 @@ impl SubsystemState {
             1 => SubsystemState::BackingOff,
             2 => SubsystemState::Stopped,
             3 => SubsystemState::Failed,
+            4 => SubsystemState::Standby,
             _ => SubsystemState::Running,
         }
     }
@@ -110,6 +117,29 @@ pub struct LastPanic {
     pub at: Instant,
 }
 
+/// The lease of a lease-gated subsystem, as its supervisor last saw it
+/// (see [`crate::lease`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LeaseStatus {
+    /// The lease's name.
+    pub name: String,
+    /// Whether this process holds it (the subsystem runs) or not (it is in
+    /// [`SubsystemState::Standby`]).
+    pub leader: bool,
+    /// Who holds it, if known: this process's holder id while leader,
+    /// another replica's while that one holds it.
+    pub holder: Option<String>,
+    /// The fencing token of the holder's grant, if known.
+    pub epoch: Option<u64>,
+    /// How long the holder's grant has left, if known, at the time of the
+    /// snapshot. For this process's own grant, counted from the last
+    /// confirmed renewal (the grant cannot expire sooner).
+    pub expires_in: Option<Duration>,
+    /// How many times this process acquired it.
+    pub acquisitions: u64,
+}
+
 /// A point-in-time copy of one subsystem's liveness, as returned by
 /// [`Registry::snapshot`](crate::Registry::snapshot).
 ///
@@ -121,6 +151,8 @@ pub struct LastPanic {
 /// - `healthy` is `false` when the state is [`SubsystemState::Failed`], or when it
 ///   declares a tick and is stale. A subsystem without a tick has no staleness
 ///   check and is healthy unless Failed.
+/// - A lease-gated subsystem in [`SubsystemState::Standby`] is never stale
+///   and is healthy; when it takes the lease, staleness counts from then.
 /// - A subsystem that returned cleanly stays listed as [`SubsystemState::Stopped`], so
 ///   operators see a loop that quietly ended; with a tick it goes stale and
 ///   unhealthy once `stale_after` passes.
@@ -174,4 +206,6 @@ pub struct SubsystemStatus {
     pub item_panics: u64,
     /// Whether it is healthy (see above).
     pub healthy: bool,
+    /// Its lease, if it is lease-gated.
+    pub lease: Option<LeaseStatus>,
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::instant::{deadline, AtomicInstant};
-use super::status::{LastPanic, SubsystemKind, SubsystemState, SubsystemStatus};
+use super::status::{LastPanic, LeaseStatus, SubsystemKind, SubsystemState, SubsystemStatus};
 use crate::supervisor::ResetRule;
 
 /// The cold, rarely written part of a subsystem: behind a per-subsystem lock
@@ -26,6 +26,22 @@ struct Meta {
     failures: Option<Box<Failures>>,
     /// Set by a [`Group`](crate::Group) for its own entry and its children's.
     membership: Option<Box<Membership>>,
+    /// Set by the supervisor of a lease-gated subsystem.
+    lease: Option<Box<LeaseView>>,
+    /// When the subsystem last left standby: staleness counts from the later
+    /// of this and the last beat, so a replica that takes over is given
+    /// `stale_after` for its first beat.
+    stale_from: Option<Instant>,
+}
+
+/// See [`Meta::lease`].
+pub(crate) struct LeaseView {
+    pub(crate) name: Box<str>,
+    pub(crate) leader: bool,
+    pub(crate) holder: Option<String>,
+    pub(crate) epoch: Option<u64>,
+    pub(crate) expires_at: Option<Instant>,
+    pub(crate) acquisitions: u64,
 }
 
 /// See [`Meta::membership`].
@@ -205,8 +221,9 @@ impl Subsystem {
         let last_beat = self.last_beat();
         let state = self.state();
         let stale_after = meta.stale_limit();
-        let reference = last_beat.unwrap_or(inner.registered_at);
+        let reference = staleness_reference(last_beat, inner.registered_at, meta.stale_from);
         let stale_since = stale_after
+            .filter(|_| state != SubsystemState::Standby)
             .map(|limit| deadline(reference, limit))
             .filter(|since| now > *since);
         let failures = meta.failures();
@@ -238,6 +255,14 @@ impl Subsystem {
             stale_since,
             item_panics: inner.item_panics.load(Ordering::Relaxed),
             healthy: state != SubsystemState::Failed && stale_since.is_none(),
+            lease: meta.lease.as_deref().map(|lease| LeaseStatus {
+                name: lease.name.to_string(),
+                leader: lease.leader,
+                holder: lease.holder.clone(),
+                epoch: lease.epoch,
+                expires_in: lease.expires_at.map(|at| at.saturating_duration_since(now)),
+                acquisitions: lease.acquisitions,
+            }),
         }
     }
 
@@ -372,9 +397,55 @@ impl Subsystem {
         self.meta().stale_limit()
     }
 
+    /// Updates the lease view (creating it, named `name`, on first use).
+    pub(crate) fn update_lease(&self, name: &str, update: impl FnOnce(&mut LeaseView)) {
+        let mut meta = self.meta();
+        let view = meta.lease.get_or_insert_with(|| {
+            Box::new(LeaseView {
+                name: Box::from(name),
+                leader: false,
+                holder: None,
+                epoch: None,
+                expires_at: None,
+                acquisitions: 0,
+            })
+        });
+        update(view);
+    }
+
+    /// The epoch of the lease this process holds for the subsystem, if any.
+    pub(crate) fn lease_epoch(&self) -> Option<u64> {
+        self.meta()
+            .lease
+            .as_deref()
+            .filter(|lease| lease.leader)
+            .and_then(|lease| lease.epoch)
+    }
+
+    /// Enters standby: healthy and never stale until it leaves.
+    pub(crate) fn enter_standby(&self) {
+        self.set_state(SubsystemState::Standby);
+    }
+
+    /// Leaves standby at `at`: staleness counts from here.
+    pub(crate) fn leave_standby(&self, at: Instant) {
+        self.meta().stale_from = Some(at);
+    }
+
     pub(crate) fn reset_failures(&self) {
         self.0.consecutive_failures.store(0, Ordering::Relaxed);
     }
+}
+
+/// Where staleness counts from: the last beat (or registration), or the
+/// moment the subsystem left standby if that is later.
+fn staleness_reference(
+    last_beat: Option<Instant>,
+    registered_at: Instant,
+    stale_from: Option<Instant>,
+) -> Instant {
+    let reference = last_beat.unwrap_or(registered_at);
+    stale_from.map_or(reference, |from| reference.max(from))
 }
 
 /// What the supervisor stores about one failure.

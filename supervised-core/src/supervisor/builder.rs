@@ -4,8 +4,11 @@
 use std::time::Duration;
 
 use super::backoff::Backoff;
-use super::policy::Policy;
+use super::policy::{BackendRef, Policy};
+use crate::lease::spec::MIN_TTL;
+use crate::lease::Backend;
 use crate::registry::{registry, Registry, Subsystem};
+use std::sync::Arc;
 
 /// A configurable recover-and-backoff supervisor.
 ///
@@ -186,6 +189,78 @@ impl Supervisor {
     /// iteration the subsystem may take).
     pub const fn restart_on_stall(mut self, restart: bool) -> Self {
         self.policy.restart_on_stall = restart;
+        self
+    }
+
+    /// Gates every run on the lease `name`, so that of several replicas of
+    /// a service only one runs the body at a time (see [`crate::lease`]).
+    ///
+    /// Before each run the supervisor acquires the lease; while another
+    /// replica holds it the subsystem is in
+    /// [`SubsystemState::Standby`](crate::SubsystemState::Standby)
+    /// (healthy, never stale, ready) and asks again every ttl/3. While the
+    /// body runs, the supervisor renews the lease every ttl/3. If the lease
+    /// is lost, the body's token is cancelled and the body is dropped at
+    /// most `ttl - ttl/5` after the last confirmed renewal, then the
+    /// subsystem is back in standby. When the body ends for any reason the
+    /// lease is released at once, so a standby replica takes over within
+    /// ttl/3; a failed body's backoff is then waited out without the lease.
+    ///
+    /// The token a lease-gated body gets is a child of the supervision's,
+    /// cancelled also when the lease is lost. The body's future is made
+    /// before the lease is acquired but not polled until it is held.
+    ///
+    /// ```
+    /// use supervised_core::Supervisor;
+    /// static SCHEDULER: Supervisor = Supervisor::new().lease("scheduler");
+    /// # let _ = &SCHEDULER;
+    /// ```
+    pub const fn lease(mut self, name: &'static str) -> Self {
+        self.policy.lease_static = Some(name);
+        self
+    }
+
+    /// [`lease`](Supervisor::lease) with a name made at run time (such as a
+    /// per-tenant lease).
+    ///
+    /// ```
+    /// let tenant = "acme";
+    /// let supervisor = supervised_core::Supervisor::new().lease_named(format!("billing-{tenant}"));
+    /// # let _ = supervisor;
+    /// ```
+    pub fn lease_named(mut self, name: impl Into<String>) -> Self {
+        self.policy.lease_owned = Some(Arc::from(name.into()));
+        self
+    }
+
+    /// How long each grant of the lease lives without a renewal (default
+    /// 15 s). Renewals are due every ttl/3; a lost lease's body is gone
+    /// by `ttl - ttl/5`. Has an effect only with a lease.
+    ///
+    /// # Panics
+    /// If `ttl` is under 50 ms (in a `static`, at compile time).
+    pub const fn lease_ttl(mut self, ttl: Duration) -> Self {
+        assert!(
+            ttl.as_nanos() >= MIN_TTL.as_nanos(),
+            "a lease ttl must be at least 50 ms"
+        );
+        self.policy.lease_ttl = ttl;
+        self
+    }
+
+    /// Acquires the lease from `backend` instead of the process-wide one
+    /// ([`lease::install`](crate::lease::install)).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use supervised_core::{lease::Memory, Supervisor};
+    /// let supervisor = Supervisor::new()
+    ///     .lease("scheduler")
+    ///     .lease_backend(Arc::new(Memory::new("replica-a")));
+    /// # let _ = supervisor;
+    /// ```
+    pub fn lease_backend(mut self, backend: Arc<dyn Backend>) -> Self {
+        self.policy.lease_backend = Some(BackendRef(backend));
         self
     }
 

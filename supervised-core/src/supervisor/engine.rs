@@ -20,7 +20,9 @@ use super::panic;
 use super::policy::{Policy, ResetRule, RestartWindow};
 use super::report::{self, give_up, stop_cancelled};
 use super::supervision::RunBody;
+use super::text::Escaped;
 use super::watch::{Timer, Watch, Watched};
+use crate::lease::gate::{Gate, GateStep};
 use crate::registry::{deadline, Subsystem, SubsystemState};
 
 /// How one run ended, for [`RunOnce`] to turn into a [`Step`].
@@ -70,6 +72,8 @@ pub(super) struct RunState {
     handle: Option<Subsystem>,
     /// The stall timer while running, then the grace period or the backoff.
     timer: Option<Timer>,
+    /// How a lease-gated run ended, kept while its lease is released.
+    released_end: Option<RunEnd>,
 }
 
 impl RunState {
@@ -79,6 +83,7 @@ impl RunState {
             span: None,
             handle: None,
             timer: None,
+            released_end: None,
         }
     }
 
@@ -131,6 +136,8 @@ pub(super) struct Engine<'a> {
     storm: u32,
     pub(super) generation: u64,
     watch: Watch,
+    /// The lease gating each run, if any (boxed: most supervisions have none).
+    pub(super) lease: Option<Box<Gate>>,
 }
 
 impl Drop for Engine<'_> {
@@ -161,6 +168,9 @@ impl<'a> Engine<'a> {
             consecutive_failures: 0,
             storm: 0,
             generation: 0,
+            lease: policy
+                .lease_spec()
+                .map(|spec| Box::new(Gate::new(spec, sub))),
         }
     }
 
@@ -178,12 +188,123 @@ impl<'a> Engine<'a> {
         cx: &mut Context<'_>,
         body: &mut dyn RunBody,
     ) -> Poll<RunEnd> {
+        if self.lease.is_some() {
+            return self.poll_gated(run, cx, body);
+        }
         if let Phase::Running = run.phase {
             if let Some(poll) = self.poll_running(run, cx, body) {
                 return poll;
             }
         }
         self.poll_phases(run, cx, body)
+    }
+
+    /// [`poll_run`](Engine::poll_run) of a lease-gated supervision: the
+    /// gate's steps around the phases (see `lease/mod.rs` for the picture).
+    #[inline(never)]
+    fn poll_gated(
+        &mut self,
+        run: &mut RunState,
+        cx: &mut Context<'_>,
+        body: &mut dyn RunBody,
+    ) -> Poll<RunEnd> {
+        let Some(mut gate) = self.lease.take() else {
+            return self.poll_phases(run, cx, body);
+        };
+        let polled = self.poll_gate(&mut gate, run, cx, body);
+        self.lease = Some(gate);
+        polled
+    }
+
+    fn poll_gate(
+        &mut self,
+        gate: &mut Gate,
+        run: &mut RunState,
+        cx: &mut Context<'_>,
+        body: &mut dyn RunBody,
+    ) -> Poll<RunEnd> {
+        loop {
+            match gate.step {
+                GateStep::Free => {
+                    if matches!(run.phase, Phase::Start) && !self.cancel.is_cancelled() {
+                        gate.stand_by(&self.sub);
+                        continue;
+                    }
+                    // Cancelled before a run, the backoff after a released
+                    // run, or a finished one: as without a lease.
+                    return self.poll_phases(run, cx, body);
+                }
+                GateStep::Standby(_) => {
+                    if self.watch.poll_cancelled(cx).is_ready() {
+                        gate.step = GateStep::Free;
+                        run.drop_body(body, &self.sub);
+                        let end = cancelled(&self.sub, "cancelled in standby", Keep::Previous);
+                        return self.finish(run, end);
+                    }
+                    ready!(gate.poll_acquire(cx, &self.sub));
+                    self.sub.leave_standby(Instant::now());
+                    self.start(run);
+                }
+                GateStep::Holding(_) => {
+                    // Checked before the body is polled: a process that was
+                    // paused past its lease never lets the body run again.
+                    if Instant::now() >= gate.drop_deadline() {
+                        tracing::warn!(
+                            target: "supervised", subsystem = %self.sub.name(),
+                            lease = %Escaped(&gate.spec.name),
+                            "lease may have expired (no renewal confirmed in time; was the process paused?); dropping the body unpolled"
+                        );
+                        run.drop_body(body, &self.sub);
+                        gate.forfeit(&self.sub);
+                        return self.finish(run, RunEnd::Restart);
+                    }
+                    if gate
+                        .poll_renewal(cx, &self.sub, self.policy.grace)
+                        .is_ready()
+                    {
+                        continue;
+                    }
+                    let polled = match run.phase {
+                        Phase::Running => match self.poll_running(run, cx, body) {
+                            Some(polled) => polled,
+                            None => self.poll_phases(run, cx, body),
+                        },
+                        _ => self.poll_phases(run, cx, body),
+                    };
+                    match polled {
+                        Poll::Ready(end) => {
+                            run.released_end = Some(end);
+                            gate.release(&self.sub);
+                        }
+                        // Failed: released before the backoff is waited out.
+                        Poll::Pending if matches!(run.phase, Phase::Backoff) => {
+                            gate.release(&self.sub);
+                        }
+                        Poll::Pending => return Poll::Pending,
+                    }
+                }
+                GateStep::Lost(_) => {
+                    let returned = run.poll_body(cx, body).is_ready();
+                    if !returned {
+                        ready!(gate.poll_lost(cx));
+                        tracing::warn!(
+                            target: "supervised", subsystem = %self.sub.name(),
+                            lease = %Escaped(&gate.spec.name),
+                            "body did not return after losing its lease; dropping it before the lease can expire"
+                        );
+                    }
+                    run.drop_body(body, &self.sub);
+                    gate.forfeit(&self.sub);
+                    return self.finish(run, RunEnd::Restart);
+                }
+                GateStep::Releasing(_) => {
+                    ready!(gate.poll_release(cx));
+                    if let Some(end) = run.released_end.take() {
+                        return Poll::Ready(end);
+                    }
+                }
+            }
+        }
     }
 
     /// One poll of a running body: `Some` is the poll's result, `None`

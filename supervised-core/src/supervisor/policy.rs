@@ -9,6 +9,11 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::backoff::Backoff;
+use std::fmt;
+use std::sync::Arc;
+
+use crate::lease::spec::{LeaseSpec, DEFAULT_TTL};
+use crate::lease::Backend;
 
 /// What the engine reads of a [`Supervisor`](super::Supervisor): the
 /// policy alone, not the builder, so the engine does not depend on it.
@@ -21,6 +26,23 @@ pub(crate) struct Policy {
     /// `None`: the backoff's cap.
     pub(crate) reset_running: Option<Duration>,
     pub(crate) restart_on_stall: bool,
+    /// The lease that gates each run, if any: named by a `'static` string
+    /// (the `const` setter) or an owned one.
+    pub(crate) lease_static: Option<&'static str>,
+    pub(crate) lease_owned: Option<Arc<str>>,
+    pub(crate) lease_ttl: Duration,
+    /// `None`: the installed backend.
+    pub(crate) lease_backend: Option<BackendRef>,
+}
+
+/// A backend in the policy, which is `Debug`.
+#[derive(Clone)]
+pub(crate) struct BackendRef(pub(crate) Arc<dyn Backend>);
+
+impl fmt::Debug for BackendRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Backend").field(&self.0.holder()).finish()
+    }
 }
 
 impl Policy {
@@ -33,7 +55,25 @@ impl Policy {
         reset_beats: 3,
         reset_running: None,
         restart_on_stall: false,
+        lease_static: None,
+        lease_owned: None,
+        lease_ttl: DEFAULT_TTL,
+        lease_backend: None,
     };
+
+    /// The lease that gates each run, if one is named.
+    pub(crate) fn lease_spec(&self) -> Option<LeaseSpec> {
+        let name = match (&self.lease_owned, self.lease_static) {
+            (Some(owned), _) => std::borrow::Cow::Owned(owned.to_string()),
+            (None, Some(name)) => std::borrow::Cow::Borrowed(name),
+            (None, None) => return None,
+        };
+        Some(LeaseSpec {
+            name,
+            ttl: self.lease_ttl,
+            backend: self.lease_backend.as_ref().map(|b| b.0.clone()),
+        })
+    }
 
     /// The progress rule that resets the backoff.
     pub(crate) fn reset_rule(&self) -> ResetRule {

@@ -50,7 +50,7 @@ impl Supervisor {
     {
         let mut supervision = Supervision::new(self, cancel, sub);
         loop {
-            let body = f(supervision.cancel().clone());
+            let body = f(supervision.body_token());
             if let Step::Exit(exit) = supervision.run_once(body).await {
                 return exit;
             }

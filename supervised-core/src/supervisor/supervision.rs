@@ -114,9 +114,27 @@ impl<'a, O: RunOutcome> Supervision<'a, O> {
         }
     }
 
-    /// The token that stops this supervision.
-    pub(crate) fn cancel(&self) -> &CancellationToken {
-        &self.engine.cancel
+    /// The token to give the next body: the supervision's own, or for a
+    /// lease-gated supervision ([`Supervisor::lease`]) a child of it that
+    /// is also cancelled when the lease is lost. Call it once per body.
+    ///
+    /// ```
+    /// use supervised_core::{Supervision, Supervisor};
+    /// use tokio_util::sync::CancellationToken;
+    ///
+    /// let supervisor = Supervisor::new();
+    /// let sub = supervisor.register("doc-body-token");
+    /// let cancel = CancellationToken::new();
+    /// let mut supervision = Supervision::<()>::new(&supervisor, cancel.clone(), &sub);
+    /// let token = supervision.body_token();
+    /// cancel.cancel();
+    /// assert!(token.is_cancelled());
+    /// ```
+    pub fn body_token(&mut self) -> CancellationToken {
+        match self.engine.lease.as_deref_mut() {
+            Some(gate) => gate.run_token(&self.engine.cancel),
+            None => self.engine.cancel.clone(),
+        }
     }
 }
 

@@ -1,0 +1,133 @@
+//! The built-in lease backends against real servers (PostgreSQL 15 and
+//! etcd, started here on 127.0.0.1): the conformance suite, a role that
+//! may not create the table, a server down at startup and back, and an
+//! unknown host.
+#![cfg(all(feature = "postgres", feature = "etcd"))]
+
+mod servers;
+
+use std::time::Duration;
+
+use supervised_core::lease::{conformance, Acquired, Backend, Etcd, Postgres};
+
+const TTL: Duration = Duration::from_secs(3);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_passes_the_conformance_suite() {
+    let Some(pg) = servers::Postgres::start() else {
+        return;
+    };
+    let leases = Postgres::connect(&pg.url(), "replica-a").await.unwrap();
+    tokio::time::timeout(Duration::from_secs(30), conformance::run(&leases))
+        .await
+        .expect("the suite finishes")
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcd_passes_the_conformance_suite() {
+    let Some(etcd) = servers::Etcd::start() else {
+        return;
+    };
+    let leases = Etcd::connect([etcd.url()], "replica-a").await.unwrap();
+    tokio::time::timeout(Duration::from_secs(30), conformance::run(&leases))
+        .await
+        .expect("the suite finishes")
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_role_that_may_not_create_the_table_gets_a_clear_error() {
+    let Some(pg) = servers::Postgres::start() else {
+        return;
+    };
+    let (admin, connection) = tokio_postgres::connect(&pg.url(), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    // PostgreSQL 15: no CREATE on schema public for ordinary roles.
+    admin.batch_execute("CREATE ROLE app LOGIN").await.unwrap();
+
+    let error = Postgres::connect(&pg.url_as("app"), "replica-a")
+        .await
+        .expect_err("the role cannot create the table");
+    let message = error.to_string();
+    assert!(
+        message.contains("cannot create the lease table supervised_leases"),
+        "{message}"
+    );
+    assert!(message.contains("permission denied"), "{message}");
+    assert!(
+        message.contains("CREATE TABLE IF NOT EXISTS supervised_leases"),
+        "{message}"
+    );
+
+    // Once an owner made it (as the message says), the role works.
+    Postgres::connect(&pg.url(), "owner").await.unwrap();
+    admin
+        .batch_execute("GRANT SELECT, INSERT, UPDATE ON supervised_leases TO app")
+        .await
+        .unwrap();
+    let leases = Postgres::connect(&pg.url_as("app"), "replica-a")
+        .await
+        .unwrap();
+    assert!(matches!(
+        leases.acquire("x", TTL).await,
+        Ok(Acquired::Granted(_))
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_down_at_startup_is_an_error_per_call_then_recovers() {
+    let Some(pg) = servers::Postgres::start() else {
+        return;
+    };
+    pg.stop();
+    let leases = Postgres::connect(&pg.url(), "replica-a")
+        .await
+        .expect("an unreachable database is not an error at connect");
+    let error = leases.acquire("x", TTL).await.expect_err("down");
+    assert!(
+        error.to_string().to_lowercase().contains("connect"),
+        "{error}"
+    );
+    pg.start_again();
+    assert!(matches!(
+        leases.acquire("x", TTL).await,
+        Ok(Acquired::Granted(_))
+    ));
+    // And after a restart mid-run, it reconnects by itself.
+    pg.stop();
+    assert!(leases.acquire("y", TTL).await.is_err());
+    pg.start_again();
+    assert!(matches!(
+        leases.acquire("y", TTL).await,
+        Ok(Acquired::Granted(_))
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_hosts_and_bad_urls_say_so() {
+    let malformed = Postgres::connect("postgres://app@db:notaport/app", "a")
+        .await
+        .expect_err("a malformed URL is refused");
+    assert!(
+        malformed.to_string().starts_with("invalid PostgreSQL URL"),
+        "{malformed}"
+    );
+
+    let leases = Postgres::connect("postgres://app@unknown-host.invalid/app", "a")
+        .await
+        .expect("an unknown host is reported per call, not at connect");
+    let error = leases.acquire("x", TTL).await.expect_err("unknown host");
+    assert!(!error.to_string().is_empty());
+
+    let etcd = Etcd::connect(["http://unknown-host.invalid:2379"], "a").await;
+    match etcd {
+        Ok(etcd) => {
+            let error = etcd.acquire("x", TTL).await.expect_err("unknown host");
+            assert!(error.to_string().starts_with("etcd: "), "{error}");
+        }
+        Err(error) => assert!(error.to_string().starts_with("etcd: "), "{error}"),
+    }
+}
