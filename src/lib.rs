@@ -42,6 +42,7 @@ pub use supervised_core::{
 #[cfg(feature = "http")]
 #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
 pub use supervised_core::http;
+pub use supervised_core::lease;
 #[cfg(feature = "prometheus")]
 #[cfg_attr(docsrs, doc(cfg(feature = "prometheus")))]
 pub use supervised_core::metrics;

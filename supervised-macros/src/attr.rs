@@ -20,6 +20,8 @@ pub(crate) const KEYS: &[&str] = &[
     "max_restarts",
     "within",
     "on_stall",
+    "lease",
+    "lease_ttl",
     "crate",
 ];
 
@@ -59,6 +61,8 @@ pub(crate) struct Args {
     pub(crate) within: Option<Spanned<Duration>>,
     /// `true` for `on_stall = "restart"`, `false` for `"report"`.
     pub(crate) restart_on_stall: Option<Spanned<bool>>,
+    pub(crate) lease: Option<Spanned<String>>,
+    pub(crate) lease_ttl: Option<Spanned<Duration>>,
     pub(crate) krate: Option<Spanned<Path>>,
 }
 
@@ -76,6 +80,8 @@ impl Args {
             "max_restarts" => set(&mut self.max_restarts, &meta, parse_count),
             "jitter" => set(&mut self.jitter, &meta, parse_flag),
             "on_stall" => set(&mut self.restart_on_stall, &meta, parse_on_stall),
+            "lease" => set(&mut self.lease, &meta, parse_lease),
+            "lease_ttl" => set(&mut self.lease_ttl, &meta, parse_duration),
             "crate" => set(&mut self.krate, &meta, parse_path),
             _ => Err(meta.error(format!(
                 "unknown `#[supervised]` key; the valid keys are {}",
@@ -132,6 +138,21 @@ fn parse_name(meta: &ParseNestedMeta<'_>) -> syn::Result<Spanned<String>> {
         return Err(syn::Error::new(
             lit.span(),
             "`name` must not be empty: it names the subsystem in logs and liveness reports",
+        ));
+    }
+    Ok(Spanned {
+        value,
+        span: lit.span(),
+    })
+}
+
+fn parse_lease(meta: &ParseNestedMeta<'_>) -> syn::Result<Spanned<String>> {
+    let lit = string(meta, "`lease = \"scheduler\"`")?;
+    let value = lit.value();
+    if value.trim().is_empty() {
+        return Err(syn::Error::new(
+            lit.span(),
+            "`lease` must not be empty: it names the lease the replicas contend for",
         ));
     }
     Ok(Spanned {

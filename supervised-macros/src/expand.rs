@@ -76,6 +76,10 @@ pub(crate) fn expand(args: &Args, mut item: ItemFn, model: &FnModel) -> TokenStr
     for arg in &model.args {
         let binding = &arg.binding;
         let fresh = match arg.access {
+            // The token that stops the run comes from the supervision: the
+            // caller's token, or for a lease-gated fn a child of it that
+            // losing the lease cancels too.
+            Access::Owned if arg.is_cancellation_token => quote!(#supervision.body_token()),
             // The reference is taken apart from the call so that rustc does not
             // suggest borrowing the argument (`&T` is always `Clone`).
             Access::Owned => {
@@ -215,6 +219,14 @@ fn supervisor_knobs(args: &Args, private: &TokenStream) -> TokenStream {
     if let (Some(max), Some(within)) = (&args.max_restarts, &args.within) {
         let (max, within) = (max.value, duration(within.value));
         knobs.extend(quote!(.max_restarts(#max, #within)));
+    }
+    if let Some(lease) = &args.lease {
+        let name = &lease.value;
+        knobs.extend(quote!(.lease(#name)));
+    }
+    if let Some(ttl) = &args.lease_ttl {
+        let ttl = duration(ttl.value);
+        knobs.extend(quote!(.lease_ttl(#ttl)));
     }
     knobs
 }

@@ -34,6 +34,19 @@ pub(crate) fn check_args(args: &Args) -> syn::Result<()> {
         ));
     }
 
+    match (&args.lease_ttl, &args.lease) {
+        (Some(ttl), None) => errors.push(Error::new(
+            ttl.span,
+            "`lease_ttl` needs `lease`: name the lease it is the ttl of, e.g. `lease = \"scheduler\"`",
+        )),
+        (Some(ttl), Some(_)) if ttl.value < std::time::Duration::from_millis(50) => {
+            errors.push(Error::new(
+                ttl.span,
+                "`lease_ttl` must be at least 50ms: renewals are due every third of it",
+            ));
+        }
+        _ => {}
+    }
     match (&args.max_restarts, &args.within) {
         (Some(max), None) => errors.push(Error::new(
             max.span,

@@ -888,6 +888,14 @@ const VALID_ARGS: &[(&[&str], &[&str])] = &[
         ],
     ),
     (
+        &["lease", "lease_ttl"],
+        &[
+            "lease = \"scheduler\"",
+            "lease = \"日本 🦀\", lease_ttl = \"50ms\"",
+            "lease_ttl = \"584942417355y\", lease = \"a b\"",
+        ],
+    ),
+    (
         &["crate"],
         &[
             "crate = \"::supervised\"",
