@@ -131,3 +131,34 @@ async fn unknown_hosts_and_bad_urls_say_so() {
         Err(error) => assert!(error.to_string().starts_with("etcd: "), "{error}"),
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_starting_together_all_get_the_table() {
+    let Some(pg) = servers::Postgres::start() else {
+        return;
+    };
+    // Several rounds of eight replicas racing to create the table on a
+    // fresh database each time: PostgreSQL fails all but one `CREATE TABLE
+    // IF NOT EXISTS` with a unique violation when they race.
+    for round in 0..5 {
+        let (admin, connection) = tokio_postgres::connect(&pg.url(), tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        admin
+            .batch_execute("DROP TABLE IF EXISTS supervised_leases")
+            .await
+            .unwrap();
+        let url = pg.url();
+        let racers: Vec<_> = (0..8)
+            .map(|i| {
+                let url = url.clone();
+                tokio::spawn(async move { Postgres::connect(&url, &format!("replica-{i}")).await })
+            })
+            .collect();
+        for racer in racers {
+            let connected = racer.await.unwrap();
+            assert!(connected.is_ok(), "round {round}: {:?}", connected.err());
+        }
+    }
+}

@@ -183,19 +183,30 @@ enum Opened {
 async fn ensure_table(client: &Client) -> Result<(), Opened> {
     // Looked up first: a role without CREATE on the schema can still use
     // a table an owner made.
-    let exists = client
-        .query_one("SELECT to_regclass('supervised_leases') IS NOT NULL", &[])
-        .await
-        .map_err(|e| Opened::Unreachable(driver(e)))?;
-    if exists.get::<_, bool>(0) {
+    if table_exists(client).await.map_err(Opened::Unreachable)? {
         return Ok(());
     }
-    client.batch_execute(CREATE).await.map_err(|e| {
-        let message = driver(e);
-        Opened::Refused(LeaseError::new(format!(
-            "cannot create the lease table supervised_leases ({message}); create it as its owner with: {CREATE}; and GRANT SELECT, INSERT, UPDATE ON supervised_leases to this role"
-        )))
-    })
+    let Err(e) = client.batch_execute(CREATE).await else {
+        return Ok(());
+    };
+    // Replicas starting together race to create it, and PostgreSQL lets
+    // all but one fail (a unique violation in its catalog, despite `IF NOT
+    // EXISTS`): the table is there, which is all that is needed.
+    if table_exists(client).await.map_err(Opened::Unreachable)? {
+        return Ok(());
+    }
+    let message = driver(e);
+    Err(Opened::Refused(LeaseError::new(format!(
+        "cannot create the lease table supervised_leases ({message}); create it as its owner with: {CREATE}; and GRANT SELECT, INSERT, UPDATE ON supervised_leases to this role"
+    ))))
+}
+
+async fn table_exists(client: &Client) -> Result<bool, LeaseError> {
+    let row = client
+        .query_one("SELECT to_regclass('supervised_leases') IS NOT NULL", &[])
+        .await
+        .map_err(driver)?;
+    Ok(row.get::<_, bool>(0))
 }
 
 /// The driver's message, with the server's own when there is one.
