@@ -66,3 +66,47 @@ async fn a_leased_fn_stands_by_runs_and_is_cancelled_on_loss() {
     cancel.cancel();
     task.await.unwrap();
 }
+
+#[supervised(name = "attr-inner", tick = "1s")]
+async fn inner(cancel: CancellationToken) {
+    while !cancel.is_cancelled() {
+        tokio::select! {
+            () = sleep(Duration::from_millis(100)) => {}
+            () = cancel.cancelled() => {}
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_supervised_fn_in_a_gated_child_keeps_the_childs_entry() {
+    use supervised::{Child, Group};
+
+    // Its own store: the other test installs the process-wide one.
+    let cancel = CancellationToken::new();
+    let group = Group::new("attr-gated-group").spec(
+        Child::new("attr-gated-child", inner)
+            .lease("attr-gated-child")
+            .lease_ttl(Duration::from_secs(3))
+            .lease_backend(Arc::new(Memory::new("replica-a"))),
+    );
+    let task = tokio::spawn({
+        let cancel = cancel.clone();
+        async move { group.run(cancel).await }
+    });
+    sleep(Duration::from_millis(1500)).await;
+    let status = supervised::registry()
+        .subsystem("attr-gated-child")
+        .status();
+    assert_eq!(status.state, SubsystemState::Running);
+    assert!(
+        status.beats > 5,
+        "the fn beats the child's entry: {status:?}"
+    );
+    assert!(status.lease.unwrap().leader);
+    assert!(
+        supervised::registry().get("attr-inner").is_none(),
+        "the fn took the child's entry instead of its own name"
+    );
+    cancel.cancel();
+    assert!(task.await.unwrap().is_clean());
+}

@@ -491,3 +491,79 @@ async fn the_memory_store_passes_the_conformance_suite() {
         .await
         .unwrap();
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_gated_group_child_stands_by_and_fails_up_to_its_group() {
+    use supervised_core::{Child, Group, Restart};
+
+    let registry = Registry::new();
+    let a = Memory::new("replica-a");
+    let b = a.replica("replica-b");
+    let theirs = take(&b).await;
+    let runs = Arc::new(AtomicUsize::new(0));
+    let cancel = CancellationToken::new();
+    let child = Child::new("scheduler", {
+        let runs = runs.clone();
+        move |token: CancellationToken| {
+            let n = runs.fetch_add(1, Ordering::SeqCst);
+            async move {
+                assert!(lease::epoch().is_some(), "polled only with the lease");
+                if n == 1 {
+                    return Err("bad tenant data");
+                }
+                token.cancelled().await;
+                Ok(())
+            }
+        }
+    })
+    .restart(Restart::Permanent)
+    .lease("scheduler")
+    .lease_ttl(TTL)
+    .lease_backend(Arc::new(a.clone()));
+    let group = Group::new("platform").registry(&registry).spec(child);
+    let task = tokio::spawn({
+        let cancel = cancel.clone();
+        async move { group.run(cancel).await }
+    });
+    sleep(Duration::from_secs(1)).await;
+    let status = registry.subsystem("scheduler").status();
+    assert_eq!(status.state, SubsystemState::Standby);
+    assert_eq!(status.group.as_deref(), Some("platform"));
+    assert_eq!(runs.load(Ordering::SeqCst), 1, "made, not polled");
+
+    // Free: the first run takes it.
+    b.release(&theirs).await.unwrap();
+    sleep(TTL / 3).await;
+    assert_eq!(
+        registry.subsystem("scheduler").state(),
+        SubsystemState::Running
+    );
+
+    // Lost: the run's token is cancelled and it stands by again inside
+    // the same child run; the group restarts nothing.
+    a.revoke("scheduler");
+    let theirs = take(&b).await;
+    sleep(TTL / 3 + Duration::from_millis(10)).await;
+    let status = registry.subsystem("scheduler").status();
+    assert_eq!(status.state, SubsystemState::Standby);
+    assert_eq!(status.restarts, 0);
+    assert_eq!(registry.subsystem("platform").status().restarts, 0);
+
+    // The second run fails: that failure is the group's to handle.
+    b.release(&theirs).await.unwrap();
+    sleep(TTL).await;
+    let status = registry.subsystem("scheduler").status();
+    assert_eq!(status.restarts, 1, "{status:?}");
+    assert_eq!(status.last_error.as_deref(), Some("bad tenant data"));
+    assert!(runs.load(Ordering::SeqCst) >= 3);
+    sleep(TTL).await;
+    assert_eq!(
+        registry.subsystem("scheduler").state(),
+        SubsystemState::Running
+    );
+
+    cancel.cancel();
+    let report = task.await.unwrap();
+    assert!(report.failed.is_empty(), "{report:?}");
+    assert_eq!(a.holder_of("scheduler"), None, "released on shutdown");
+}

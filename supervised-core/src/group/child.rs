@@ -14,8 +14,10 @@ use tokio_util::sync::CancellationToken;
 use super::builder::GroupDef;
 use super::claim;
 use super::report::GroupReport;
+use crate::lease::Backend;
 use crate::registry::Subsystem;
-use crate::supervisor::{current, panic, RunOutcome};
+use crate::supervisor::{current, panic, Escalated, RunOutcome};
+use crate::{Exit, Step, Supervision, Supervisor};
 
 /// Whether a child is started again after it ends, with OTP's names.
 ///
@@ -94,6 +96,9 @@ pub struct Child {
     pub(super) restart: Restart,
     pub(super) stop_timeout: Duration,
     pub(super) start: Start,
+    /// The lease settings of a gated child, shared with its wrapped factory.
+    gate: Option<Arc<Mutex<Supervisor>>>,
+    gated: bool,
 }
 
 impl fmt::Debug for Child {
@@ -133,6 +138,8 @@ impl Child {
                     }
                 })
             })),
+            gate: None,
+            gated: false,
         }
     }
 
@@ -150,9 +157,167 @@ impl Child {
         self
     }
 
+    /// Gates the child on the lease `name`, so that of several replicas
+    /// of a service one runs it at a time: each run of the child waits in
+    /// [`Standby`](crate::SubsystemState::Standby) until it holds the
+    /// lease, and [`Supervisor::lease`](crate::Supervisor::lease) describes
+    /// the rest (renewal, loss, release; the ttl is 15 s unless
+    /// [`lease_ttl`](Child::lease_ttl) says otherwise). Losing the lease
+    /// cancels the factory's token and drops the future before the lease
+    /// can expire; the child then stands by again without ending, so the
+    /// group restarts it only for a failure of its own.
+    ///
+    /// A `#[supervised]` fn run by a gated child keeps the child's entry
+    /// (standby while waiting, its own states while it runs) and handles
+    /// its own failures as usual; only its giving up reaches the group.
+    ///
+    /// ```
+    /// use supervised_core::Child;
+    /// let scheduler = Child::new("scheduler", |cancel| async move { cancel.cancelled().await })
+    ///     .lease("scheduler");
+    /// # let _ = scheduler;
+    /// ```
+    pub fn lease(mut self, name: impl Into<String>) -> Self {
+        self.configure(|gate| gate.lease_named(name));
+        self.wrap_gated();
+        self
+    }
+
+    /// The lease's ttl (default 15 s; see [`Supervisor::lease_ttl`](crate::Supervisor::lease_ttl)).
+    /// Has an effect only with [`lease`](Child::lease).
+    ///
+    /// # Panics
+    /// If `ttl` is under 50 ms.
+    pub fn lease_ttl(mut self, ttl: Duration) -> Self {
+        self.configure(|gate| gate.lease_ttl(ttl));
+        self
+    }
+
+    /// Acquires the lease from `backend` instead of the process-wide one.
+    /// Has an effect only with [`lease`](Child::lease).
+    pub fn lease_backend(mut self, backend: Arc<dyn Backend>) -> Self {
+        self.configure(|gate| gate.lease_backend(backend));
+        self
+    }
+
     /// The child's name.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// Changes the lease settings.
+    fn configure(&mut self, change: impl FnOnce(Supervisor) -> Supervisor) {
+        let gate = self
+            .gate
+            .get_or_insert_with(|| Arc::new(Mutex::new(Supervisor::new())));
+        let mut gate = gate.lock().unwrap_or_else(|e| e.into_inner());
+        *gate = change(gate.clone());
+    }
+
+    /// Runs each of the child's runs inside a lease-gated supervision that
+    /// hands every failure up to the group. Done once; the settings are
+    /// read when a run starts.
+    fn wrap_gated(&mut self) {
+        let (Some(gate), false) = (self.gate.clone(), self.gated) else {
+            return;
+        };
+        let placeholder =
+            Start::Future(Box::new(|_| Box::pin(std::future::ready(Ended::normal()))));
+        let Start::Future(factory) = std::mem::replace(&mut self.start, placeholder) else {
+            return;
+        };
+        self.gated = true;
+        let factory = Arc::new(Mutex::new(factory));
+        let name = self.name.clone();
+        self.start = Start::Future(Box::new(move |cancel| {
+            let supervisor = gate
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone()
+                .escalating();
+            Box::pin(gated_run(supervisor, name.clone(), factory.clone(), cancel))
+        }));
+    }
+}
+
+/// One run of a lease-gated child: stand by, run the factory's future while
+/// the lease is held, stand by again after a loss; end with the future's
+/// own end.
+async fn gated_run(
+    supervisor: Supervisor,
+    name: String,
+    factory: Arc<Mutex<Factory>>,
+    cancel: CancellationToken,
+) -> Ended {
+    // Polled by the child's task, so this takes the child's entry.
+    let sub = supervisor.register(&name);
+    let mut supervision = Supervision::new(&supervisor, cancel, &sub);
+    loop {
+        let token = supervision.body_token();
+        let run = (factory.lock().unwrap_or_else(|e| e.into_inner()))(token);
+        // The entry on offer again, for a `#[supervised]` fn inside.
+        let run = Offered {
+            claim: Some(sub.clone()),
+            run,
+        };
+        match supervision.run_once(run).await {
+            Step::Restart => {}
+            Step::Exit(Exit::Completed(ended)) => return ended,
+            Step::Exit(Exit::Cancelled { .. }) => return Ended::normal(),
+            Step::Exit(Exit::GaveUp(_)) => {
+                return Ended::failed(match supervision.take_escalated() {
+                    Some(Escalated::Error(message)) => ChildFailure::Error(message),
+                    Some(Escalated::Panic { message, location }) => {
+                        ChildFailure::Panic { message, location }
+                    }
+                    Some(Escalated::Stall(silent)) => {
+                        ChildFailure::Error(format!("no heartbeat for {silent:?}"))
+                    }
+                    None => ChildFailure::Error("failed".to_owned()),
+                })
+            }
+        }
+    }
+}
+
+/// A gated child's run, with its entry on offer until a `#[supervised]` fn
+/// inside takes it (as [`ChildRun`] offers it to the gate).
+struct Offered {
+    claim: Option<Subsystem>,
+    run: RunFuture,
+}
+
+impl Future for Offered {
+    type Output = Ended;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Ended> {
+        let this = self.get_mut();
+        let previous = claim::swap_in(&mut this.claim);
+        // Restored by a guard: a panic in the poll unwinds through here to
+        // the gate's engine, which catches it.
+        let _restore = Restore {
+            slot: &mut this.claim,
+            previous: Some(previous),
+        };
+        this.run.as_mut().poll(cx)
+    }
+}
+
+/// Undoes `claim::swap_in` when dropped.
+struct Restore<'a> {
+    slot: &'a mut Option<Subsystem>,
+    previous: Option<Option<Subsystem>>,
+}
+
+impl Drop for Restore<'_> {
+    fn drop(&mut self) {
+        claim::leave(self.slot, self.previous.take().flatten());
+    }
+}
+
+impl RunOutcome for Ended {
+    fn failure(&self) -> Option<String> {
+        self.failure.as_ref().map(ToString::to_string)
     }
 }
 

@@ -264,6 +264,14 @@ impl Supervisor {
         self
     }
 
+    /// Hands every failure up unlogged: the run ends with it (see
+    /// [`Supervision::take_escalated`](crate::Supervision)), for a group to
+    /// judge.
+    pub(crate) fn escalating(mut self) -> Self {
+        self.policy.escalate = true;
+        self
+    }
+
     /// Reports into `registry` instead of the process-wide one.
     pub fn registry(mut self, registry: &Registry) -> Self {
         self.registry = Some(registry.clone());

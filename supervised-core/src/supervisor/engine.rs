@@ -138,18 +138,39 @@ pub(super) struct Engine<'a> {
     watch: Watch,
     /// The lease gating each run, if any (boxed: most supervisions have none).
     pub(super) lease: Option<Box<Gate>>,
+    /// The failure an escalating supervision ended with.
+    pub(super) escalated: Option<Escalated>,
+}
+
+/// A failure an escalating supervision hands up as it is, for its caller
+/// to log and record.
+pub(crate) enum Escalated {
+    Error(String),
+    Panic {
+        message: String,
+        location: Option<String>,
+    },
+    Stall(Duration),
 }
 
 impl Drop for Engine<'_> {
     fn drop(&mut self) {
-        self.sub.leave_supervisor();
+        if !self.policy.escalate {
+            self.sub.leave_supervisor();
+        }
     }
 }
 
 impl<'a> Engine<'a> {
     pub(super) fn new(policy: &'a Policy, sub: &Subsystem, cancel: CancellationToken) -> Self {
         panic::install_hook();
-        let already = sub.enter_supervisor();
+        // An escalating wrapper shares its entry with the fn it gates
+        // (a gated group child's `#[supervised]` fn): one supervisor.
+        let already = if policy.escalate {
+            0
+        } else {
+            sub.enter_supervisor()
+        };
         if already > 0 {
             tracing::warn!(
                 target: "supervised", subsystem = %sub.name(),
@@ -171,6 +192,7 @@ impl<'a> Engine<'a> {
             lease: policy
                 .lease_spec()
                 .map(|spec| Box::new(Gate::new(spec, sub))),
+            escalated: None,
         }
     }
 
@@ -471,6 +493,24 @@ impl<'a> Engine<'a> {
 
         if self.cancel.is_cancelled() {
             return Some(cancelled(sub, "failed after cancellation", Keep::ThisRun));
+        }
+
+        // A group child's lease wrapper: the group judges, logs and
+        // restarts, so the failure goes up as it is.
+        if self.policy.escalate {
+            let (with, escalated) = match failure {
+                Caught::Error(message) => (GaveUpWith::Returned, Escalated::Error(message)),
+                Caught::Panic(panic) => (
+                    GaveUpWith::Panicked(panic.payload),
+                    Escalated::Panic {
+                        message: panic.message,
+                        location: panic.location,
+                    },
+                ),
+                Caught::Stall(silent) => (GaveUpWith::Stalled(silent), Escalated::Stall(silent)),
+            };
+            self.escalated = Some(escalated);
+            return Some(RunEnd::GaveUp(with));
         }
 
         let now = Instant::now();

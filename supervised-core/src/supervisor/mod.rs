@@ -67,6 +67,7 @@ mod watch;
 pub use backoff::Backoff;
 pub use builder::Supervisor;
 pub use current::{beat, current};
+pub(crate) use engine::Escalated;
 pub use failure::{Failure, ItemPanicked};
 pub use isolate::isolate;
 pub use outcome::{Cancelled, Exit, RunOutcome};

@@ -33,6 +33,9 @@ pub(crate) struct Policy {
     pub(crate) lease_ttl: Duration,
     /// `None`: the installed backend.
     pub(crate) lease_backend: Option<BackendRef>,
+    /// Hands every failure up to the caller, unlogged (a group child's
+    /// lease wrapper, whose group restarts it).
+    pub(crate) escalate: bool,
 }
 
 /// A backend in the policy, which is `Debug`.
@@ -59,6 +62,7 @@ impl Policy {
         lease_owned: None,
         lease_ttl: DEFAULT_TTL,
         lease_backend: None,
+        escalate: false,
     };
 
     /// The lease that gates each run, if one is named.

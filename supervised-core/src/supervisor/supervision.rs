@@ -10,7 +10,7 @@ use std::task::{ready, Context, Poll};
 
 use tokio_util::sync::CancellationToken;
 
-use super::engine::{Engine, Keep, RunEnd, RunState};
+use super::engine::{Engine, Escalated, Keep, RunEnd, RunState};
 use super::failure::GaveUpWith;
 use super::{Exit, Failure, RunOutcome, Supervisor};
 use crate::registry::Subsystem;
@@ -112,6 +112,11 @@ impl<'a, O: RunOutcome> Supervision<'a, O> {
             },
             run: RunState::new(),
         }
+    }
+
+    /// The failure an escalating supervision ended with.
+    pub(crate) fn take_escalated(&mut self) -> Option<Escalated> {
+        self.engine.escalated.take()
     }
 
     /// The token to give the next body: the supervision's own, or for a
