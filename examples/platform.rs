@@ -31,6 +31,13 @@
 //! curl -s -H "Authorization: Bearer $(cat admin.token)" http://127.0.0.1:8080/admin/health
 //! ```
 //!
+//! The scheduler is lease-gated (`lease = "scheduler"`): with `--etcd URL`
+//! (feature `etcd`) or `--postgres URL` (feature `postgres`), several
+//! instances started with different `--replica-id`s run it on one of them
+//! at a time, and the others list it as `standby`. Without either, the
+//! lease is in-process. The README's "Running several replicas" has the
+//! commands.
+//!
 //! With the `prometheus` feature the same server answers `/metrics`; with
 //! `systemd`, a unit with `WatchdogSec=` gets `WATCHDOG=1` only while every
 //! subsystem is fresh. `RUST_LOG` (for example `RUST_LOG=debug`) changes what
@@ -78,6 +85,7 @@ const AGENT_OFFLINE_AFTER: Duration = Duration::from_secs(3);
 
 const USAGE: &str = "\
 usage: platform [--addr IP:PORT] [--duration DURATION] [--token-file PATH]
+                [--replica-id NAME] [--postgres URL | --etcd URL]
 
   --addr IP:PORT       where /admin/liveness and /admin/health are served
                        (default 127.0.0.1:8080)
@@ -87,6 +95,12 @@ usage: platform [--addr IP:PORT] [--duration DURATION] [--token-file PATH]
                        from PATH (surrounding whitespace ignored); or set
                        ADMIN_TOKEN; with neither, auth is off. Make one with
                        `openssl rand -hex 32`
+  --replica-id NAME    this replica's id, shown as the lease holder
+                       (default: replica-PID)
+  --postgres URL       run the scheduler on one replica at a time, with the
+                       lease in this PostgreSQL (needs `--features postgres`)
+  --etcd URL           the same with etcd (needs `--features etcd`); with
+                       neither, the lease is in this process: one replica
   -h, --help           print this help";
 
 // ---- flags ---------------------------------------------------------------------
@@ -96,6 +110,31 @@ struct Flags {
     addr: SocketAddr,
     duration: Option<Duration>,
     token_file: Option<String>,
+    replica_id: String,
+    leases: LeaseStore,
+}
+
+/// Where the scheduler's lease lives.
+#[derive(Debug)]
+enum LeaseStore {
+    /// In this process: one replica.
+    Local,
+    // The URLs are read only when the store's feature is on.
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+    Postgres(String),
+    #[cfg_attr(not(feature = "etcd"), allow(dead_code))]
+    Etcd(String),
+}
+
+impl LeaseStore {
+    /// The store's kind, for logs (a URL may hold a password).
+    fn kind(&self) -> &'static str {
+        match self {
+            LeaseStore::Local => "in-process",
+            LeaseStore::Postgres(_) => "postgres",
+            LeaseStore::Etcd(_) => "etcd",
+        }
+    }
 }
 
 enum Command {
@@ -108,6 +147,9 @@ fn parse_flags(args: impl IntoIterator<Item = String>) -> Result<Command, String
     let mut addr = None;
     let mut duration = None;
     let mut token_file = None;
+    let mut replica_id = None;
+    let mut postgres = None;
+    let mut etcd = None;
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
         if arg == "-h" || arg == "--help" {
@@ -123,6 +165,9 @@ fn parse_flags(args: impl IntoIterator<Item = String>) -> Result<Command, String
             "--addr" => &mut addr,
             "--duration" => &mut duration,
             "--token-file" => &mut token_file,
+            "--replica-id" => &mut replica_id,
+            "--postgres" => &mut postgres,
+            "--etcd" => &mut etcd,
             "--token" => {
                 return Err(
                     "`--token` is gone: a token on the command line shows in `ps`; \
@@ -159,10 +204,23 @@ fn parse_flags(args: impl IntoIterator<Item = String>) -> Result<Command, String
             }
         },
     };
+    let leases = match (postgres, etcd) {
+        (Some(_), Some(_)) => return Err("give `--postgres` or `--etcd`, not both".into()),
+        (Some(url), None) => LeaseStore::Postgres(url),
+        (None, Some(url)) => LeaseStore::Etcd(url),
+        (None, None) => LeaseStore::Local,
+    };
+    let replica_id = match replica_id {
+        Some(id) if id.trim().is_empty() => return Err("`--replica-id` must not be empty".into()),
+        Some(id) => id,
+        None => format!("replica-{}", std::process::id()),
+    };
     Ok(Command::Run(Flags {
         addr,
         duration,
         token_file,
+        replica_id,
+        leases,
     }))
 }
 
@@ -438,7 +496,16 @@ fn fire(job: &Job) {
     );
 }
 
-#[supervised(name = "scheduler", tick = "2s", grace = "5s")]
+/// Gated on a lease: with several replicas it fires each job on one of
+/// them (the others list it as `standby`). A 6 s ttl, so a replica that
+/// dies is replaced within 8 s.
+#[supervised(
+    name = "scheduler",
+    tick = "2s",
+    grace = "5s",
+    lease = "scheduler",
+    lease_ttl = "6s"
+)]
 async fn scheduler(jobs: Arc<JobStore>, cancel: CancellationToken) {
     let mut ticker = ticker(SCHEDULER_TICK);
     while ticked(&mut ticker, &cancel).await {
@@ -614,6 +681,40 @@ fn outside_world(platform: &Platform, started: Instant) -> Group {
     world
 }
 
+/// Installs the lease store `--postgres` or `--etcd` names, or one in this
+/// process.
+async fn install_leases(flags: &Flags) -> Result<(), String> {
+    let id = flags.replica_id.as_str();
+    match &flags.leases {
+        LeaseStore::Local => supervised::lease::install(supervised::lease::Memory::new(id)),
+        #[cfg(feature = "postgres")]
+        LeaseStore::Postgres(url) => supervised::lease::install(
+            supervised::lease::Postgres::connect(url, id)
+                .await
+                .map_err(|e| e.to_string())?,
+        ),
+        #[cfg(feature = "etcd")]
+        LeaseStore::Etcd(url) => supervised::lease::install(
+            supervised::lease::Etcd::connect([url.as_str()], id)
+                .await
+                .map_err(|e| e.to_string())?,
+        ),
+        #[allow(unreachable_patterns)]
+        other => {
+            let kind = other.kind();
+            return Err(format!(
+                "`--{kind}` needs the example built with `--features http,{kind}`"
+            ));
+        }
+    }
+    tracing::info!(
+        replica = id,
+        store = flags.leases.kind(),
+        "scheduler lease store installed"
+    );
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let flags = match parse_flags(std::env::args().skip(1)) {
@@ -643,6 +744,11 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+
+    if let Err(error) = install_leases(&flags).await {
+        tracing::error!(%error, "cannot set up the scheduler's lease store");
+        return ExitCode::from(2);
+    }
 
     let platform = Platform::new();
     let channels = Group::new("channels");

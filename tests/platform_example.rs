@@ -59,6 +59,12 @@ fn example_binary() -> &'static PathBuf {
         if cfg!(feature = "systemd") {
             features.push("systemd");
         }
+        if cfg!(feature = "postgres") {
+            features.push("postgres");
+        }
+        if cfg!(feature = "etcd") {
+            features.push("etcd");
+        }
         let mut cargo = Command::new(env!("CARGO"));
         cargo.args([
             "build",
@@ -474,6 +480,19 @@ fn bad_flags_exit_2_with_a_message() {
         (&["--addr", "localhost"][..], "invalid `--addr localhost`"),
         (&["--token", "s3cret"][..], "`--token` is gone"),
         (&["--token-file"][..], "`--token-file` needs a value"),
+        (
+            &[
+                "--postgres",
+                "postgres://db/app",
+                "--etcd",
+                "http://etcd:2379",
+            ][..],
+            "give `--postgres` or `--etcd`, not both",
+        ),
+        (
+            &["--replica-id", " "][..],
+            "`--replica-id` must not be empty",
+        ),
     ] {
         let output = Command::new(example_binary())
             .args(args)
@@ -577,4 +596,101 @@ fn at_ulimit_1024_the_example_survives_idle_connections_a_flood_and_half_open_re
         "the token is in the log:\n{stderr}"
     );
     drop(half_open);
+}
+
+#[cfg(all(unix, feature = "etcd"))]
+#[path = "../supervised-core/tests/servers/mod.rs"]
+mod servers;
+
+/// Who leads the scheduler among `replicas` (named by their `--replica-id`),
+/// once two reads in a row agree that exactly one does and the others stand
+/// by with it as the holder.
+#[cfg(all(unix, feature = "etcd"))]
+fn scheduler_leader(replicas: &mut [(&str, &mut Platform)], within: Duration) -> String {
+    let deadline = Instant::now() + within;
+    let mut last = None;
+    loop {
+        let views: Vec<(String, Value)> = replicas
+            .iter_mut()
+            .map(|(id, p)| {
+                (
+                    id.to_string(),
+                    p.liveness(None)["subsystems"]["scheduler"].clone(),
+                )
+            })
+            .collect();
+        let leaders: Vec<&String> = views
+            .iter()
+            .filter(|(_, s)| s["leader"] == true && s["state"] == "running")
+            .map(|(id, _)| id)
+            .collect();
+        if let [leader] = leaders[..] {
+            let others_stand_by = views.iter().filter(|(id, _)| id != leader).all(|(_, s)| {
+                s["state"] == "standby" && s["leader"] == false && s["lease"]["holder"] == **leader
+            });
+            if others_stand_by {
+                if last.as_ref() == Some(leader) {
+                    return leader.clone();
+                }
+                last = Some(leader.clone());
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no single scheduler leader within {within:?}: {views:#?}"
+        );
+        thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Two instances on one etcd: the scheduler runs on one and stands by on
+/// the other; `kill -9` of the first moves it to the second within the
+/// lease's ttl (6 s) and one acquire interval (2 s).
+#[cfg(all(unix, feature = "etcd"))]
+#[test]
+fn two_replicas_run_the_scheduler_once_and_fail_over() {
+    let Some(etcd) = servers::Etcd::start() else {
+        return;
+    };
+    let url = etcd.url();
+    let args = |id: &'static str| {
+        ["--replica-id", id, "--etcd", "", "--duration", "60s"].map(|a| {
+            if a.is_empty() {
+                url.clone()
+            } else {
+                a.to_string()
+            }
+        })
+    };
+    let (a_args, b_args) = (args("replica-a"), args("replica-b"));
+    let a_args: Vec<&str> = a_args.iter().map(String::as_str).collect();
+    let b_args: Vec<&str> = b_args.iter().map(String::as_str).collect();
+    let mut a = Platform::start(&a_args);
+    let mut b = Platform::start(&b_args);
+    let leader = scheduler_leader(
+        &mut [("replica-a", &mut a), ("replica-b", &mut b)],
+        Duration::from_secs(20),
+    );
+    let (mut dead, mut survivor, survivor_id) = if leader == "replica-a" {
+        (a, b, "replica-b")
+    } else {
+        (b, a, "replica-a")
+    };
+    let killed = Instant::now();
+    dead.child.kill().expect("kill -9 the leader");
+    let _ = dead.child.wait();
+    let took = loop {
+        let scheduler = survivor.liveness(None)["subsystems"]["scheduler"].clone();
+        if scheduler["state"] == "running" && scheduler["leader"] == true {
+            break killed.elapsed();
+        }
+        assert!(
+            killed.elapsed() < Duration::from_secs(20),
+            "{survivor_id} never took over: {scheduler:#}"
+        );
+        thread::sleep(Duration::from_millis(100));
+    };
+    assert!(took <= Duration::from_secs(8), "failover took {took:?}");
+    let (_, stderr) = survivor.signal_and_wait("TERM", Duration::from_secs(20));
+    assert!(stderr.contains("acquired lease"), "{stderr}");
 }

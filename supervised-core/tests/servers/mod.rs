@@ -34,7 +34,7 @@ fn missing(what: &str) -> Option<()> {
 }
 
 fn is_root() -> bool {
-    // SAFETY-free: `id -u` keeps the test free of libc.
+    // `id -u` keeps the test free of libc.
     Command::new("id")
         .arg("-u")
         .output()
@@ -42,10 +42,13 @@ fn is_root() -> bool {
 }
 
 fn scratch(prefix: &str) -> PathBuf {
+    // Unique per process and call, without a random-number crate (the
+    // facade's tests use this module too).
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let dir = std::env::temp_dir().join(format!(
-        "supervised-{prefix}-{}-{:x}",
+        "supervised-{prefix}-{}-{}",
         std::process::id(),
-        fastrand::u64(..)
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     ));
     std::fs::create_dir_all(&dir).expect("a scratch directory");
     dir
