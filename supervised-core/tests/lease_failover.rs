@@ -2,9 +2,10 @@
 //! (this binary, run again with `LEASE_REPLICA` set) contend for one lease
 //! on a real PostgreSQL, then on a real etcd. Each replica's body records
 //! `(epoch, holder, start, end)` in a PostgreSQL table while it leads, by
-//! the database's clock. The test makes failovers happen (`kill -9` of the
-//! leader; SIGSTOP of the leader for longer than the ttl, then SIGCONT; a
-//! restart of the backend server) and asserts:
+//! the database's clock. For about 45 s per store, the test makes rounds of
+//! failovers happen (`kill -9` of the leader; SIGSTOP of the leader for
+//! longer than the ttl, then SIGCONT; a restart of the backend server) and
+//! asserts:
 //! - no two recorded intervals overlap;
 //! - epochs strictly increase;
 //! - every failover completes within ttl + one acquire interval (for the
@@ -64,6 +65,15 @@ fn now_unix() -> f64 {
 // ---- a replica ------------------------------------------------------------
 
 async fn replica() {
+    // Logs to stderr, which the test keeps in a file per replica and
+    // prints when it fails.
+    let _ = tracing::subscriber::set_global_default(
+        tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_max_level(tracing::Level::DEBUG)
+            .with_writer(std::io::stderr)
+            .finish(),
+    );
     let holder = std::env::var("HOLDER").expect("HOLDER");
     let data_url = std::env::var("DATA_URL").expect("DATA_URL");
     let lease_url = std::env::var("LEASE_URL").expect("LEASE_URL");
@@ -140,16 +150,23 @@ async fn replica() {
 struct Replicas {
     children: Vec<(String, Child)>,
     env: Vec<(String, String)>,
+    /// Each replica's stderr, appended across its restarts.
+    logs: std::path::PathBuf,
 }
 
 impl Replicas {
     fn spawn(&mut self, holder: &str) {
         let mut command = Command::new(std::env::current_exe().expect("this binary"));
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.logs.join(format!("{holder}.log")))
+            .expect("a replica log");
         command
             .env("LEASE_REPLICA", "1")
             .env("HOLDER", holder)
             .stdout(Stdio::null())
-            .stderr(Stdio::null());
+            .stderr(log);
         for (k, v) in &self.env {
             command.env(k, v);
         }
@@ -197,6 +214,18 @@ impl Drop for Replicas {
             let _ = child.kill();
             let _ = child.wait();
         }
+        if std::thread::panicking() {
+            for holder in ["replica-a", "replica-b", "replica-c"] {
+                let log = std::fs::read_to_string(self.logs.join(format!("{holder}.log")))
+                    .unwrap_or_default();
+                let tail: Vec<&str> = log.lines().rev().take(40).collect();
+                eprintln!("---- {holder}, last lines ----");
+                for line in tail.into_iter().rev() {
+                    eprintln!("{line}");
+                }
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.logs);
     }
 }
 
@@ -277,62 +306,79 @@ async fn scenario(backend: &str) -> Option<String> {
             ("DATA_URL".into(), url.clone()),
             ("LEASE_URL".into(), lease_url),
         ],
+        logs: {
+            let dir = std::env::temp_dir().join(format!(
+                "supervised-failover-{}-{backend}",
+                std::process::id()
+            ));
+            std::fs::create_dir_all(&dir).expect("a log directory");
+            dir
+        },
     };
     let begun = now_unix();
     for holder in ["replica-a", "replica-b", "replica-c"] {
         replicas.spawn(holder);
     }
     let bound = (TTL + INTERVAL).as_secs_f64();
-    let first = leader_after(&url, begun, Duration::from_secs(15)).await;
+    leader_after(&url, begun, Duration::from_secs(15)).await;
 
-    // 1. kill -9 of the leader.
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let killed = leader_now(&url).await;
-    let t_kill = now_unix();
-    replicas.kill9(&killed.holder);
-    let next = leader_after(&url, t_kill, Duration::from_secs(10)).await;
-    let after_kill = next.start - t_kill;
-    replicas.spawn(&killed.holder);
+    // Rounds of the three failovers, for about 45 s in all.
+    let mut after_kills = Vec::new();
+    let mut pauses = Vec::new();
+    let mut restarts = Vec::new();
+    while after_kills.is_empty() || now_unix() - begun < 25.0 {
+        // 1. kill -9 of the leader.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let killed = leader_now(&url).await;
+        let t_kill = now_unix();
+        replicas.kill9(&killed.holder);
+        let next = leader_after(&url, t_kill, Duration::from_secs(10)).await;
+        after_kills.push(next.start - t_kill);
+        replicas.spawn(&killed.holder);
 
-    // 2. SIGSTOP of the leader for longer than the ttl, then SIGCONT.
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let paused = leader_now(&url).await;
-    let t_stop = now_unix();
-    replicas.signal(&paused.holder, "-STOP");
-    let next = leader_after(&url, t_stop, Duration::from_secs(10)).await;
-    let after_stop = next.start - t_stop;
-    let stopped_for = TTL + Duration::from_secs(2);
-    tokio::time::sleep(stopped_for.saturating_sub(Duration::from_secs_f64(now_unix() - t_stop)))
+        // 2. SIGSTOP of the leader for longer than the ttl, then SIGCONT.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let paused = leader_now(&url).await;
+        let t_stop = now_unix();
+        replicas.signal(&paused.holder, "-STOP");
+        let next = leader_after(&url, t_stop, Duration::from_secs(10)).await;
+        let after_stop = next.start - t_stop;
+        let stopped_for = TTL + Duration::from_secs(2);
+        tokio::time::sleep(
+            stopped_for.saturating_sub(Duration::from_secs_f64(now_unix() - t_stop)),
+        )
         .await;
-    replicas.signal(&paused.holder, "-CONT");
-    let t_cont = now_unix();
-    tokio::time::sleep(Duration::from_secs(2)).await;
+        replicas.signal(&paused.holder, "-CONT");
+        let t_cont = now_unix();
+        pauses.push((paused, t_stop, t_cont, after_stop));
+        tokio::time::sleep(Duration::from_secs(2)).await;
 
-    // 3. A restart of the backend server.
-    let t_down = now_unix();
-    match etcd.as_mut() {
-        Some(etcd) => {
-            etcd.stop();
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            etcd.start_again();
+        // 3. A restart of the backend server.
+        let t_down = now_unix();
+        match etcd.as_mut() {
+            Some(etcd) => {
+                etcd.stop();
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                etcd.start_again();
+            }
+            None => {
+                pg.stop();
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                pg.start_again();
+            }
         }
-        None => {
-            pg.stop();
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            pg.start_again();
-        }
+        let t_up = now_unix();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let resumed = leader_now_or_after(&url, t_up).await;
+        assert!(resumed.end > t_up, "a leader after the restart");
+        restarts.push((t_down, t_up));
     }
-    let t_up = now_unix();
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let resumed = leader_now_or_after(&url, t_up).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     replicas.stop_all();
 
     // ---- the verdict --------------------------------------------------------
     let db = connect(&url).await;
     let all = intervals(&db).await;
-    // At least the first leader, the one after the kill and the one after the pause.
-    assert!(all.len() >= 3, "{all:#?}");
     let timeline: Vec<String> = all
         .iter()
         .map(|i| {
@@ -340,11 +386,16 @@ async fn scenario(backend: &str) -> Option<String> {
                 "{} epoch {} [{:+.2}, {:+.2}]",
                 i.holder,
                 i.epoch,
-                i.start - t_down,
-                i.end - t_down
+                i.start - begun,
+                i.end - begun
             )
         })
         .collect();
+    // At least the first leader and one after each kill and each pause.
+    assert!(
+        all.len() > after_kills.len() + pauses.len(),
+        "{timeline:#?}"
+    );
     for pair in all.windows(2) {
         let (a, b) = (&pair[0], &pair[1]);
         assert!(a.end < b.start, "overlap between {a:?} and {b:?}");
@@ -353,44 +404,65 @@ async fn scenario(backend: &str) -> Option<String> {
             "epochs do not increase: {a:?} then {b:?}"
         );
     }
-    assert!(
-        after_kill <= bound,
-        "failover after kill -9 took {after_kill:.2} s (bound {bound} s)"
-    );
-    assert!(
-        after_stop <= bound,
-        "failover after SIGSTOP took {after_stop:.2} s (bound {bound} s)"
-    );
-    // The paused leader's grant could not outlive t_stop + ttl; it wrote
-    // nothing after that, nor after it was resumed.
-    for i in all.iter().filter(|i| i.epoch == paused.epoch) {
+    for after_kill in &after_kills {
         assert!(
-            i.end < t_stop + TTL.as_secs_f64(),
-            "the paused leader wrote after its lease expired: {i:?}"
-        );
-        assert!(
-            i.end < t_cont,
-            "the resumed leader wrote under its old epoch: {i:?}"
+            *after_kill <= bound,
+            "failover after kill -9 took {after_kill:.2} s (bound {bound} s): {timeline:#?}"
         );
     }
-    // After the server restart, a leader runs again; the longest gap
-    // without one around the restart is bounded by the downtime + bound.
-    let restart_gap = all
-        .windows(2)
-        .filter(|p| p[1].start >= t_down && p[0].end <= t_up + bound)
-        .map(|p| p[1].start - p[0].end)
-        .fold(0.0_f64, f64::max);
-    let down_for = t_up - t_down;
-    assert!(
-        restart_gap <= down_for + bound,
-        "no leader for {restart_gap:.2} s around a {down_for:.2} s restart; relative to the restart: {timeline:#?}"
-    );
-    assert!(resumed.end > t_up, "a leader after the restart");
-    let _ = first;
+    for (paused, t_stop, t_cont, after_stop) in &pauses {
+        assert!(
+            *after_stop <= bound,
+            "failover after SIGSTOP took {after_stop:.2} s (bound {bound} s): {timeline:#?}"
+        );
+        // The paused leader's grant could not outlive t_stop + ttl; it
+        // wrote nothing after that, nor after it was resumed.
+        for i in all.iter().filter(|i| i.epoch == paused.epoch) {
+            assert!(
+                i.end < t_stop + TTL.as_secs_f64(),
+                "the paused leader wrote after its lease expired: {i:?}"
+            );
+            assert!(
+                i.end < *t_cont,
+                "the resumed leader wrote under its old epoch: {i:?}"
+            );
+        }
+    }
+    // Around each server restart, the longest gap without a leader is
+    // bounded by the downtime + ttl + one acquire interval.
+    let mut gaps = Vec::new();
+    for (t_down, t_up) in &restarts {
+        let gap = all
+            .windows(2)
+            .filter(|p| p[1].start >= *t_down && p[0].end <= t_up + bound)
+            .map(|p| p[1].start - p[0].end)
+            .fold(0.0_f64, f64::max);
+        let down_for = t_up - t_down;
+        assert!(
+            gap <= down_for + bound,
+            "no leader for {gap:.2} s around a {down_for:.2} s restart: {timeline:#?}"
+        );
+        gaps.push((gap, down_for));
+    }
+    let range = |v: &[f64]| {
+        let (lo, hi) = v
+            .iter()
+            .fold((f64::MAX, 0.0_f64), |(lo, hi), x| (lo.min(*x), hi.max(*x)));
+        format!("{lo:.2}-{hi:.2} s")
+    };
+    let stops: Vec<f64> = pauses.iter().map(|p| p.3).collect();
+    let restart_gaps: Vec<f64> = gaps.iter().map(|g| g.0).collect();
+    let downs: Vec<f64> = gaps.iter().map(|g| g.1).collect();
     Some(format!(
-        "{} intervals; failover after kill -9 {after_kill:.2} s, after SIGSTOP {after_stop:.2} s, \
-         longest gap around a {down_for:.1} s server restart {restart_gap:.2} s (bound ttl + interval = {bound} s)",
-        all.len()
+        "{} intervals in {:.0} s, {} rounds; failover after kill -9 {}, after SIGSTOP {}; \
+         longest gap around a {} server restart {} (bound ttl + interval = {bound} s)",
+        all.len(),
+        now_unix() - begun,
+        after_kills.len(),
+        range(&after_kills),
+        range(&stops),
+        range(&downs),
+        range(&restart_gaps),
     ))
 }
 
@@ -416,7 +488,7 @@ async fn leader_now(url: &str) -> Interval {
     panic!("no live leader");
 }
 
-/// A leader writing after `after`, waiting for it.
+/// A leader writing after `after`, waiting for it (up to 20 s).
 async fn leader_now_or_after(url: &str, after: f64) -> Interval {
     for _ in 0..200 {
         if let Ok((db, connection)) = tokio_postgres::connect(url, NoTls).await {
