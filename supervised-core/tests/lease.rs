@@ -567,3 +567,44 @@ async fn a_gated_group_child_stands_by_and_fails_up_to_its_group() {
     assert!(report.failed.is_empty(), "{report:?}");
     assert_eq!(a.holder_of("scheduler"), None, "released on shutdown");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_body_that_panics_after_losing_its_lease_is_still_reported() {
+    let (events, _guard) = common::capture();
+    let registry = Registry::new();
+    let a = Memory::new("replica-a");
+    let cancel = CancellationToken::new();
+    let task = tokio::spawn({
+        let (supervisor, cancel) = (gated(&registry, &a), cancel.clone());
+        async move {
+            supervisor
+                .run(cancel, "scheduler", |token| async move {
+                    token.cancelled().await;
+                    panic!("cleanup failed for tenant 7");
+                    #[allow(unreachable_code)]
+                    ()
+                })
+                .await
+        }
+    });
+    sleep(Duration::from_secs(1)).await;
+    a.revoke("scheduler");
+    let _theirs = take(&a.replica("replica-b")).await;
+    sleep(TTL / 3 + Duration::from_millis(10)).await;
+    let panics: Vec<_> = events
+        .at(tracing::Level::ERROR)
+        .into_iter()
+        .filter(|e| e.message() == "body panicked after losing its lease")
+        .collect();
+    assert_eq!(panics.len(), 1, "{:?}", events.all());
+    assert_eq!(
+        panics[0].field("panic_message"),
+        Some("cleanup failed for tenant 7")
+    );
+    assert_eq!(
+        registry.subsystem("scheduler").state(),
+        SubsystemState::Standby
+    );
+    cancel.cancel();
+    task.await.unwrap();
+}

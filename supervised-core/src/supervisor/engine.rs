@@ -306,8 +306,26 @@ impl<'a> Engine<'a> {
                     }
                 }
                 GateStep::Lost(_) => {
-                    let returned = run.poll_body(cx, body).is_ready();
-                    if !returned {
+                    let polled = run.poll_body(cx, body);
+                    // How it ended no longer decides anything (the run goes
+                    // back to standby), but a failure is still reported.
+                    match &polled {
+                        Poll::Ready(Ended::Panicked(panic)) => tracing::error!(
+                            target: "supervised", subsystem = %self.sub.name(),
+                            lease = %Escaped(&gate.spec.name),
+                            kind = "panic",
+                            panic_message = %Escaped(&panic.message),
+                            location = panic.location.as_deref().unwrap_or("<unknown>"),
+                            "body panicked after losing its lease"
+                        ),
+                        Poll::Ready(Ended::Returned(Some(error))) => tracing::warn!(
+                            target: "supervised", subsystem = %self.sub.name(),
+                            lease = %Escaped(&gate.spec.name), error = %Escaped(error),
+                            "body returned an error after losing its lease"
+                        ),
+                        _ => {}
+                    }
+                    if polled.is_pending() {
                         ready!(gate.poll_lost(cx));
                         tracing::warn!(
                             target: "supervised", subsystem = %self.sub.name(),
