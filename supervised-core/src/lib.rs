@@ -12,6 +12,9 @@
 //!   strategies and policies, restart intensity and escalation, ordered
 //!   and bounded shutdown on signals, children added and removed at run
 //!   time, and readiness ([`Readiness`]) for load balancers.
+//! - [`lease`] gates a loop on a lease ([`Supervisor::lease`],
+//!   [`Child::lease`]), so that of several replicas one runs it at a time;
+//!   the others stand by. PostgreSQL and etcd are built in.
 //! - [`heartbeat`], [`last_tick`], [`snapshot`] and [`is_healthy`] read and
 //!   write the process-wide [`Registry`]; a [`Subsystem`] handle beats without
 //!   a lookup, and [`beat`] credits the subsystem whose body is running.
@@ -29,6 +32,7 @@
 //!   backoff ([`Supervisor`], [`Supervision`], [`run_with_recover`]);
 //! - `group/`: trees of supervised loops ([`Group`], [`Child`],
 //!   [`GroupHandle`], [`GroupReport`]);
+//! - `lease/`: lease-gated runs and the stores behind them ([`lease`]);
 //! - `registry/`: the liveness registry they report into ([`Registry`],
 //!   [`Subsystem`], [`SubsystemStatus`], [`Health`], [`Readiness`]);
 //! - readers of a registry: `stall.rs` ([`StallWatchdog`]), `http/`,
@@ -43,6 +47,8 @@
 //! | `http` | `http` | `/admin/liveness`, `/admin/health` and `/admin/ready` as an axum router, and a small server with bearer-token auth |
 //! | `prometheus` | `metrics` | Prometheus metrics computed at scrape time (`/metrics` on the router with `http`) |
 //! | `systemd` | `systemd` | a watchdog that pings systemd only while every critical subsystem is fresh (Unix) |
+//! | `postgres` | `lease::Postgres` | leases in a PostgreSQL table |
+//! | `etcd` | `lease::Etcd` | leases on etcd's own leases |
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod group;
