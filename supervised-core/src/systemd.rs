@@ -39,6 +39,9 @@ use tokio::time::MissedTickBehavior;
 
 use crate::{registry, CancellationToken, Registry};
 
+/// How often the watchdog looks for readiness and draining.
+const LIFECYCLE_PERIOD: Duration = Duration::from_millis(100);
+
 /// The shortest ping period, so a tiny timeout cannot spin.
 const MIN_PERIOD: Duration = Duration::from_millis(1);
 
@@ -157,6 +160,12 @@ impl SystemdWatchdog {
     /// Checks and pings every [`period`](SystemdWatchdog::period) until `cancel`
     /// is cancelled. Withholding the ping is logged at ERROR once per
     /// episode, with the stale and failed names; recovery at INFO.
+    ///
+    /// It also tells systemd the service's lifecycle, for a `Type=notify`
+    /// unit: `READY=1` once the registry is ready
+    /// ([`Registry::readiness`](crate::Registry::readiness): every critical
+    /// subsystem with a tick has beaten once), and `STOPPING=1` when it
+    /// starts draining; each once, looked for every 100 ms.
     pub async fn run(self, cancel: CancellationToken) {
         let mut ticker = tokio::time::interval(self.period());
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -165,11 +174,33 @@ impl SystemdWatchdog {
             "systemd watchdog started"
         );
         let mut withholding = false;
+        // READY=1 and STOPPING=1 are looked for more often than the pings
+        // are due: a `Type=notify` unit waits for the first one to start.
+        let mut lifecycle = tokio::time::interval(LIFECYCLE_PERIOD);
+        lifecycle.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let (mut ready_sent, mut stopping_sent) = (false, false);
         loop {
-            tokio::select! {
+            let ping_due = tokio::select! {
                 biased;
                 () = cancel.cancelled() => break,
-                _ = ticker.tick() => {}
+                _ = ticker.tick() => true,
+                _ = lifecycle.tick(), if !stopping_sent => false,
+            };
+            if !ready_sent && self.registry.readiness().is_ready() {
+                ready_sent = true;
+                tracing::info!(target: "supervised", "registry ready; sending READY=1 to systemd");
+                if let Err(error) = sd_notify::notify(&[NotifyState::Ready]) {
+                    tracing::warn!(target: "supervised", %error, "sending READY=1 to systemd failed");
+                }
+            }
+            if !stopping_sent && self.registry.is_draining() {
+                stopping_sent = true;
+                if let Err(error) = sd_notify::notify(&[NotifyState::Stopping]) {
+                    tracing::warn!(target: "supervised", %error, "sending STOPPING=1 to systemd failed");
+                }
+            }
+            if !ping_due {
+                continue;
             }
             let health = self.registry.health();
             if health.is_ok() {

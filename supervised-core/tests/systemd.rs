@@ -43,10 +43,33 @@ impl FakeSystemd {
         }
     }
 
-    /// The next notification within `within`, `None` if none came.
+    /// The next watchdog notification within `within`, `None` if none came;
+    /// lifecycle ones (`READY=1`, `STOPPING=1`, tested on their own) are
+    /// passed over.
     async fn recv(&self, within: Duration) -> Option<String> {
+        let until = tokio::time::Instant::now() + within;
+        loop {
+            let message = self.recv_any(until).await?;
+            if message != READY && message != STOPPING {
+                return Some(message);
+            }
+        }
+    }
+
+    /// Every notification within `within`.
+    async fn drain(&self, within: Duration) -> Vec<String> {
+        let until = tokio::time::Instant::now() + within;
+        let mut all = Vec::new();
+        while let Some(message) = self.recv_any(until).await {
+            all.push(message);
+        }
+        all
+    }
+
+    /// Any next notification before `until`.
+    async fn recv_any(&self, until: tokio::time::Instant) -> Option<String> {
         let mut buf = [0u8; 512];
-        let n = tokio::time::timeout(within, self.socket.recv(&mut buf))
+        let n = tokio::time::timeout_at(until, self.socket.recv(&mut buf))
             .await
             .ok()?
             .unwrap();
@@ -64,6 +87,48 @@ impl Drop for FakeSystemd {
 }
 
 const PING: &str = "WATCHDOG=1\n";
+const READY: &str = "READY=1\n";
+const STOPPING: &str = "STOPPING=1\n";
+
+/// The lifecycle notifications among `messages`.
+fn lifecycle(messages: &[String]) -> Vec<&str> {
+    messages
+        .iter()
+        .map(String::as_str)
+        .filter(|m| *m == READY || *m == STOPPING)
+        .collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn says_ready_once_the_registry_is_ready_and_stopping_when_it_drains() {
+    let systemd = FakeSystemd::bind().await;
+    let registry = Registry::new();
+    let scheduler = registry.subsystem("scheduler");
+    scheduler.declare_tick(Some(Duration::from_secs(1)), None);
+    let shutdown = CancellationToken::new();
+    let task = SystemdWatchdog::new(Duration::from_secs(60))
+        .registry(&registry)
+        .spawn(shutdown.clone());
+    // Not ready before the scheduler's first beat: nothing but pings.
+    assert!(!systemd
+        .drain(Duration::from_secs(1))
+        .await
+        .contains(&READY.to_string()));
+    scheduler.beat();
+    assert_eq!(
+        lifecycle(&systemd.drain(Duration::from_millis(150)).await),
+        [READY]
+    );
+    // Once: later checks say nothing more until the drain.
+    assert!(lifecycle(&systemd.drain(Duration::from_secs(1)).await).is_empty());
+    registry.set_draining();
+    assert_eq!(
+        lifecycle(&systemd.drain(Duration::from_millis(150)).await),
+        [STOPPING]
+    );
+    shutdown.cancel();
+    task.await.unwrap();
+}
 
 #[tokio::test(start_paused = true)]
 async fn pings_only_while_every_critical_subsystem_is_fresh() {
