@@ -694,3 +694,47 @@ fn two_replicas_run_the_scheduler_once_and_fail_over() {
     let (_, stderr) = survivor.signal_and_wait("TERM", Duration::from_secs(20));
     assert!(stderr.contains("acquired lease"), "{stderr}");
 }
+
+/// `systemd-analyze verify` accepts `deploy/systemd/platform.service`, with
+/// the built example as its `ExecStart` (verify checks that it exists).
+#[cfg(unix)]
+#[test]
+fn systemd_analyze_verifies_the_unit() {
+    if Command::new("systemd-analyze")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        assert!(
+            std::env::var("SUPERVISED_REQUIRE_SERVERS").as_deref() != Ok("1"),
+            "systemd-analyze is not installed, and SUPERVISED_REQUIRE_SERVERS=1 forbids skipping"
+        );
+        eprintln!("## SKIPPED: systemd-analyze is not installed (apt-get install -y systemd).");
+        return;
+    }
+    let unit = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/systemd/platform.service"),
+    )
+    .unwrap();
+    assert!(
+        unit.contains("ExecStart=/usr/local/bin/platform "),
+        "{unit}"
+    );
+    let dir = std::env::temp_dir().join(format!("supervised-unit-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("platform.service");
+    let binary = example_binary().display().to_string();
+    std::fs::write(&path, unit.replace("/usr/local/bin/platform", &binary)).unwrap();
+    let output = Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&path)
+        .output()
+        .expect("systemd-analyze runs");
+    let _ = std::fs::remove_dir_all(&dir);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "systemd-analyze verify: {stderr}");
+    assert!(
+        stderr.trim().is_empty(),
+        "systemd-analyze verify warned: {stderr}"
+    );
+}
