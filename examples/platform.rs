@@ -85,7 +85,7 @@ const AGENT_OFFLINE_AFTER: Duration = Duration::from_secs(3);
 
 const USAGE: &str = "\
 usage: platform [--addr IP:PORT] [--duration DURATION] [--token-file PATH]
-                [--replica-id NAME] [--postgres URL | --etcd URL]
+                [--open-probes] [--replica-id NAME] [--postgres URL | --etcd URL]
 
   --addr IP:PORT       where /admin/liveness and /admin/health are served
                        (default 127.0.0.1:8080)
@@ -95,6 +95,8 @@ usage: platform [--addr IP:PORT] [--duration DURATION] [--token-file PATH]
                        from PATH (surrounding whitespace ignored); or set
                        ADMIN_TOKEN; with neither, auth is off. Make one with
                        `openssl rand -hex 32`
+  --open-probes        with a token, serve /admin/health and /admin/ready
+                       without it (for Kubernetes' httpGet probes)
   --replica-id NAME    this replica's id, shown as the lease holder
                        (default: replica-PID)
   --postgres URL       run the scheduler on one replica at a time, with the
@@ -112,6 +114,8 @@ struct Flags {
     token_file: Option<String>,
     replica_id: String,
     leases: LeaseStore,
+    /// `/admin/health` and `/admin/ready` answer without the token.
+    open_probes: bool,
 }
 
 /// Where the scheduler's lease lives.
@@ -150,10 +154,15 @@ fn parse_flags(args: impl IntoIterator<Item = String>) -> Result<Command, String
     let mut replica_id = None;
     let mut postgres = None;
     let mut etcd = None;
+    let mut open_probes = false;
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
         if arg == "-h" || arg == "--help" {
             return Ok(Command::Help);
+        }
+        if arg == "--open-probes" {
+            open_probes = true;
+            continue;
         }
         let (flag, inline) = match arg.split_once('=') {
             Some((flag, value)) if flag.starts_with("--") => {
@@ -221,6 +230,7 @@ fn parse_flags(args: impl IntoIterator<Item = String>) -> Result<Command, String
         token_file,
         replica_id,
         leases,
+        open_probes,
     }))
 }
 
@@ -253,12 +263,19 @@ fn admin_token(flags: &Flags) -> Result<Option<String>, String> {
 
 /// The admin server as the tree's first child, so it is stopped last. Its
 /// first run serves the listener bound at start; a restart binds again.
-fn admin_server(listener: TcpListener, addr: SocketAddr, token: Option<String>) -> Child {
+fn admin_server(
+    listener: TcpListener,
+    addr: SocketAddr,
+    token: Option<String>,
+    open_probes: bool,
+) -> Child {
     let mut bound = Some(listener);
     Child::new("admin-server", move |cancel: CancellationToken| {
         let listener = bound.take();
         let options = match &token {
-            Some(token) => ServeOptions::bearer_token(token.clone(), cancel),
+            Some(token) => {
+                ServeOptions::bearer_token(token.clone(), cancel).open_probes(open_probes)
+            }
             None => ServeOptions::no_auth(cancel),
         };
         async move {
@@ -760,7 +777,7 @@ async fn main() -> ExitCode {
     }
     let tree = Group::new("platform")
         .shutdown_timeout(Duration::from_secs(10))
-        .spec(admin_server(listener, flags.addr, token))
+        .spec(admin_server(listener, flags.addr, token, flags.open_probes))
         .child("broadcaster", with(&platform, broadcaster))
         .child("liveness-monitor", with(&platform, liveness_monitor))
         .child("health-sweep", with(&platform, health_sweep))

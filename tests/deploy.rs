@@ -1,34 +1,45 @@
 //! The operator's kit under `deploy/`, checked by the programs operators
 //! run: `promtool check rules` and `promtool test rules` on the Prometheus
-//! rules. (The systemd unit is verified in `platform_example.rs`, which
-//! builds the binary it names.)
+//! rules, `kubernetes-validate --strict` on the manifests, and the
+//! PrometheusRule regenerated from the rules and compared. (The systemd
+//! unit is verified in `platform_example.rs`, which builds the binary it
+//! names.)
 //!
-//! Without promtool the checks are skipped with a loud message, unless
+//! Without a tool its checks are skipped with a loud message, unless
 //! `SUPERVISED_REQUIRE_SERVERS=1` (set by `.ci/run`), which fails them.
 
 use std::path::Path;
 use std::process::Command;
 
-/// `promtool`, or `None` after a loud message when it is missing.
-fn promtool() -> Option<Command> {
-    if Command::new("promtool").arg("--version").output().is_ok() {
-        return Some(Command::new("promtool"));
+/// `program`, or `None` after a loud message when it is missing.
+fn tool(program: &str, install: &str) -> Option<Command> {
+    if Command::new(program).arg("--version").output().is_ok() {
+        return Some(Command::new(program));
     }
     assert!(
         std::env::var("SUPERVISED_REQUIRE_SERVERS").as_deref() != Ok("1"),
-        "promtool is not installed, and SUPERVISED_REQUIRE_SERVERS=1 forbids skipping"
+        "{program} is not installed, and SUPERVISED_REQUIRE_SERVERS=1 forbids skipping"
     );
     eprintln!("################################################################");
-    eprintln!("## SKIPPED: promtool is not installed (apt-get install -y prometheus).");
+    eprintln!("## SKIPPED: {program} is not installed ({install}).");
     eprintln!("################################################################");
     None
 }
 
-fn run(mut command: Command) -> String {
-    let output = command
-        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/prometheus"))
-        .output()
-        .expect("promtool runs");
+fn promtool() -> Option<Command> {
+    tool("promtool", "apt-get install -y prometheus")
+}
+
+fn deploy() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy")
+}
+
+fn run(command: Command) -> String {
+    run_in(command, &deploy().join("prometheus"))
+}
+
+fn run_in(mut command: Command, dir: &Path) -> String {
+    let output = command.current_dir(dir).output().expect("the tool runs");
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&output.stdout),
@@ -89,4 +100,71 @@ fn every_alert_has_tests_a_runbook_and_annotations() {
     assert_eq!(rules.matches("summary:").count(), alerts.len());
     assert_eq!(rules.matches("description:").count(), alerts.len());
     assert_eq!(rules.matches("runbook_url:").count(), alerts.len());
+}
+
+#[test]
+fn kubernetes_validate_accepts_the_manifests() {
+    let Some(mut validate) = tool(
+        "kubernetes-validate",
+        "pip install kubernetes-validate==1.34.1",
+    ) else {
+        return;
+    };
+    validate.args([
+        "--strict",
+        "deployment.yaml",
+        "podmonitor.yaml",
+        "prometheusrule.yaml",
+    ]);
+    let out = run_in(validate, &deploy().join("kubernetes"));
+    assert!(
+        out.contains("deployment.yaml passed for resource deployment/platform"),
+        "{out}"
+    );
+    // Its schemas are Kubernetes' own: the prometheus-operator kinds get a
+    // warning that no schema exists, never an error (checked above by the
+    // exit status); the PrometheusRule's content is the checked rules.yml.
+    assert!(!out.contains("ERROR"), "{out}");
+}
+
+#[test]
+fn the_prometheusrule_is_generated_from_the_rules() {
+    let dir = deploy().join("kubernetes");
+    let committed = std::fs::read_to_string(dir.join("prometheusrule.yaml")).unwrap();
+    // Regenerated into a scratch copy of deploy/, so the committed file is
+    // compared, not overwritten.
+    let scratch = std::env::temp_dir().join(format!("supervised-deploy-{}", std::process::id()));
+    std::fs::create_dir_all(scratch.join("kubernetes")).unwrap();
+    std::fs::create_dir_all(scratch.join("prometheus")).unwrap();
+    std::fs::copy(
+        dir.join("generate-prometheusrule.sh"),
+        scratch.join("kubernetes/generate-prometheusrule.sh"),
+    )
+    .unwrap();
+    std::fs::copy(
+        deploy().join("prometheus/rules.yml"),
+        scratch.join("prometheus/rules.yml"),
+    )
+    .unwrap();
+    let status = Command::new("bash")
+        .arg(scratch.join("kubernetes/generate-prometheusrule.sh"))
+        .status()
+        .expect("bash runs");
+    assert!(status.success());
+    let regenerated =
+        std::fs::read_to_string(scratch.join("kubernetes/prometheusrule.yaml")).unwrap();
+    let _ = std::fs::remove_dir_all(&scratch);
+    assert!(
+        committed == regenerated,
+        "deploy/kubernetes/prometheusrule.yaml is stale: run deploy/kubernetes/generate-prometheusrule.sh"
+    );
+    // And its spec is rules.yml, line for line.
+    let rules = std::fs::read_to_string(deploy().join("prometheus/rules.yml")).unwrap();
+    let spec: Vec<&str> = committed
+        .lines()
+        .skip_while(|l| *l != "spec:")
+        .skip(1)
+        .map(|l| l.strip_prefix("  ").unwrap_or(l))
+        .collect();
+    assert_eq!(spec, rules.lines().collect::<Vec<_>>());
 }

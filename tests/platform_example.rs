@@ -738,3 +738,44 @@ fn systemd_analyze_verifies_the_unit() {
         "systemd-analyze verify warned: {stderr}"
     );
 }
+
+/// `--open-probes`: with a token, the two probes answer without it (as
+/// the Kubernetes manifests under deploy/ need), and nothing else does.
+#[test]
+fn open_probes_answer_without_the_token() {
+    let token = "platform-open-probes-token";
+    let token_file =
+        std::env::temp_dir().join(format!("platform-probes-{}.token", std::process::id()));
+    std::fs::write(&token_file, token).expect("write the token file");
+    let token_path = token_file.to_string_lossy().into_owned();
+    let mut platform = Platform::start(&[
+        "--duration",
+        "20s",
+        "--token-file",
+        &token_path,
+        "--open-probes",
+    ]);
+    platform.liveness(Some(token));
+    let (status, body) = platform
+        .get("/admin/health", None)
+        .expect("GET /admin/health");
+    assert_eq!(status, 200, "{body}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, body) = platform
+            .get("/admin/ready", None)
+            .expect("GET /admin/ready");
+        if status == 200 {
+            break;
+        }
+        assert_eq!(status, 503, "{body}");
+        assert!(Instant::now() < deadline, "never ready: {body}");
+        thread::sleep(Duration::from_millis(100));
+    }
+    for path in ["/admin/liveness", "/metrics"] {
+        let (status, body) = platform.get(path, None).expect("GET without a token");
+        assert_eq!(status, 401, "{path}: {body}");
+    }
+    let _ = std::fs::remove_file(&token_file);
+    platform.signal_and_wait("TERM", Duration::from_secs(20));
+}

@@ -322,6 +322,52 @@ async fn bearer_token_is_required_when_configured() {
 }
 
 #[tokio::test]
+async fn open_probes_answer_without_the_token_and_nothing_else_does() {
+    let registry = Registry::new();
+    registry.heartbeat("scheduler");
+    let token = "secret-token-0123456789";
+    let server = Server::start(|s| {
+        ServeOptions::bearer_token(token, s)
+            .open_probes(true)
+            .registry(&registry)
+    })
+    .await;
+    for probe in ["/admin/health", "/admin/ready", "/admin/health?verbose=1"] {
+        let reply = server.get(probe).await;
+        assert_eq!(reply.status, StatusCode::OK, "{probe}: {}", reply.body);
+    }
+    let head = server.request(Method::HEAD, "/admin/health", &[]).await;
+    assert_eq!(head.status, StatusCode::OK);
+    // Exactly those two paths: everything else still needs the token.
+    for path in [
+        "/admin/liveness",
+        "/metrics",
+        "/admin/health/",
+        "/admin/healthz",
+        "/admin//health",
+        "/ADMIN/HEALTH",
+        "/nowhere",
+    ] {
+        let reply = server.get(path).await;
+        assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{path}");
+    }
+    // A wrong token on a probe is not an error either: the probe is open.
+    assert_eq!(
+        server.get_with_token("/admin/ready", "wrong").await.status,
+        StatusCode::OK
+    );
+    server.stop().await;
+
+    // Off by default.
+    let server = Server::start(|s| ServeOptions::bearer_token(token, s).registry(&registry)).await;
+    assert_eq!(
+        server.get("/admin/ready").await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn other_methods_get_405() {
     let token = "secret-token-0123456789";
     let server =

@@ -17,12 +17,28 @@ pub(super) enum Auth {
     None,
 }
 
+/// The bearer check's settings.
+#[derive(Clone)]
+pub(super) struct BearerGate {
+    pub(super) token: Arc<[u8]>,
+    /// `/admin/health` and `/admin/ready` answer without the token.
+    pub(super) open_probes: bool,
+}
+
+impl BearerGate {
+    /// Whether `path` is exempt: one of the two probes, exactly, when
+    /// they are open.
+    fn exempts(&self, path: &str) -> bool {
+        self.open_probes && (path == super::HEALTH_PATH || path == super::READY_PATH)
+    }
+}
+
 pub(super) async fn require_bearer(
-    Extract(token): Extract<Arc<[u8]>>,
+    Extract(gate): Extract<BearerGate>,
     request: Request,
     next: Next,
 ) -> Response {
-    if bearer_matches(request.headers(), &token) {
+    if gate.exempts(request.uri().path()) || bearer_matches(request.headers(), &gate.token) {
         next.run(request).await
     } else {
         tracing::debug!(target: "supervised", path = %request.uri().path(), "rejected a request without a valid bearer token");

@@ -10,7 +10,7 @@ use std::time::Duration;
 use axum::middleware;
 use tokio::net::{TcpListener, ToSocketAddrs};
 
-use super::auth::{require_bearer, Auth};
+use super::auth::{require_bearer, Auth, BearerGate};
 use super::server::{self, Limits};
 use super::{no_store, reports, routes, RouterOptions};
 use crate::{registry, CancellationToken, Registry};
@@ -47,6 +47,7 @@ pub const MIN_BEARER_TOKEN_LEN: usize = 16;
 #[derive(Clone)]
 pub struct ServeOptions {
     auth: Auth,
+    open_probes: bool,
     shutdown: CancellationToken,
     registry: Option<Registry>,
     router: RouterOptions,
@@ -61,6 +62,7 @@ impl fmt::Debug for ServeOptions {
         };
         f.debug_struct("ServeOptions")
             .field("auth", &auth)
+            .field("open_probes", &self.open_probes)
             .field("registry", &self.registry)
             .field("router", &self.router)
             .field("limits", &self.limits)
@@ -122,6 +124,7 @@ impl ServeOptions {
     fn with_auth(auth: Auth, shutdown: CancellationToken) -> Self {
         ServeOptions {
             auth,
+            open_probes: false,
             shutdown,
             registry: None,
             router: RouterOptions::default(),
@@ -132,6 +135,25 @@ impl ServeOptions {
                 shutdown_timeout: Duration::from_secs(5),
             },
         }
+    }
+
+    /// With a bearer token, lets `GET /admin/health` and `GET /admin/ready`
+    /// through without it (default: off), for probes that cannot send a
+    /// secret, such as Kubernetes' `httpGet` probes. Those two paths
+    /// exactly; every other route still needs the token. They answer a
+    /// status and the names of the subsystems that are stale, failed or
+    /// waited for, never beats, errors or tenant data. No effect without a
+    /// token.
+    ///
+    /// ```
+    /// use supervised_core::http::ServeOptions;
+    /// let options = ServeOptions::bearer_token("0123456789abcdef0123", supervised_core::CancellationToken::new())
+    ///     .open_probes(true);
+    /// assert!(format!("{options:?}").contains("open_probes: true"));
+    /// ```
+    pub fn open_probes(mut self, open: bool) -> Self {
+        self.open_probes = open;
+        self
     }
 
     /// Serves `registry` instead of the process-wide one.
@@ -237,6 +259,7 @@ pub async fn serve_listener(listener: TcpListener, options: ServeOptions) -> io:
     let local = listener.local_addr()?;
     let ServeOptions {
         auth,
+        open_probes,
         shutdown,
         registry: chosen,
         router: router_options,
@@ -246,8 +269,9 @@ pub async fn serve_listener(listener: TcpListener, options: ServeOptions) -> io:
     let mut app = routes(&registry, router_options).fallback(reports::not_found);
     match auth {
         Auth::Bearer(token) => {
-            tracing::info!(target: "supervised", addr = %local, auth = "bearer", "serving liveness over HTTP");
-            app = app.layer(middleware::from_fn_with_state(token, require_bearer));
+            tracing::info!(target: "supervised", addr = %local, auth = "bearer", open_probes, "serving liveness over HTTP");
+            let gate = BearerGate { token, open_probes };
+            app = app.layer(middleware::from_fn_with_state(gate, require_bearer));
         }
         Auth::None if local.ip().is_loopback() => {
             tracing::info!(target: "supervised", addr = %local, auth = "none", "serving liveness over HTTP");
