@@ -368,6 +368,57 @@ async fn open_probes_answer_without_the_token_and_nothing_else_does() {
 }
 
 #[tokio::test]
+async fn the_status_page_is_served_only_when_asked_and_holds_no_data() {
+    let registry = Registry::new();
+    registry.heartbeat("tenant-acme-billing");
+    let token = "secret-token-0123456789";
+    let server = Server::start(|s| {
+        ServeOptions::bearer_token(token, s)
+            .registry(&registry)
+            .router_options(supervised_core::http::RouterOptions::new().status_page(true))
+    })
+    .await;
+    let page = server.get("/admin/").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert_eq!(
+        page.header("content-type"),
+        Some("text/html; charset=utf-8")
+    );
+    assert_eq!(page.header("x-content-type-options"), Some("nosniff"));
+    assert_eq!(page.header("cache-control"), Some("no-store"));
+    let csp = page.header("content-security-policy").unwrap_or_default();
+    assert!(
+        csp.starts_with("default-src 'none'") && csp.contains("connect-src 'self'"),
+        "{csp}"
+    );
+    assert!(
+        page.body.contains("fetch(\"liveness\""),
+        "polls its sibling route"
+    );
+    // Self-contained: nothing loaded from elsewhere.
+    for external in ["http://", "https://", "src=\"", "<link"] {
+        assert!(!page.body.contains(external), "the page loads {external}");
+    }
+    // Static: no subsystem name in it; the data still needs the token.
+    assert!(!page.body.contains("tenant-acme-billing"));
+    assert_eq!(
+        server.get("/admin/liveness").await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(server.get("/admin").await.status, StatusCode::UNAUTHORIZED);
+    server.stop().await;
+
+    // Off by default: not served, and not exempt.
+    let server = Server::start(|s| ServeOptions::bearer_token(token, s).registry(&registry)).await;
+    assert_eq!(server.get("/admin/").await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        server.get_with_token("/admin/", token).await.status,
+        StatusCode::NOT_FOUND
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn other_methods_get_405() {
     let token = "secret-token-0123456789";
     let server =

@@ -23,13 +23,16 @@ pub(super) struct BearerGate {
     pub(super) token: Arc<[u8]>,
     /// `/admin/health` and `/admin/ready` answer without the token.
     pub(super) open_probes: bool,
+    /// The status page (static, no data) answers without the token.
+    pub(super) status_page: bool,
 }
 
 impl BearerGate {
     /// Whether `path` is exempt: one of the two probes, exactly, when
-    /// they are open.
+    /// they are open; the status page when it is served.
     fn exempts(&self, path: &str) -> bool {
-        self.open_probes && (path == super::HEALTH_PATH || path == super::READY_PATH)
+        (self.open_probes && (path == super::HEALTH_PATH || path == super::READY_PATH))
+            || (self.status_page && path == super::STATUS_PATH)
     }
 }
 

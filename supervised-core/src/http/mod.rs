@@ -109,6 +109,11 @@
 //! are derived when the answer is rendered: `SystemTime::now()` minus the
 //! distance of the instant from `Instant::now()`.
 //!
+//! # `/admin/` (the status page)
+//!
+//! Only with [`RouterOptions::status_page`]: a self-contained HTML page that
+//! polls `/admin/liveness` every second and shows the subsystems by group.
+//!
 //! # `/admin/health`
 //!
 //! The strict probe for orchestrators: 200 `{"status":"ok"}` when no
@@ -164,6 +169,8 @@ pub const LIVENESS_PATH: &str = "/admin/liveness";
 pub const READY_PATH: &str = "/admin/ready";
 /// The path of the strict health probe.
 pub const HEALTH_PATH: &str = "/admin/health";
+/// The path of the status page ([`RouterOptions::status_page`]).
+pub const STATUS_PATH: &str = "/admin/";
 /// The path of the Prometheus metrics (feature `prometheus`).
 #[cfg(feature = "prometheus")]
 pub const METRICS_PATH: &str = "/metrics";
@@ -178,6 +185,7 @@ pub const METRICS_PATH: &str = "/metrics";
 #[derive(Debug, Clone, Default)]
 pub struct RouterOptions {
     expose_failure_details: bool,
+    pub(crate) status_page: bool,
 }
 
 impl RouterOptions {
@@ -191,6 +199,27 @@ impl RouterOptions {
     /// data, so turn this on only behind authentication you trust.
     pub fn expose_failure_details(mut self, expose: bool) -> Self {
         self.expose_failure_details = expose;
+        self
+    }
+
+    /// Serves a status page at `GET /admin/` (default: off): one small,
+    /// self-contained HTML page (no CDN, no framework, works offline) that
+    /// polls `/admin/liveness` every second and shows each subsystem's
+    /// state, last beat and health, coloured, with the groups as sections.
+    ///
+    /// The page itself holds no data, so [`serve`] answers it without the
+    /// bearer token; the page then asks for the token, keeps it in the
+    /// tab's session storage and sends it as an `Authorization` header to
+    /// `/admin/liveness` (never in the URL). Without one it says "Token
+    /// required". It is served at `/admin/` only (with the slash), so it
+    /// finds `liveness` beside it when the routes are nested under a prefix.
+    ///
+    /// ```
+    /// let options = supervised_core::http::RouterOptions::new().status_page(true);
+    /// # let _ = options;
+    /// ```
+    pub fn status_page(mut self, serve: bool) -> Self {
+        self.status_page = serve;
         self
     }
 }
@@ -252,6 +281,11 @@ fn routes(registry: &Registry, options: RouterOptions) -> Router {
         .route(READY_PATH, get(reports::ready));
     #[cfg(feature = "prometheus")]
     let router = router.route(METRICS_PATH, get(reports::metrics));
+    let router = if options.status_page {
+        router.route(STATUS_PATH, get(reports::status_page))
+    } else {
+        router
+    };
     router.with_state(AppState {
         registry: registry.clone(),
         options,

@@ -122,6 +122,28 @@ pub(super) async fn liveness(Extract(app): Extract<AppState>) -> Response {
     Json(body).into_response()
 }
 
+// ---- /admin/ (the status page) ----------------------------------------------
+
+/// The page: static, so it can be served without a token.
+const STATUS_HTML: &str = include_str!("status.html");
+
+/// Nothing but this page's own inline script and style, and requests to
+/// its own origin.
+const STATUS_CSP: &str = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; \
+     connect-src 'self'; img-src 'self'; form-action 'none'; frame-ancestors 'none'; base-uri 'none'";
+
+pub(super) async fn status_page() -> Response {
+    (
+        [
+            (axum::http::header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (axum::http::header::CONTENT_SECURITY_POLICY, STATUS_CSP),
+            (axum::http::header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
+        STATUS_HTML,
+    )
+        .into_response()
+}
+
 // ---- /admin/health -----------------------------------------------------------
 
 #[derive(Serialize)]

@@ -266,11 +266,16 @@ pub async fn serve_listener(listener: TcpListener, options: ServeOptions) -> io:
         limits,
     } = options;
     let registry = chosen.unwrap_or_else(|| registry().clone());
+    let status_page = router_options.status_page;
     let mut app = routes(&registry, router_options).fallback(reports::not_found);
     match auth {
         Auth::Bearer(token) => {
             tracing::info!(target: "supervised", addr = %local, auth = "bearer", open_probes, "serving liveness over HTTP");
-            let gate = BearerGate { token, open_probes };
+            let gate = BearerGate {
+                token,
+                open_probes,
+                status_page,
+            };
             app = app.layer(middleware::from_fn_with_state(gate, require_bearer));
         }
         Auth::None if local.ip().is_loopback() => {
