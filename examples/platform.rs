@@ -57,7 +57,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use supervised::http::{serve_listener, ServeOptions};
+use supervised::http::{serve_listener, RouterOptions, ServeOptions};
 use supervised::{supervised, CancellationToken, Child, Group, GroupHandle};
 use tokio::net::TcpListener;
 use tokio::sync::broadcast;
@@ -85,7 +85,8 @@ const AGENT_OFFLINE_AFTER: Duration = Duration::from_secs(3);
 
 const USAGE: &str = "\
 usage: platform [--addr IP:PORT] [--duration DURATION] [--token-file PATH]
-                [--open-probes] [--replica-id NAME] [--postgres URL | --etcd URL]
+                [--open-probes] [--stall SUBSYSTEM [--after DURATION]]
+                [--replica-id NAME] [--postgres URL | --etcd URL]
 
   --addr IP:PORT       where /admin/liveness and /admin/health are served
                        (default 127.0.0.1:8080)
@@ -97,6 +98,9 @@ usage: platform [--addr IP:PORT] [--duration DURATION] [--token-file PATH]
                        `openssl rand -hex 32`
   --open-probes        with a token, serve /admin/health and /admin/ready
                        without it (for Kubernetes' httpGet probes)
+  --stall SUBSYSTEM    make that loop stop iterating (a stuck loop: alive,
+                       no beats), to see the stale alerts and the page
+  --after DURATION     ... this long after the start (default: at once)
   --replica-id NAME    this replica's id, shown as the lease holder
                        (default: replica-PID)
   --postgres URL       run the scheduler on one replica at a time, with the
@@ -116,6 +120,8 @@ struct Flags {
     leases: LeaseStore,
     /// `/admin/health` and `/admin/ready` answer without the token.
     open_probes: bool,
+    /// `--stall SUBSYSTEM --after DURATION`.
+    stall: Option<(String, Duration)>,
 }
 
 /// Where the scheduler's lease lives.
@@ -155,6 +161,8 @@ fn parse_flags(args: impl IntoIterator<Item = String>) -> Result<Command, String
     let mut postgres = None;
     let mut etcd = None;
     let mut open_probes = false;
+    let mut stall = None;
+    let mut after = None;
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
         if arg == "-h" || arg == "--help" {
@@ -177,6 +185,8 @@ fn parse_flags(args: impl IntoIterator<Item = String>) -> Result<Command, String
             "--replica-id" => &mut replica_id,
             "--postgres" => &mut postgres,
             "--etcd" => &mut etcd,
+            "--stall" => &mut stall,
+            "--after" => &mut after,
             "--token" => {
                 return Err(
                     "`--token` is gone: a token on the command line shows in `ps`; \
@@ -224,6 +234,25 @@ fn parse_flags(args: impl IntoIterator<Item = String>) -> Result<Command, String
         Some(id) => id,
         None => format!("replica-{}", std::process::id()),
     };
+    let stall = match (stall, after) {
+        (None, None) => None,
+        (None, Some(_)) => return Err("`--after` needs `--stall SUBSYSTEM`".into()),
+        (Some(name), _) if !STALLABLE.contains(&name.as_str()) => {
+            return Err(format!(
+                "`--stall {name}`: it can stall one of {}",
+                STALLABLE.join(", ")
+            ))
+        }
+        (Some(name), after) => {
+            let after = match after {
+                None => Duration::ZERO,
+                Some(text) => humantime::parse_duration(&text).map_err(|e| {
+                    format!("invalid `--after {text}`: {e} (expected a duration such as 5s)")
+                })?,
+            };
+            Some((name, after))
+        }
+    };
     Ok(Command::Run(Flags {
         addr,
         duration,
@@ -231,6 +260,7 @@ fn parse_flags(args: impl IntoIterator<Item = String>) -> Result<Command, String
         replica_id,
         leases,
         open_probes,
+        stall,
     }))
 }
 
@@ -277,7 +307,8 @@ fn admin_server(
                 ServeOptions::bearer_token(token.clone(), cancel).open_probes(open_probes)
             }
             None => ServeOptions::no_auth(cancel),
-        };
+        }
+        .router_options(RouterOptions::new().status_page(true));
         async move {
             let listener = match listener {
                 Some(listener) => listener,
@@ -414,12 +445,47 @@ fn ticker(period: Duration) -> Interval {
 /// Waits for the next tick; `false` once `cancel` fires, so that
 /// `while ticked(..).await { .. }` leaves its loop at once on shutdown.
 async fn ticked(ticker: &mut Interval, cancel: &CancellationToken) -> bool {
+    if stalled_now() {
+        // `--stall`: alive, but no more iterations (and so no beats) until
+        // shutdown, as a loop stuck on a lock or a silent dependency is.
+        cancel.cancelled().await;
+        return false;
+    }
     tokio::select! {
         biased;
         () = cancel.cancelled() => false,
         _ = ticker.tick() => true,
     }
 }
+
+/// `--stall SUBSYSTEM --after DURATION`: which loop stops iterating, and when.
+static STALL: std::sync::OnceLock<(String, Instant)> = std::sync::OnceLock::new();
+
+/// Whether the loop running now is the one `--stall` names, past its time
+/// (logged once).
+fn stalled_now() -> bool {
+    let Some((name, at)) = STALL.get() else {
+        return false;
+    };
+    let current = supervised::current();
+    if current.as_ref().map(|s| s.name()) != Some(name.as_str()) || Instant::now() < *at {
+        return false;
+    }
+    static LOGGED: std::sync::Once = std::sync::Once::new();
+    LOGGED
+        .call_once(|| tracing::warn!(subsystem = %name, "--stall: this loop stops iterating now"));
+    true
+}
+
+/// The loops `--stall` can name: those that wait for a tick.
+const STALLABLE: [&str; 6] = [
+    "scheduler",
+    "health-sweep",
+    "liveness-monitor",
+    "channel-manager",
+    "channel/telegram",
+    "channel/slack",
+];
 
 /// The next event from pub/sub; `None` on shutdown or when the channel closes.
 async fn next_event(
@@ -747,6 +813,9 @@ async fn main() -> ExitCode {
     };
     init_logging();
     let started = Instant::now();
+    if let Some((name, after)) = &flags.stall {
+        let _ = STALL.set((name.clone(), started + *after));
+    }
     let listener = match TcpListener::bind(flags.addr).await {
         Ok(listener) => listener,
         Err(e) => {

@@ -779,3 +779,147 @@ fn open_probes_answer_without_the_token() {
     let _ = std::fs::remove_file(&token_file);
     platform.signal_and_wait("TERM", Duration::from_secs(20));
 }
+
+/// Headless Chromium, or `None` after a loud message when it is missing.
+#[cfg(unix)]
+fn chromium() -> Option<PathBuf> {
+    for candidate in ["chromium", "chromium-browser", "google-chrome"] {
+        if Command::new(candidate)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+        {
+            return Some(PathBuf::from(candidate));
+        }
+    }
+    assert!(
+        std::env::var("SUPERVISED_REQUIRE_SERVERS").as_deref() != Ok("1"),
+        "chromium is not installed, and SUPERVISED_REQUIRE_SERVERS=1 forbids skipping"
+    );
+    eprintln!("################################################################");
+    eprintln!("## SKIPPED: chromium is not installed (apt-get install -y chromium).");
+    eprintln!("################################################################");
+    None
+}
+
+/// Loads `url` in headless Chromium (as root it needs `--no-sandbox`), lets
+/// the page's script run for `budget` of virtual time, and returns the DOM;
+/// with `screenshot`, saves one there too.
+#[cfg(unix)]
+fn browse(browser: &PathBuf, url: &str, budget: Duration, screenshot: Option<&PathBuf>) -> String {
+    let profile = std::env::temp_dir().join(format!(
+        "supervised-chromium-{}-{}",
+        std::process::id(),
+        free_port()
+    ));
+    let mut command = Command::new(browser);
+    command.args([
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--hide-scrollbars",
+        "--window-size=1100,1150",
+    ]);
+    command
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg(format!("--virtual-time-budget={}", budget.as_millis()));
+    match screenshot {
+        Some(path) => command.arg(format!("--screenshot={}", path.display())),
+        None => command.arg("--dump-dom"),
+    };
+    let output = command
+        .arg(url)
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .expect("chromium runs");
+    let _ = std::fs::remove_dir_all(&profile);
+    assert!(output.status.success(), "chromium failed on {url}");
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// The `<tr>` of `subsystem` in a dumped status page.
+#[cfg(unix)]
+fn row<'a>(dom: &'a str, subsystem: &str) -> Option<&'a str> {
+    let start = dom.find(&format!("<tr data-subsystem=\"{subsystem}\""))?;
+    let end = dom[start..].find("</tr>")? + start;
+    Some(&dom[start..end])
+}
+
+/// The status page in a real browser: it lists every loop, marks the one
+/// `--stall` stopped as stale (and no other), keeps polling, and with auth
+/// on says that a token is required instead of showing a blank page. The
+/// screenshot goes to `target/status-page.png`.
+#[cfg(unix)]
+#[test]
+fn the_status_page_in_headless_chromium() {
+    let Some(browser) = chromium() else {
+        return;
+    };
+    let mut platform =
+        Platform::start(&["--duration", "40s", "--stall", "scheduler", "--after", "1s"]);
+    // Wait until the registry itself says the scheduler is stale.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while platform.liveness(None)["subsystems"]["scheduler"]["stale"] != true {
+        assert!(
+            Instant::now() < deadline,
+            "the stalled scheduler never went stale"
+        );
+        thread::sleep(Duration::from_millis(200));
+    }
+    let url = format!("http://127.0.0.1:{}/admin/", platform.port);
+    let dom = browse(&browser, &url, Duration::from_secs(4), None);
+    for name in SUBSYSTEMS {
+        let row = row(&dom, name).unwrap_or_else(|| panic!("no row for {name}:\n{dom}"));
+        let stale = row.contains("class=\"stale\"");
+        assert_eq!(stale, name == "scheduler", "{name}: {row}");
+    }
+    assert!(row(&dom, "scheduler").is_some_and(|r| r.contains(">stale<")));
+    // Polled once a second: a 4 s budget gives several polls, each re-rendered.
+    let polls: u32 = dom
+        .split("data-polls=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no poll count:\n{dom}"));
+    assert!(polls >= 3, "the page polled {polls} times in 4 s");
+    let shot = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("status-page.png");
+    browse(&browser, &url, Duration::from_secs(2), Some(&shot));
+    let png = std::fs::read(&shot).expect("a screenshot");
+    assert!(
+        png.starts_with(b"\x89PNG") && png.len() > 10_000,
+        "{} bytes",
+        png.len()
+    );
+    platform.signal_and_wait("TERM", Duration::from_secs(20));
+
+    // With auth on: the page loads without a token, and says it needs one.
+    let token_file =
+        std::env::temp_dir().join(format!("platform-page-{}.token", std::process::id()));
+    std::fs::write(&token_file, "platform-status-page-token").expect("write the token file");
+    let token_path = token_file.to_string_lossy().into_owned();
+    let mut guarded = Platform::start(&["--duration", "30s", "--token-file", &token_path]);
+    guarded.liveness(Some("platform-status-page-token"));
+    let dom = browse(
+        &browser,
+        &format!("http://127.0.0.1:{}/admin/", guarded.port),
+        Duration::from_secs(2),
+        None,
+    );
+    assert!(
+        dom.contains("id=\"token-box\" role=\"alert\" class=\"shown\""),
+        "{dom}"
+    );
+    assert!(dom.contains("Token required"), "{dom}");
+    assert!(
+        !dom.contains("data-subsystem="),
+        "no data without the token: {dom}"
+    );
+    let _ = std::fs::remove_file(&token_file);
+    guarded.signal_and_wait("TERM", Duration::from_secs(20));
+}
