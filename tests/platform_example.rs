@@ -923,3 +923,186 @@ fn the_status_page_in_headless_chromium() {
     let _ = std::fs::remove_file(&token_file);
     guarded.signal_and_wait("TERM", Duration::from_secs(20));
 }
+
+/// `GET path` from 127.0.0.1:`port` over HTTP/1.0 (so the answer is never
+/// chunked): the status and the body.
+#[cfg(all(unix, feature = "prometheus"))]
+fn http10_get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n\r\n"
+    )?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    let bad = || std::io::Error::new(std::io::ErrorKind::InvalidData, response.clone());
+    let (head, body) = response.split_once("\r\n\r\n").ok_or_else(bad)?;
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(bad)?;
+    Ok((status, body.to_string()))
+}
+
+/// Percent-encodes a query parameter.
+#[cfg(all(unix, feature = "prometheus"))]
+fn encode(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// A real Prometheus server scraping the example every second with
+/// `deploy/prometheus/rules.yml` loaded, while `--stall` stops the
+/// scheduler: the stale alert fires for exactly that subsystem, no other
+/// alert fires, and every PromQL expression of the Grafana dashboard
+/// parses and returns data.
+#[cfg(all(unix, feature = "prometheus"))]
+#[test]
+fn a_real_prometheus_fires_the_stale_alert_for_the_stalled_loop_only() {
+    if Command::new("prometheus")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        assert!(
+            std::env::var("SUPERVISED_REQUIRE_SERVERS").as_deref() != Ok("1"),
+            "prometheus is not installed, and SUPERVISED_REQUIRE_SERVERS=1 forbids skipping"
+        );
+        eprintln!("## SKIPPED: prometheus is not installed (apt-get install -y prometheus).");
+        return;
+    }
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut platform =
+        Platform::start(&["--duration", "60s", "--stall", "scheduler", "--after", "5s"]);
+    platform.liveness(None);
+
+    let dir = std::env::temp_dir().join(format!("supervised-prometheus-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files:\n  - {}\n\
+             scrape_configs:\n  - job_name: platform\n    static_configs:\n      - targets: ['127.0.0.1:{}']\n",
+            root.join("deploy/prometheus/rules.yml").display(),
+            platform.port
+        ),
+    )
+    .unwrap();
+    let port = free_port();
+    let server = Command::new("prometheus")
+        .arg(format!("--config.file={}", config.display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.join("data").display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("prometheus starts");
+    /// Stops the server and removes its directory, however the test ends.
+    struct Stop(Child, PathBuf);
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+            let _ = std::fs::remove_dir_all(&self.1);
+        }
+    }
+    let _stop = Stop(server, dir);
+
+    let api = |path: &str| -> Value {
+        let (status, body) = http10_get(port, path).expect("the Prometheus API answers");
+        assert_eq!(status, 200, "{path}: {body}");
+        serde_json::from_str(&body).expect("JSON")
+    };
+    let deadline = Instant::now() + Duration::from_secs(45);
+    let firing = loop {
+        if let Ok((200, body)) = http10_get(port, "/api/v1/alerts") {
+            let alerts: Value = serde_json::from_str(&body).expect("JSON");
+            let firing: Vec<Value> = alerts["data"]["alerts"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|a| a["state"] == "firing")
+                .collect();
+            if firing
+                .iter()
+                .any(|a| a["labels"]["alertname"] == "SupervisedSubsystemStale")
+            {
+                break firing;
+            }
+        }
+        assert!(Instant::now() < deadline, "the stale alert never fired");
+        thread::sleep(Duration::from_millis(500));
+    };
+    assert_eq!(firing.len(), 1, "only the stale alert fires: {firing:#?}");
+    assert_eq!(firing[0]["labels"]["subsystem"], "scheduler", "{firing:#?}");
+    assert_eq!(firing[0]["labels"]["job"], "platform");
+    assert!(firing[0]["annotations"]["runbook_url"]
+        .as_str()
+        .is_some_and(|u| u.ends_with("#supervisedsubsystemstale")));
+
+    // Every expression of the dashboard, with its variables set to "all".
+    let dashboard: Value = serde_json::from_str(
+        &std::fs::read_to_string(root.join("deploy/grafana/supervised.json")).unwrap(),
+    )
+    .unwrap();
+    let mut queried = 0;
+    for panel in dashboard["panels"].as_array().expect("panels") {
+        for target in panel["targets"].as_array().expect("targets") {
+            let expr = target["expr"].as_str().expect("expr");
+            let concrete = expr
+                .replace("$__rate_interval", "1m")
+                .replace("$job", ".+")
+                .replace("$instance", ".+")
+                .replace("$group", ".+");
+            let answer = api(&format!("/api/v1/query?query={}", encode(&concrete)));
+            assert_eq!(answer["status"], "success", "{expr}: {answer}");
+            let result = answer["data"]["result"].as_array().expect("a vector");
+            assert!(
+                !result.is_empty(),
+                "no data for `{expr}` ({})",
+                panel["title"]
+            );
+            queried += 1;
+        }
+    }
+    assert_eq!(queried, 8);
+    // The dashboard's variables query real labels too.
+    for variable in dashboard["templating"]["list"]
+        .as_array()
+        .expect("variables")
+    {
+        if variable["type"] != "query" {
+            continue;
+        }
+        let query = variable["query"]["query"].as_str().expect("query");
+        let (metric_and_selector, label) = query
+            .strip_prefix("label_values(")
+            .and_then(|q| q.strip_suffix(')'))
+            .and_then(|q| q.rsplit_once(", "))
+            .expect("label_values(series, label)");
+        let series = metric_and_selector
+            .replace("$job", ".+")
+            .replace("$instance", ".+");
+        let answer = api(&format!("/api/v1/series?match[]={}", encode(&series)));
+        let found = answer["data"].as_array().expect("series");
+        assert!(
+            found.iter().any(|s| s.get(label).is_some()),
+            "`{query}` finds no `{label}`"
+        );
+    }
+    platform.signal_and_wait("TERM", Duration::from_secs(20));
+}
