@@ -14,6 +14,10 @@
 //! - `postgres.rs` and `etcd.rs`: the built-in backends (cargo features
 //!   `postgres` and `etcd`).
 //!
+//! A supervision is gated by [`Supervisor::lease`](crate::Supervisor::lease)
+//! (what `#[supervised(lease = "..")]` sets) and a group's child by
+//! [`Child::lease`](crate::Child::lease).
+//!
 //! Data flows from the backend into the gate and from the gate into the
 //! registry (state [`Standby`](crate::SubsystemState::Standby) and the
 //! [`LeaseStatus`](crate::LeaseStatus) of each gated subsystem); the body
