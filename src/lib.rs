@@ -99,6 +99,9 @@ pub use supervised_core::systemd;
 /// | `grace = "5s"` | `5s` | after cancellation, how long a running body may take to return before it is dropped (`"0s"` drops it at once) |
 /// | `max_restarts = 5, within = "1m"` | unlimited | restart intensity: give up on the failure that would need a sixth restart within a minute (both or neither) |
 /// | `on_stall = "restart"` | `"report"` | drop and restart (with backoff) a body that goes `stale_after` without a beat; needs `tick` (see [`Supervisor::restart_on_stall`]) |
+/// | `lease = "scheduler"` | none: runs on every replica | run only while this replica holds the named lease, in standby otherwise (see [`lease`] and [`Supervisor::lease`]) |
+/// | `lease_ttl = "15s"` | `15s` | the lease's time to live; needs `lease`, at least `50ms` |
+/// | `keep(rx, self)` | none | owned arguments moved once into the supervisor and lent to each run as `&mut` (see below) |
 /// | `crate = "path"` | `::supervised` | where this crate is when re-exported under another name |
 ///
 /// # What it does
@@ -108,10 +111,11 @@ pub use supervised_core::systemd;
 ///   still `.await` it, and the future is `Send` when the body's is.
 /// - **Restarts.** A panic anywhere in the body is caught and logged (see
 ///   [`Supervisor::run`]); after the backoff the body runs again from its
-///   first statement. Owned arguments (including `self` and
-///   `self: Arc<Self>`) must be `Clone`: each run gets a fresh clone, and a
-///   non-`Clone` one is a compile error at that argument. `&T` arguments are
-///   reused and `&mut T` ones (and `&mut self`) reborrowed for each run.
+///   first statement. Each run gets a fresh clone of every owned argument
+///   (including `self` and `self: Arc<Self>`), unless it is named in
+///   `keep(...)`; a non-`Clone` one is a compile error at that argument
+///   that points to `keep`. `&T` arguments are reused and `&mut T` ones
+///   (and `&mut self`) reborrowed for each run.
 /// - **Returns.** The fn returns `()` or a `Result<T, E>`, however it is
 ///   spelled: the type checker decides, so `io::Result<()>`, a crate's own
 ///   `type AppResult<T> = Result<T, AppError>` and a prelude's `Result<()>`
@@ -147,6 +151,64 @@ pub use supervised_core::systemd;
 ///   `generation` (0 for the first run).
 /// - **`panic = "abort"`.** Such a crate cannot recover panics, so the
 ///   expansion is a compile error there rather than a silent no-op.
+///
+/// # Keeping state across restarts: `keep(...)`
+///
+/// A worker usually owns what it reads from: `mut rx: mpsc::Receiver<Job>`,
+/// a `TcpStream`, or `mut self` on a struct that holds them. These are not
+/// `Clone`, and a clone would not help anyway: the messages queued in a
+/// receiver must survive the panic of the run that was reading it. Name
+/// such arguments in `keep(...)`:
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() {
+/// use supervised::supervised;
+/// use tokio::sync::mpsc;
+///
+/// #[supervised(name = "relay", keep(rx))]
+/// async fn relay(mut rx: mpsc::Receiver<u32>, out: mpsc::UnboundedSender<u32>) {
+///     // Here `rx` is a `&mut mpsc::Receiver<u32>` lent by the supervisor.
+///     while let Some(job) = rx.recv().await {
+///         if job == 0 {
+///             panic!("bad job"); // the next run gets the same receiver
+///         }
+///         let _ = out.send(job);
+///     }
+/// }
+///
+/// let (tx, rx) = mpsc::channel(8);
+/// let (out, mut done) = mpsc::unbounded_channel();
+/// for job in [0, 1, 2] {
+///     tx.send(job).await.unwrap();
+/// }
+/// drop(tx);
+/// // Still a `'static`, `Send` future: it can be spawned.
+/// tokio::spawn(relay(rx, out)).await.unwrap();
+/// assert_eq!((done.recv().await, done.recv().await), (Some(1), Some(2)));
+/// # }
+/// ```
+///
+/// - Each kept argument (`self` by value too, as `keep(self)`) is moved once
+///   into the fn's own future, and each run gets `&mut` to it: `rx` is a
+///   `&mut Receiver<T>` in the body, so `rx.recv().await` reads as before,
+///   and `self.rx` works through the reference.
+/// - A run cannot move a kept argument away, since the next run needs it:
+///   passing `*rx` by value or calling a method that takes `self` is the
+///   compiler's "cannot move out of `*rx` which is behind a mutable
+///   reference". Lend it (`&mut *rx`) or keep what it would become instead.
+/// - Only owned arguments bound to a plain name can be kept: a name that is
+///   not one, a reference (already shared by every run), the
+///   `CancellationToken` (each run gets one the supervisor can cancel) and a
+///   name given twice are compile errors at that name.
+/// - **What a panic leaves behind is kept too.** The message being handled
+///   when the panic hit is gone, and a connection may be half-used: a frame
+///   half written, a request sent without its reply read, a transaction
+///   left open. Keep what stays consistent after any panic (a channel
+///   receiver, a buffer you reset at the top of the loop), and let the body
+///   reconnect or resynchronise state that a panic can corrupt, for example
+///   by keeping an `Option<Conn>` and taking it out while it is in use, so a
+///   panic leaves `None` and the next run connects afresh.
 ///
 /// # With `#[tracing::instrument]`
 ///
@@ -255,9 +317,10 @@ pub mod __private {
     /// in the crate users depend on, so the compiler's "required by a bound"
     /// note names `supervised::__private`, not a file of an inner crate.
     #[diagnostic::on_unimplemented(
-        message = "`#[supervised]` restarts the body with a fresh clone of each owned argument, but `{Self}` is not `Clone`",
-        label = "this argument is moved into each run, so it must be `Clone`",
-        note = "take it by reference, wrap it in an `Arc`, or implement `Clone` for it"
+        message = "`{Self}` is not `Clone`, so `#[supervised]` cannot give each run a fresh copy: name this argument in `keep(...)` to keep one value across restarts",
+        label = "each run gets a fresh clone of this argument, unless it is kept",
+        note = "`#[supervised(keep(name))]` moves the argument once into the supervisor and lends each run `&mut` to it, so what one run leaves in it (queued messages, a buffer) is there for the next; `keep(self)` does the same for `self`",
+        note = "or take it by reference, wrap it in an `Arc`, or implement `Clone` for it"
     )]
     pub trait SupervisedArgument: Clone {}
 

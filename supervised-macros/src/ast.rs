@@ -19,6 +19,9 @@ pub(crate) enum Access {
     Shared,
     /// `&mut T`: reborrowed for each run.
     Unique,
+    /// Owned and named in `keep(...)`: moved once into the supervisor's
+    /// frame, and lent to each run as `&mut T`.
+    Kept,
 }
 
 /// One typed argument.
@@ -41,7 +44,12 @@ pub(crate) struct Arg {
 pub(crate) enum Receiver {
     None,
     Ref,
-    Owned { mutable: bool, span: Span },
+    /// `self` or `mut self`; `kept` when named in `keep(...)`.
+    Owned {
+        mutable: bool,
+        kept: bool,
+        span: Span,
+    },
 }
 
 pub(crate) struct FnModel {
@@ -61,8 +69,10 @@ impl FnModel {
     }
 }
 
-/// Reads the model of `item`.
-pub(crate) fn analyze(item: &ItemFn) -> FnModel {
+/// Reads the model of `item`, with the arguments named in `kept` (the
+/// `keep(...)` list; names that match nothing are `valid`'s to report).
+pub(crate) fn analyze(item: &ItemFn, kept: &[Ident]) -> FnModel {
+    let is_kept = |name: &str| kept.iter().any(|k| k == name);
     let mut receiver = Receiver::None;
     let mut args = Vec::new();
     for (index, input) in item.sig.inputs.iter().enumerate() {
@@ -78,16 +88,12 @@ pub(crate) fn analyze(item: &ItemFn) -> FnModel {
                 } else {
                     Receiver::Owned {
                         mutable: r.mutability.is_some(),
+                        kept: is_kept("self"),
                         span: r.span(),
                     }
                 };
             }
             FnArg::Typed(typed) => {
-                let access = match &*typed.ty {
-                    Type::Reference(r) if r.mutability.is_some() => Access::Unique,
-                    Type::Reference(_) => Access::Shared,
-                    _ => Access::Owned,
-                };
                 let (binding, plain) = match &*typed.pat {
                     Pat::Ident(PatIdent {
                         by_ref: None,
@@ -96,6 +102,12 @@ pub(crate) fn analyze(item: &ItemFn) -> FnModel {
                         ..
                     }) => (ident.clone(), true),
                     _ => (hygiene::arg_binding(index), false),
+                };
+                let access = match &*typed.ty {
+                    Type::Reference(r) if r.mutability.is_some() => Access::Unique,
+                    Type::Reference(_) => Access::Shared,
+                    _ if plain && is_kept(&binding.to_string()) => Access::Kept,
+                    _ => Access::Owned,
                 };
                 args.push(Arg {
                     binding,

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use proc_macro2::Span;
+use proc_macro2::{Ident, Span};
 use syn::meta::ParseNestedMeta;
 use syn::{Expr, ExprLit, Lit, LitBool, LitInt, LitStr, Path};
 
@@ -22,6 +22,7 @@ pub(crate) const KEYS: &[&str] = &[
     "on_stall",
     "lease",
     "lease_ttl",
+    "keep",
     "crate",
 ];
 
@@ -63,11 +64,19 @@ pub(crate) struct Args {
     pub(crate) restart_on_stall: Option<Spanned<bool>>,
     pub(crate) lease: Option<Spanned<String>>,
     pub(crate) lease_ttl: Option<Spanned<Duration>>,
+    /// The arguments (`self` too) moved once into the supervisor's frame
+    /// and lent to each run as `&mut`, in the order written.
+    pub(crate) keep: Option<Spanned<Vec<Ident>>>,
     pub(crate) krate: Option<Spanned<Path>>,
 }
 
 impl Args {
-    /// Parses one `key = value` pair (or a bare `jitter`).
+    /// The names in `keep(...)`; empty without the key.
+    pub(crate) fn kept(&self) -> &[Ident] {
+        self.keep.as_ref().map_or(&[], |keep| &keep.value)
+    }
+
+    /// Parses one `key = value` pair (or a bare `jitter`, or `keep(..)`).
     pub(crate) fn parse_one(&mut self, meta: ParseNestedMeta<'_>) -> syn::Result<()> {
         match key_name(&meta).as_str() {
             "name" => set(&mut self.name, &meta, parse_name),
@@ -82,6 +91,7 @@ impl Args {
             "on_stall" => set(&mut self.restart_on_stall, &meta, parse_on_stall),
             "lease" => set(&mut self.lease, &meta, parse_lease),
             "lease_ttl" => set(&mut self.lease_ttl, &meta, parse_duration),
+            "keep" => set(&mut self.keep, &meta, parse_keep),
             "crate" => set(&mut self.krate, &meta, parse_path),
             _ => Err(meta.error(format!(
                 "unknown `#[supervised]` key; the valid keys are {}",
@@ -257,6 +267,42 @@ fn parse_on_stall(meta: &ParseNestedMeta<'_>) -> syn::Result<Spanned<bool>> {
             format!("unknown `on_stall` action `{other}`: write {expected}"),
         )),
     }
+}
+
+/// `keep(rx, self)`: bare argument names, each once, at least one.
+fn parse_keep(meta: &ParseNestedMeta<'_>) -> syn::Result<Spanned<Vec<Ident>>> {
+    let expected = "`keep` takes the names of owned arguments in parentheses: write `keep(rx)` or `keep(self, rx)`";
+    if !meta.input.peek(syn::token::Paren) {
+        return Err(meta.error(expected));
+    }
+    let mut names: Vec<Ident> = Vec::new();
+    meta.parse_nested_meta(|inner| {
+        let Some(name) = inner.path.get_ident() else {
+            return Err(syn::Error::new_spanned(&inner.path, expected));
+        };
+        if !(inner.input.is_empty() || inner.input.peek(syn::Token![,])) {
+            return Err(inner.error(expected));
+        }
+        if names.iter().any(|kept| kept == name) {
+            return Err(syn::Error::new(
+                name.span(),
+                format!("`{name}` is already kept: name it once in `keep(...)`"),
+            ));
+        }
+        names.push(name.clone());
+        Ok(())
+    })?;
+    let span = meta
+        .path
+        .get_ident()
+        .map_or_else(Span::call_site, |i| i.span());
+    if names.is_empty() {
+        return Err(syn::Error::new(
+            span,
+            "`keep()` names no argument: write `keep(rx)`, or remove it",
+        ));
+    }
+    Ok(Spanned { value: names, span })
 }
 
 fn parse_path(meta: &ParseNestedMeta<'_>) -> syn::Result<Spanned<Path>> {

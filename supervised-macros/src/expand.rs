@@ -89,17 +89,37 @@ pub(crate) fn expand(args: &Args, mut item: ItemFn, model: &FnModel) -> TokenStr
             }
             Access::Shared => quote!(#binding),
             Access::Unique => quote!(&mut *#binding),
+            // The one value, in the fn's frame, lent to this run: what a
+            // panic leaves in it (queued messages) is there for the next.
+            Access::Kept => quote!(&mut #binding),
         };
         per_run.push(quote!(let #binding = #fresh;));
-        let pattern = &arg.pattern;
+        // A kept `mut rx` is rebound without its `mut`: the run holds a
+        // `&mut`, so the `mut` would only warn.
+        let pattern = match arg.access {
+            Access::Kept => quote!(#binding),
+            _ => {
+                let pattern = &arg.pattern;
+                quote!(#pattern)
+            }
+        };
         rebind.push(quote! {
             #[allow(clippy::redundant_locals)]
             let #pattern = #binding;
         });
     }
-    if let Receiver::Owned { mutable, span } = model.receiver {
-        per_run.push(quote_spanned!(span=> let #self_copy = #private::fresh_clone(&self);));
-        let mutability = mutable.then(|| quote!(mut));
+    if let Receiver::Owned {
+        mutable,
+        kept,
+        span,
+    } = model.receiver
+    {
+        if kept {
+            per_run.push(quote_spanned!(span=> let #self_copy = &mut self;));
+        } else {
+            per_run.push(quote_spanned!(span=> let #self_copy = #private::fresh_clone(&self);));
+        }
+        let mutability = (mutable && !kept).then(|| quote!(mut));
         rebind.push(quote! {
             #[allow(clippy::redundant_locals)]
             let #mutability #self_copy = #self_copy;
@@ -234,8 +254,10 @@ fn supervisor_knobs(args: &Args, private: &TokenStream) -> TokenStream {
 /// Gives each argument its plain outer name: a pattern argument
 /// (`(a, b): (u8, u8)`) is bound to a generated name and destructured
 /// inside each run instead, and `mut` goes from a plain one, since the
-/// outer fn never mutates it (each run binds its own `mut` copy). Patterns
-/// are not part of a fn's type, so callers see the same signature.
+/// outer fn never mutates it (each run binds its own `mut` copy). A kept
+/// argument is the exception: it is bound `mut`, since each run borrows it
+/// mutably. Patterns are not part of a fn's type, so callers see the same
+/// signature.
 fn plain_signature(item: &mut ItemFn, model: &FnModel) {
     for (input, arg) in item
         .sig
@@ -249,7 +271,7 @@ fn plain_signature(item: &mut ItemFn, model: &FnModel) {
     {
         if arg.plain {
             if let Pat::Ident(ident) = &mut *input.pat {
-                ident.mutability = None;
+                ident.mutability = (arg.access == Access::Kept).then(Default::default);
             }
         } else {
             *input.pat = Pat::Ident(PatIdent {
@@ -261,10 +283,10 @@ fn plain_signature(item: &mut ItemFn, model: &FnModel) {
             });
         }
     }
-    if let Receiver::Owned { .. } = model.receiver {
+    if let Receiver::Owned { kept, .. } = model.receiver {
         for input in &mut item.sig.inputs {
             if let FnArg::Receiver(r) = input {
-                r.mutability = None;
+                r.mutability = kept.then(Default::default);
             }
         }
     }

@@ -48,9 +48,12 @@ fn supervised2(args: TokenStream2, item: TokenStream2) -> TokenStream2 {
         Err(_) => return fallback::not_a_fn(item),
     };
 
-    let model = ast::analyze(&item_fn);
+    let model = ast::analyze(&item_fn, parsed.kept());
     let mut errors = Vec::new();
     if let Err(e) = args_result.and_then(|()| valid::check_args(&parsed)) {
+        errors.push(e);
+    }
+    if let Err(e) = valid::check_keep(&parsed, &model) {
         errors.push(e);
     }
     if let Err(e) = valid::check_fn(&item_fn, &model) {

@@ -4,7 +4,7 @@
 
 use syn::{Error, ItemFn};
 
-use crate::ast::FnModel;
+use crate::ast::{Access, FnModel, Receiver};
 use crate::attr::Args;
 
 /// Checks the rules that span several keys; every broken one is reported.
@@ -76,6 +76,47 @@ pub(crate) fn check_args(args: &Args) -> syn::Result<()> {
         }
     }
 
+    combine(errors)
+}
+
+/// Checks that every name in `keep(...)` is an owned argument of the fn
+/// (`self` by value included), bound to a plain name; every name that is
+/// not gets its own error at that name.
+pub(crate) fn check_keep(args: &Args, model: &FnModel) -> syn::Result<()> {
+    let mut errors = Vec::new();
+    for name in args.kept() {
+        let problem = if name == "self" {
+            match model.receiver {
+                Receiver::Owned { .. } => None,
+                Receiver::Ref => Some(
+                    "`self` is a reference, which every run already reborrows: `keep` is for arguments taken by value, such as `mut self`"
+                        .to_string(),
+                ),
+                Receiver::None => Some(
+                    "`keep(self)`, but this fn takes no `self`: name an argument it takes by value"
+                        .to_string(),
+                ),
+            }
+        } else {
+            match model.args.iter().find(|arg| arg.plain && arg.binding == *name) {
+                None => Some(format!(
+                    "`keep({name})`, but this fn has no argument named `{name}`: `keep` names arguments taken by value and bound to a plain name"
+                )),
+                Some(arg) if arg.is_cancellation_token => Some(format!(
+                    "`{name}` is the `CancellationToken`, which cannot be kept: each run gets a token the supervisor can cancel"
+                )),
+                Some(arg) => match arg.access {
+                    Access::Shared | Access::Unique => Some(format!(
+                        "`{name}` is a reference, which every run already shares or reborrows: `keep` is for arguments taken by value"
+                    )),
+                    Access::Kept | Access::Owned => None,
+                },
+            }
+        };
+        if let Some(problem) = problem {
+            errors.push(Error::new(name.span(), problem));
+        }
+    }
     combine(errors)
 }
 

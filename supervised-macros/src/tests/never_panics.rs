@@ -896,6 +896,10 @@ const VALID_ARGS: &[(&[&str], &[&str])] = &[
         ],
     ),
     (
+        &["keep"],
+        &["keep(self)", "keep(rx)", "keep(self, n, x)", "keep(r#type)"],
+    ),
+    (
         &["crate"],
         &[
             "crate = \"::supervised\"",
@@ -944,7 +948,7 @@ fn the_corpus_covers_every_key() {
             assert!(
                 options
                     .iter()
-                    .any(|o| o.split([',', '=']).any(|part| part.trim() == *key)),
+                    .any(|o| o.split([',', '=', '(']).any(|part| part.trim() == *key)),
                 "no valid value for `{key}` in the corpus"
             );
         }

@@ -56,6 +56,20 @@ fn result_with_every_knob() {
 }
 
 #[test]
+fn kept_arguments_are_lent_to_each_run() {
+    insta::assert_snapshot!(expand(
+        quote!(name = "relay", keep(self, rx)),
+        quote! {
+            async fn relay(mut self, mut rx: Receiver<Job>, cancel: CancellationToken) {
+                while let Some(job) = rx.recv().await {
+                    self.handle(job).await;
+                }
+            }
+        }
+    ));
+}
+
+#[test]
 fn methods_reborrow_and_clone_self() {
     insta::assert_snapshot!(expand(
         quote!(),
