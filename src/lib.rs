@@ -218,6 +218,42 @@ pub use supervised_core::systemd;
 /// instrument has already moved the body into a future by then, and a loop
 /// inside a future cannot be supervised from outside it.
 ///
+/// # In an `#[async_trait]` impl
+///
+/// `#[supervised]` works on the methods of an `#[async_trait]` or
+/// `#[async_trait(?Send)]` impl (or a trait's default methods), written
+/// as the `async fn` they are:
+///
+/// ```
+/// use async_trait::async_trait;
+/// use supervised::{supervised, CancellationToken};
+///
+/// #[async_trait]
+/// trait Sweep {
+///     async fn sweep(&self, cancel: CancellationToken);
+/// }
+///
+/// struct Sweeper;
+///
+/// #[async_trait]
+/// impl Sweep for Sweeper {
+///     #[supervised(name = "sweeper", tick = "30s")]
+///     async fn sweep(&self, cancel: CancellationToken) {
+///         while !cancel.is_cancelled() {
+///             tokio::task::yield_now().await;
+///         }
+///     }
+/// }
+/// # let _ = Sweeper.sweep(CancellationToken::new());
+/// ```
+///
+/// `#[async_trait]` expands first and hands this attribute a method whose
+/// body is `Box::pin(async move { .. })`; the attribute reads your method
+/// back out of it and supervises the future inside, so everything above
+/// (keys, `keep`, returns, beats) applies unchanged. A fn that returns some
+/// other boxed future is one compile error at its `Box::pin`: put the
+/// attribute on a plain `async fn` and box that fn's future instead.
+///
 /// # Callers that retry
 ///
 /// A supervised fn that returns `Result` handles its own `Err`s: it logs

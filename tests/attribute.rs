@@ -687,3 +687,64 @@ async fn kept_self_carries_its_fields_into_the_next_run() {
     assert_eq!(s.restarts, 2);
     assert_eq!(s.last_panic.unwrap().message, "poison job 5 in run 2");
 }
+
+// ---- #[async_trait] methods ----------------------------------------------------
+
+#[async_trait::async_trait]
+trait Pump {
+    async fn pump(&self, items: Vec<u32>, cancel: CancellationToken) -> Result<u32, String>;
+}
+
+struct Pumper {
+    runs: AtomicU32,
+}
+
+#[async_trait::async_trait]
+impl Pump for Pumper {
+    #[supervised(name = "attr-async-trait")]
+    async fn pump(&self, items: Vec<u32>, cancel: CancellationToken) -> Result<u32, String> {
+        let run = self.runs.fetch_add(1, Ordering::SeqCst);
+        let mut sum = 0;
+        for item in items {
+            if cancel.is_cancelled() {
+                break;
+            }
+            if item == 0 && run == 0 {
+                panic!("zero in the first run");
+            }
+            if item == 0 && run == 1 {
+                return Err("zero in the second run".to_string());
+            }
+            sum += item;
+        }
+        Ok(sum)
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_async_trait_method_restarts_and_beats_like_an_async_fn() {
+    let pumper: Arc<dyn Pump + Send + Sync> = Arc::new(Pumper {
+        runs: AtomicU32::new(0),
+    });
+    let started = Instant::now();
+    let spawned = {
+        let pumper = Arc::clone(&pumper);
+        tokio::spawn(async move {
+            pumper
+                .pump(vec![1, 2, 0, 3], CancellationToken::new())
+                .await
+        })
+    };
+    assert_eq!(spawned.await.unwrap(), Ok(6));
+    assert_eq!(
+        Instant::now() - started,
+        Duration::from_secs(1 + 2),
+        "backoff 1 s then 2 s"
+    );
+    let s = status("attr-async-trait");
+    assert_eq!(s.restarts, 2);
+    assert_eq!(s.last_panic.unwrap().message, "zero in the first run");
+    assert_eq!(s.last_error.as_deref(), Some("zero in the second run"));
+    // Two items before each failure, four in the last run.
+    assert_eq!(s.beats, 2 + 2 + 4);
+}

@@ -39,7 +39,7 @@ use crate::hygiene::{self, local};
 use crate::{loops, receiver};
 
 /// The whole rewrite of a fn that passed every rule in `valid`.
-pub(crate) fn expand(args: &Args, mut item: ItemFn, model: &FnModel) -> TokenStream {
+pub(crate) fn expand(args: &Args, mut item: ItemFn, model: &FnModel) -> ItemFn {
     let handle = hygiene::subsystem();
     plain_signature(&mut item, model);
     let krate: Path = args
@@ -191,7 +191,7 @@ pub(crate) fn expand(args: &Args, mut item: ItemFn, model: &FnModel) -> TokenStr
         #finish
     }};
     *item.block = new_body;
-    quote!(#item)
+    item
 }
 
 /// `tokens` with every token at `span` (a path has no groups to descend).

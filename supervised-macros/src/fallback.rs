@@ -22,6 +22,17 @@ pub(crate) fn emit(mut item: ItemFn, errors: Vec<syn::Error>) -> TokenStream {
     out
 }
 
+/// The item exactly as it came, followed by the errors: for a method that
+/// `#[async_trait]` has already rewritten, whose signature must stay
+/// async-trait's for its impl to type-check.
+pub(crate) fn unchanged(item: ItemFn, errors: Vec<syn::Error>) -> TokenStream {
+    let mut out = item.into_token_stream();
+    for error in errors {
+        out.extend(error.to_compile_error());
+    }
+    out
+}
+
 /// The item unchanged, with the error that the attribute goes on an
 /// `async fn`, pointed at the item's keyword and name.
 pub(crate) fn not_a_fn(item: TokenStream) -> TokenStream {

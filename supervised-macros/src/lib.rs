@@ -13,11 +13,15 @@
 //!   names everything generated;
 //! - `fallback.rs` is what comes out when a rule is broken: the user's fn as
 //!   written next to the errors, so one mistake gives one error and the rest
-//!   of the crate still type-checks.
+//!   of the crate still type-checks;
+//! - `async_trait.rs` reads a method that `#[async_trait]` has already
+//!   rewritten back into the `async fn` the user wrote, for the steps above,
+//!   and puts the result back inside async-trait's boxed future.
 //!
 //! Nothing here panics on any input (`tests/never_panics.rs`).
 
 mod ast;
+mod async_trait;
 mod attr;
 mod expand;
 mod fallback;
@@ -30,6 +34,7 @@ mod valid;
 
 use proc_macro::TokenStream;
 use proc_macro2::TokenStream as TokenStream2;
+use quote::ToTokens;
 use syn::parse::Parser;
 use syn::ItemFn;
 
@@ -48,19 +53,41 @@ fn supervised2(args: TokenStream2, item: TokenStream2) -> TokenStream2 {
         Err(_) => return fallback::not_a_fn(item),
     };
 
-    let model = ast::analyze(&item_fn, parsed.kept());
+    match async_trait::recognize(&item_fn) {
+        async_trait::Recognized::No => match supervise(&parsed, args_result, item_fn.clone()) {
+            Ok(supervised) => supervised.into_token_stream(),
+            Err(errors) => fallback::emit(item_fn, errors),
+        },
+        async_trait::Recognized::Unrecognized(error) => fallback::unchanged(item_fn, vec![error]),
+        async_trait::Recognized::Method(method) => {
+            match supervise(&parsed, args_result, method.as_written().clone()) {
+                Ok(supervised) => method.rebuild(supervised),
+                Err(errors) => fallback::unchanged(item_fn, errors),
+            }
+        }
+    }
+}
+
+/// Every rule, then the expansion of `item`: the supervised fn, or every
+/// broken rule's error.
+fn supervise(
+    parsed: &attr::Args,
+    args_result: syn::Result<()>,
+    item: ItemFn,
+) -> Result<ItemFn, Vec<syn::Error>> {
+    let model = ast::analyze(&item, parsed.kept());
     let mut errors = Vec::new();
-    if let Err(e) = args_result.and_then(|()| valid::check_args(&parsed)) {
+    if let Err(e) = args_result.and_then(|()| valid::check_args(parsed)) {
         errors.push(e);
     }
-    if let Err(e) = valid::check_keep(&parsed, &model) {
+    if let Err(e) = valid::check_keep(parsed, &model) {
         errors.push(e);
     }
-    if let Err(e) = valid::check_fn(&item_fn, &model) {
+    if let Err(e) = valid::check_fn(&item, &model) {
         errors.push(e);
     }
     if !errors.is_empty() {
-        return fallback::emit(item_fn, errors);
+        return Err(errors);
     }
-    expand::expand(&parsed, item_fn, &model)
+    Ok(expand::expand(parsed, item, &model))
 }

@@ -393,6 +393,23 @@ const FN_CORPUS: &[&str] = &[
     r#"async fn attrs(#[cfg(x)] a: u8, _: u8) { #[allow(x)] loop { #[attr] continue; } }"#,
     r#"async fn stmts() { loop { m!{} } loop { m!() } loop { m![] } while x { mac!(continue) } for _ in y { 1 } }"#,
     r#"async fn empty_body() {}"#,
+    // `#[async_trait]`'s output, and boxed futures that are not.
+    r#"fn run<'life0, 'async_trait>(&'life0 self, cancel: CancellationToken, __arg2: (u8, u8)) -> Pin<Box<dyn Future<Output = Result<(), E>> + Send + 'async_trait>> where 'life0: 'async_trait, Self: 'async_trait {
+        Box::pin(async move {
+            if let Some(__ret) = None::<Result<(), E>> { return __ret; }
+            let __self = self;
+            let cancel = cancel;
+            let (a, b) = { let __arg2 = __arg2; __arg2 };
+            let __ret: Result<(), E> = { loop { __self.tick(a, b).await?; m!(__self); } };
+            #[allow(unreachable_code)] __ret
+        })
+    }"#,
+    r#"fn drain<'async_trait>(self, rx: Receiver) -> Pin<Box<dyn Future<Output = ()> + 'async_trait>> { Box::pin(async move { let mut __self = self; let mut rx = rx; let _: () = { while let Some(m) = rx.recv().await { __self.n += m; } }; }) }"#,
+    r#"fn hand(&self) -> Pin<Box<dyn Future<Output = ()> + '_>> { Box::pin(async move { loop {} }) }"#,
+    r#"fn not_moved(&self) -> Pin<Box<dyn Future<Output = ()> + '_>> { Box::pin(async { let _: () = { loop {} }; }) }"#,
+    r#"fn two(&self) -> Pin<Box<dyn Future<Output = ()> + '_>> { Box::pin(async move { let _: () = { loop {} }; }, 1) }"#,
+    r#"fn empty() -> Pin<Box<dyn Future<Output = ()>>> { Box::pin() }"#,
+    r#"fn unit_no_loop() -> Pin<Box<dyn Future<Output = ()>>> { ::std::boxed::Box::pin(async move { let _: () = { work().await }; }) }"#,
 ];
 
 /// Things that are not fns, or not items at all.

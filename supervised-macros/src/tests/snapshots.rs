@@ -69,6 +69,44 @@ fn kept_arguments_are_lent_to_each_run() {
     ));
 }
 
+/// What `#[async_trait]` (0.1.92) makes of
+/// `async fn drain(&self, mut rx: Receiver<Job>, cancel: CancellationToken) -> Result<(), E>`.
+#[test]
+fn an_async_trait_method_is_supervised_inside_its_boxed_future() {
+    insta::assert_snapshot!(expand(
+        quote!(name = "drain", keep(rx)),
+        quote! {
+            fn drain<'life0, 'async_trait>(
+                &'life0 self,
+                rx: Receiver<Job>,
+                cancel: CancellationToken,
+            ) -> ::core::pin::Pin<Box<dyn ::core::future::Future<Output = Result<(), E>> + ::core::marker::Send + 'async_trait>>
+            where
+                'life0: 'async_trait,
+                Self: 'async_trait,
+            {
+                Box::pin(async move {
+                    if let ::core::option::Option::Some(__ret) = ::core::option::Option::None::<Result<(), E>> {
+                        #[allow(unreachable_code)]
+                        return __ret;
+                    }
+                    let __self = self;
+                    let mut rx = rx;
+                    let cancel = cancel;
+                    let __ret: Result<(), E> = {
+                        while let Some(job) = rx.recv().await {
+                            __self.handle(job).await?;
+                        }
+                        Ok(())
+                    };
+                    #[allow(unreachable_code)]
+                    __ret
+                })
+            }
+        }
+    ));
+}
+
 #[test]
 fn methods_reborrow_and_clone_self() {
     insta::assert_snapshot!(expand(
