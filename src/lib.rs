@@ -121,7 +121,8 @@ pub use supervised_core::systemd;
 ///   `type AppResult<T> = Result<T, AppError>` and a prelude's `Result<()>`
 ///   all work (any other type is one error at the return type). The error is
 ///   logged and recorded by its `Display`, or by its `Debug` when it has no
-///   `Display` (so `Result<(), ()>` works too).
+///   `Display` (so `Result<(), ()>` works too); an error type with neither
+///   is one compile error at that type.
 ///   A normal return resolves the future, no restart. An `Err` is a failure:
 ///   logged and restarted. When restart intensity is exceeded, the last
 ///   failure is re-raised in its own form: a last `Err` is returned, a last
@@ -367,6 +368,50 @@ pub mod __private {
     pub fn fresh_clone<T: SupervisedArgument>(value: &T) -> T {
         value.clone()
     }
+
+    /// The describer behind a run's recorded error: a `Display` error is
+    /// described by its `Display`, one with only `Debug` by its `Debug`.
+    /// Chosen at the call site by method resolution, where the error type
+    /// is concrete: `(&&Describe(e)).text()` finds the `Display` impl on
+    /// `&Describe` one step before the inherent method on `Describe`, whose
+    /// bound gives a type with neither its own error.
+    pub struct Describe<'a, E>(pub &'a E);
+
+    /// The first choice of [`Describe`].
+    pub trait DescribeDisplay {
+        /// The error's text.
+        fn text(&self) -> String;
+    }
+
+    impl<E: std::fmt::Display> DescribeDisplay for &Describe<'_, E> {
+        fn text(&self) -> String {
+            display_text(self.0)
+        }
+    }
+
+    impl<E> Describe<'_, E> {
+        /// The second choice: the error's text by its `Debug`. The bound
+        /// is on the method, not the impl, so that method resolution still
+        /// picks it for an error with neither trait and the bound's own
+        /// diagnostic explains.
+        pub fn text(&self) -> String
+        where
+            E: SupervisedError,
+        {
+            debug_text(self.0)
+        }
+    }
+
+    /// The error types a `#[supervised]` fn can return: what the supervisor
+    /// logs and records for an `Err` is its text.
+    #[diagnostic::on_unimplemented(
+        message = "`#[supervised]` logs and records each `Err` by its text, but the error type `{Self}` implements neither `Display` nor `Debug`",
+        label = "this `Result`'s error type has no text",
+        note = "derive `Debug` for `{Self}` (`#[derive(Debug)]`), or implement `Display`, which is used when both exist"
+    )]
+    pub trait SupervisedError: std::fmt::Debug {}
+
+    impl<E: std::fmt::Debug> SupervisedError for E {}
 
     /// The return types of a `#[supervised]` fn, decided by the type
     /// checker (aliases such as `io::Result<()>` included), not by how the

@@ -111,35 +111,16 @@ where
     })
 }
 
-/// The describer behind [`Judged`]: a `Display` error is described by its
-/// `Display`, one with only `Debug` by its `Debug`. Chosen at the call site
-/// by method resolution (`(&&Describe(e)).text()`: the `Display` impl is on
-/// `&Describe`, so it is found one step before the `Debug` one), where `E`
-/// is concrete.
-pub struct Describe<'a, E>(pub &'a E);
-
-/// The first choice of [`Describe`].
-pub trait DescribeDisplay {
-    /// The error's text.
-    fn text(&self) -> String;
+/// An error's text by its `Display`: bounded, and a placeholder naming the
+/// panic if that `Display` panics. The facade's `Describe` picks this or
+/// [`debug_text`].
+pub fn display_text(error: &dyn fmt::Display) -> String {
+    displayed(error)
 }
 
-impl<E: fmt::Display> DescribeDisplay for &Describe<'_, E> {
-    fn text(&self) -> String {
-        displayed(self.0)
-    }
-}
-
-/// The second choice of [`Describe`].
-pub trait DescribeDebug {
-    /// The error's text.
-    fn text(&self) -> String;
-}
-
-impl<E: fmt::Debug> DescribeDebug for Describe<'_, E> {
-    fn text(&self) -> String {
-        debugged(self.0)
-    }
+/// [`display_text`] by `Debug`, for error types without `Display`.
+pub fn debug_text(error: &dyn fmt::Debug) -> String {
+    debugged(error)
 }
 
 /// [`Exit`] of a judged run, back to the run's own output.

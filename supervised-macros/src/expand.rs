@@ -142,12 +142,12 @@ pub(crate) fn expand(args: &Args, mut item: ItemFn, model: &FnModel) -> ItemFn {
     // The path too, so the bound's error points at the type, not the attribute.
     let at_ret = respanned(&private, ret_span);
     // Method resolution picks `Display` where the error has it, `Debug`
-    // otherwise; it can, because the type is concrete here. One of the two
-    // imports is always unused.
+    // otherwise; it can, because the type is concrete here. The import is
+    // unused when the error has no `Display`.
     let describe = quote_spanned! {ret_span=>
         |#output: &#ret| {
             #[allow(unused_imports)]
-            use #at_ret::{DescribeDebug as _, DescribeDisplay as _};
+            use #at_ret::DescribeDisplay as _;
             <#ret as #at_ret::SupervisedReturn>::error(#output).map(|#error| (&&#at_ret::Describe(#error)).text())
         }
     };
