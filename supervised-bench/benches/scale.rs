@@ -8,87 +8,18 @@
 //! criterion: memory comes from a counting global allocator, idle CPU from
 //! `getrusage`, times from `std::time::Instant` (medians of repeated runs).
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use supervised::{CancellationToken, Registry, Supervisor};
 use task_supervisor::{SupervisedTask, SupervisorBuilder, TaskResult, TaskStatus};
 
-// ---- counting allocator ----------------------------------------------------------
+mod common;
 
-/// The system allocator, counting the bytes currently allocated.
-struct Counting;
-
-static LIVE_BYTES: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: every call is forwarded to `System` unchanged; the counter is only
-// bookkeeping.
-#[allow(unsafe_code)] // a global allocator cannot be written without it
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let p = unsafe { System.alloc(layout) };
-        if !p.is_null() {
-            LIVE_BYTES.fetch_add(layout.size(), Ordering::Relaxed);
-        }
-        p
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        let p = unsafe { System.alloc_zeroed(layout) };
-        if !p.is_null() {
-            LIVE_BYTES.fetch_add(layout.size(), Ordering::Relaxed);
-        }
-        p
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) };
-        LIVE_BYTES.fetch_sub(layout.size(), Ordering::Relaxed);
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let p = unsafe { System.realloc(ptr, layout, new_size) };
-        if !p.is_null() {
-            LIVE_BYTES.fetch_sub(layout.size(), Ordering::Relaxed);
-            LIVE_BYTES.fetch_add(new_size, Ordering::Relaxed);
-        }
-        p
-    }
-}
-
-#[global_allocator]
-static ALLOC: Counting = Counting;
-
-fn live_bytes() -> usize {
-    LIVE_BYTES.load(Ordering::Relaxed)
-}
-
-/// User plus system CPU time of the whole process.
-#[allow(unsafe_code)] // `getrusage` is a C call
-fn process_cpu() -> Duration {
-    // SAFETY: `getrusage` only writes into the zeroed struct we pass.
-    let usage = unsafe {
-        let mut usage: libc::rusage = std::mem::zeroed();
-        assert_eq!(libc::getrusage(libc::RUSAGE_SELF, &mut usage), 0);
-        usage
-    };
-    let tv = |t: libc::timeval| {
-        Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
-    };
-    tv(usage.ru_utime) + tv(usage.ru_stime)
-}
-
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
-
-fn percentile(mut v: Vec<Duration>, p: f64) -> Duration {
-    v.sort();
-    v[((v.len() - 1) as f64 * p).round() as usize]
-}
+use common::{
+    invoked_as_bench, live_bytes, median, percentile, process_cpu, quiet_restart_panics, verdict,
+    PanickingPeerTask, Timeline, RESTARTS,
+};
 
 // ---- 4/5a. 10,000 idle subsystems ---------------------------------------------------
 
@@ -280,47 +211,6 @@ fn idle_setup(setup: Setup) -> IdleFigures {
 
 // ---- 5b. panic-to-restart latency ------------------------------------------------------
 
-const RESTARTS: usize = 2_000;
-
-/// What a restarting body records: when each run started and when it panicked.
-#[derive(Default)]
-struct Timeline {
-    starts: Vec<std::time::Instant>,
-    panics: Vec<std::time::Instant>,
-}
-
-impl Timeline {
-    /// One run: record the start; panic unless every restart was seen.
-    fn run(this: &Mutex<Timeline>) {
-        let mut t = this.lock().unwrap();
-        t.starts.push(std::time::Instant::now());
-        if t.panics.len() < RESTARTS {
-            t.panics.push(std::time::Instant::now());
-            drop(t);
-            panic!("restart me");
-        }
-    }
-
-    fn latencies(&self) -> Vec<Duration> {
-        self.panics
-            .iter()
-            .zip(&self.starts[1..])
-            .map(|(panic, next)| *next - *panic)
-            .collect()
-    }
-}
-
-#[derive(Clone)]
-struct PanickingPeerTask(Arc<Mutex<Timeline>>, Arc<tokio::sync::Notify>);
-
-impl SupervisedTask for PanickingPeerTask {
-    async fn run(self, _cancel: CancellationToken) -> TaskResult {
-        Timeline::run(&self.0);
-        self.1.notify_one();
-        Ok(())
-    }
-}
-
 fn restart_latency(peer: bool) -> Vec<Duration> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -420,28 +310,11 @@ fn time_liveness(n: usize, runs: usize) -> (Duration, usize) {
 
 // ---- report -------------------------------------------------------------------------
 
-fn verdict(holds: bool) -> &'static str {
-    if holds {
-        "HOLDS"
-    } else {
-        "FAILS"
-    }
-}
-
 fn main() {
-    // `cargo test --benches` runs bench targets without `--bench`: nothing to do then.
-    if !std::env::args().any(|a| a == "--bench") {
-        println!("scale: run with `cargo bench --bench scale`");
+    if !invoked_as_bench("scale") {
         return;
     }
-    // Panics are the subject of the restart figure: keep stderr quiet for
-    // both libraries about those (ours chains its capture hook to this one).
-    let default_hook = std::panic::take_hook();
-    std::panic::set_hook(Box::new(move |info| {
-        if info.payload().downcast_ref::<&str>() != Some(&"restart me") {
-            default_hook(info);
-        }
-    }));
+    quiet_restart_panics();
 
     println!("== scale: {SUBSYSTEMS} idle subsystems, 2 worker threads ==");
     let mut idle = Vec::new();

@@ -976,3 +976,50 @@ async fn a_child_whose_registry_name_is_taken_by_another_entry_is_warned_about()
         "the child named as its group, and the second `worker`; nothing else"
     );
 }
+
+/// A zero backoff restarts at once: not at the timer's next tick, a
+/// millisecond on, which auto-advancing paused time would show.
+#[tokio::test(start_paused = true)]
+async fn a_zero_backoff_restarts_without_waiting_for_the_timer() {
+    let registry = Registry::new();
+    let starts: Arc<Mutex<Vec<Instant>>> = Arc::default();
+    let seen = Arc::clone(&starts);
+    let group = Group::new("zero-backoff")
+        .registry(&registry)
+        .backoff(supervised_core::Backoff::new(
+            Duration::ZERO,
+            Duration::ZERO,
+        ))
+        .max_restarts(10, Duration::from_secs(60))
+        .spec(
+            Child::new("flaky", move |_cancel: CancellationToken| {
+                let seen = Arc::clone(&seen);
+                async move {
+                    let runs = {
+                        let mut seen = seen.lock().unwrap();
+                        seen.push(Instant::now());
+                        seen.len()
+                    };
+                    if runs < 4 {
+                        panic!("run {runs} fails");
+                    }
+                }
+            })
+            .restart(Restart::Transient),
+        );
+    // Off the millisecond grid, so that a timer would round up to the
+    // next tick and paused time would advance to it.
+    tokio::time::advance(Duration::from_micros(500)).await;
+    let report = group.run(CancellationToken::new()).await;
+    assert!(
+        matches!(report.exit, GroupExit::Completed),
+        "{:?}",
+        report.exit
+    );
+    let starts = starts.lock().unwrap().clone();
+    assert_eq!(starts.len(), 4);
+    assert!(
+        starts.iter().all(|at| *at == starts[0]),
+        "every restart at the instant of the failure: {starts:?}"
+    );
+}

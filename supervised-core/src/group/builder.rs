@@ -2,7 +2,7 @@
 //! borrows, so a nested group can be run again by its parent, its children
 //! added at run time included.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -12,12 +12,12 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::child::{Child, Start};
-use super::handle::{Book, Booked, Command, GroupHandle, Phase, Shared};
+use super::handle::{Book, Command, GroupHandle, Shared};
 use super::report::GroupReport;
 use super::run::{self, Trigger};
 use super::signal::Signals;
 use crate::supervisor::{Backoff, RunOutcome};
-use crate::{Registry, Restart, SubsystemState};
+use crate::{Registry, Restart};
 
 /// Which children a group restarts when one of them must be restarted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -89,6 +89,8 @@ pub(super) struct GroupDef {
     /// Keyed by a sequence number that only grows: iteration order is
     /// start order, and a child added at run time goes last.
     pub(super) members: BTreeMap<u64, Member>,
+    /// Each member's key, by name.
+    pub(super) seqs: HashMap<Arc<str>, u64>,
     pub(super) next_seq: u64,
     pub(super) shared: Arc<Shared>,
     pub(super) commands: mpsc::UnboundedReceiver<Command>,
@@ -99,8 +101,16 @@ impl GroupDef {
     pub(super) fn push(&mut self, member: Member) -> u64 {
         let seq = self.next_seq;
         self.next_seq += 1;
+        self.seqs.insert(Arc::clone(&member.name), seq);
         self.members.insert(seq, member);
         seq
+    }
+
+    /// Takes member `seq` out of the definition.
+    pub(super) fn remove(&mut self, seq: u64) -> Option<Member> {
+        let member = self.members.remove(&seq)?;
+        self.seqs.remove(&member.name);
+        Some(member)
     }
 }
 
@@ -260,11 +270,7 @@ impl Group {
         let shared = Arc::new(Shared {
             name: name.clone(),
             commands,
-            book: Mutex::new(Book {
-                phase: Phase::NotStarted,
-                children: Vec::new(),
-                shutdown: CancellationToken::new(),
-            }),
+            book: Mutex::new(Book::new()),
         });
         Group(GroupDef {
             name,
@@ -276,6 +282,7 @@ impl Group {
             restart: Restart::default(),
             registry: None,
             members: BTreeMap::new(),
+            seqs: HashMap::new(),
             next_seq: 0,
             shared,
             commands: receiver,
@@ -379,18 +386,12 @@ impl Group {
     }
 
     fn insert(&mut self, member: Member) {
-        let mut book = self.0.shared.book();
+        let booked = self.0.shared.book().insert(Arc::clone(&member.name));
         assert!(
-            !book.children.iter().any(|c| *c.name == *member.name),
+            booked,
             "group {:?} has a child named {:?} already: every child of a group needs its own name",
-            self.0.name,
-            &*member.name,
+            self.0.name, &*member.name,
         );
-        book.children.push(Booked {
-            name: member.name.to_string(),
-            state: SubsystemState::Stopped,
-        });
-        drop(book);
         self.0.push(member);
     }
 

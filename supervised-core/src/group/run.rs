@@ -303,6 +303,13 @@ impl<'d> Runner<'d> {
                 return self.finish(GroupExit::Completed, Instant::now());
             }
             let next_due = self.due.values().min().copied();
+            if next_due.is_some_and(|at| at <= Instant::now()) {
+                // Due already (a zero backoff): started now, not at the
+                // timer's next tick, a millisecond away. The trigger is
+                // still checked first on the next pass.
+                self.start_due().await;
+                continue;
+            }
             tokio::select! {
                 biased;
                 why = self.trigger.fired() => return self.shut_down(why).await,
@@ -735,13 +742,7 @@ impl<'d> Runner<'d> {
     }
 
     async fn remove(&mut self, name: &str) -> Result<(), RemoveError> {
-        let Some(seq) = self
-            .def
-            .members
-            .iter()
-            .find(|(_, m)| &*m.name == name)
-            .map(|(seq, _)| *seq)
-        else {
+        let Some(&seq) = self.def.seqs.get(name) else {
             return Err(RemoveError::NotFound(name.to_string()));
         };
         if self.running.contains_key(&seq) {
@@ -750,14 +751,14 @@ impl<'d> Runner<'d> {
             }
         }
         self.due.remove(&seq);
-        let member = self.def.members.remove(&seq);
+        let member = self.def.remove(seq);
         if let Some(entry) = self.entries.remove(&seq) {
             self.registry.forget(&entry);
             if member.as_ref().is_some_and(|m| m.is_group()) {
                 self.registry.forget_group(entry.name());
             }
         }
-        self.def.shared.book().children.retain(|c| c.name != name);
+        self.def.shared.book().remove(name);
         tracing::info!(target: "supervised", group = %self.path, child = %name, "child removed");
         Ok(())
     }
