@@ -879,3 +879,39 @@ async fn the_longest_durations_do_not_overflow_the_clock() {
         }
     ));
 }
+
+/// The future of `Supervisor::run` does not grow with the body (the body
+/// is boxed per run) and stays within 232 bytes on a 64-bit target. tokio
+/// allocates a task in steps of 128 bytes and a supervised idle loop sits
+/// just under one: 24 bytes more cost 128 bytes per idle subsystem once
+/// (BENCHMARKS.md, benchmark 4). What only some supervisions need (a
+/// restart window, a lease, an escalated failure) lives behind one pointer.
+#[cfg(target_pointer_width = "64")]
+#[test]
+fn a_supervised_loop_future_stays_within_its_task_size_step() {
+    async fn small(_cancel: CancellationToken) {}
+    async fn large(_cancel: CancellationToken) {
+        let buffer = [0u8; 1024];
+        tokio::task::yield_now().await;
+        std::hint::black_box(&buffer);
+    }
+    let supervisor = Supervisor::new().registry(&Registry::new());
+    let gated = Supervisor::new()
+        .registry(&Registry::new())
+        .max_restarts(3, SEC)
+        .lease("size-probe");
+    let small_run = supervisor.run(CancellationToken::new(), "size-small", small);
+    let large_run = supervisor.run(CancellationToken::new(), "size-large", large);
+    let gated_run = gated.run(CancellationToken::new(), "size-gated", small);
+    let (small_size, large_size, gated_size) = (
+        std::mem::size_of_val(&small_run),
+        std::mem::size_of_val(&large_run),
+        std::mem::size_of_val(&gated_run),
+    );
+    assert_eq!(small_size, large_size, "the body is boxed, not inline");
+    assert_eq!(small_size, gated_size, "a window and a lease are boxed");
+    assert!(
+        small_size <= 232,
+        "Supervisor::run's future is {small_size} bytes"
+    );
+}

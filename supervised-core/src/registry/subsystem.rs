@@ -28,10 +28,6 @@ struct Meta {
     membership: Option<Box<Membership>>,
     /// Set by the supervisor of a lease-gated subsystem.
     lease: Option<Box<LeaseView>>,
-    /// When the subsystem last left standby: staleness counts from the later
-    /// of this and the last beat, so a replica that takes over is given
-    /// `stale_after` for its first beat.
-    stale_from: Option<Instant>,
 }
 
 /// See [`Meta::lease`].
@@ -42,6 +38,11 @@ pub(crate) struct LeaseView {
     pub(crate) epoch: Option<u64>,
     pub(crate) expires_at: Option<Instant>,
     pub(crate) acquisitions: u64,
+    /// When the subsystem last left standby: staleness counts from the later
+    /// of this and the last beat, so a replica that takes over is given
+    /// `stale_after` for its first beat. Here, not in every entry: only a
+    /// gated subsystem stands by.
+    pub(crate) stale_from: Option<Instant>,
 }
 
 /// See [`Meta::membership`].
@@ -221,7 +222,8 @@ impl Subsystem {
         let last_beat = self.last_beat();
         let state = self.state();
         let stale_after = meta.stale_limit();
-        let reference = staleness_reference(last_beat, inner.registered_at, meta.stale_from);
+        let stale_from = meta.lease.as_deref().and_then(|lease| lease.stale_from);
+        let reference = staleness_reference(last_beat, inner.registered_at, stale_from);
         let stale_since = stale_after
             .filter(|_| state != SubsystemState::Standby)
             .map(|limit| deadline(reference, limit))
@@ -408,6 +410,7 @@ impl Subsystem {
                 epoch: None,
                 expires_at: None,
                 acquisitions: 0,
+                stale_from: None,
             })
         });
         update(view);
@@ -427,9 +430,12 @@ impl Subsystem {
         self.set_state(SubsystemState::Standby);
     }
 
-    /// Leaves standby at `at`: staleness counts from here.
+    /// Leaves standby at `at`: staleness counts from here. The gate that
+    /// stood it by made its lease view first.
     pub(crate) fn leave_standby(&self, at: Instant) {
-        self.meta().stale_from = Some(at);
+        if let Some(lease) = self.meta().lease.as_deref_mut() {
+            lease.stale_from = Some(at);
+        }
     }
 
     pub(crate) fn reset_failures(&self) {

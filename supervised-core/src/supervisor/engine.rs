@@ -72,8 +72,6 @@ pub(super) struct RunState {
     handle: Option<Subsystem>,
     /// The stall timer while running, then the grace period or the backoff.
     timer: Option<Timer>,
-    /// How a lease-gated run ended, kept while its lease is released.
-    released_end: Option<RunEnd>,
 }
 
 impl RunState {
@@ -83,7 +81,6 @@ impl RunState {
             span: None,
             handle: None,
             timer: None,
-            released_end: None,
         }
     }
 
@@ -128,18 +125,49 @@ pub(super) struct Engine<'a> {
     policy: &'a Policy,
     pub(super) sub: Subsystem,
     pub(super) cancel: CancellationToken,
-    /// Boxed: most supervisors set no restart intensity.
-    window: Option<Box<RestartWindow>>,
+    /// What only some supervisions need; `None` for most.
+    rare: Option<Box<Rare>>,
     pub(super) consecutive_failures: u32,
     /// Failures since the last run that completed an iteration: the first
     /// of such a storm is logged in full, the rest as one-line summaries.
     storm: u32,
     pub(super) generation: u64,
     watch: Watch,
-    /// The lease gating each run, if any (boxed: most supervisions have none).
-    pub(super) lease: Option<Box<Gate>>,
-    /// The failure an escalating supervision ended with.
-    pub(super) escalated: Option<Escalated>,
+}
+
+/// What only some supervisions need, behind one pointer, so that a plain
+/// loop's future pays 8 bytes for all of it: tokio allocates a task in
+/// steps of 128 bytes, and an idle supervised loop sits just under a step.
+#[derive(Default)]
+struct Rare {
+    /// The restart intensity's window, if the policy sets one.
+    window: Option<RestartWindow>,
+    /// The lease gating each run (boxed apart: taken out while it is polled).
+    gate: Option<Box<Gate>>,
+    /// How a gated run ended, kept while its lease is released.
+    released_end: Option<RunEnd>,
+    /// The failure an escalating supervision (a gated group child's
+    /// wrapper) ended with.
+    escalated: Option<Escalated>,
+}
+
+impl Rare {
+    /// The box a supervision under `policy` needs from the start, if any.
+    fn of(policy: &Policy, sub: &Subsystem) -> Option<Box<Rare>> {
+        let window = policy
+            .intensity
+            .map(|(max, within)| RestartWindow::new(max, within));
+        let gate = policy
+            .lease_spec()
+            .map(|spec| Box::new(Gate::new(spec, sub)));
+        (window.is_some() || gate.is_some()).then(|| {
+            Box::new(Rare {
+                window,
+                gate,
+                ..Rare::default()
+            })
+        })
+    }
 }
 
 /// A failure an escalating supervision hands up as it is, for its caller
@@ -183,17 +211,30 @@ impl<'a> Engine<'a> {
             sub: sub.clone(),
             watch: Watch::new(&cancel),
             cancel,
-            window: policy
-                .intensity
-                .map(|(max, within)| Box::new(RestartWindow::new(max, within))),
+            rare: Rare::of(policy, sub),
             consecutive_failures: 0,
             storm: 0,
             generation: 0,
-            lease: policy
-                .lease_spec()
-                .map(|spec| Box::new(Gate::new(spec, sub))),
-            escalated: None,
         }
+    }
+
+    fn rare_mut(&mut self) -> &mut Rare {
+        self.rare.get_or_insert_with(Box::default)
+    }
+
+    /// The token a run's body gets: the caller's, or for a gated run a
+    /// child of it that losing the lease cancels too.
+    pub(super) fn body_token(&mut self) -> CancellationToken {
+        let cancel = &self.cancel;
+        match self.rare.as_mut().and_then(|rare| rare.gate.as_deref_mut()) {
+            Some(gate) => gate.run_token(cancel),
+            None => cancel.clone(),
+        }
+    }
+
+    /// The failure an escalating supervision ended with, once.
+    pub(super) fn take_escalated(&mut self) -> Option<Escalated> {
+        self.rare.as_mut().and_then(|rare| rare.escalated.take())
     }
 
     fn reset_rule(&self) -> ResetRule {
@@ -210,7 +251,7 @@ impl<'a> Engine<'a> {
         cx: &mut Context<'_>,
         body: &mut dyn RunBody,
     ) -> Poll<RunEnd> {
-        if self.lease.is_some() {
+        if self.rare.as_ref().is_some_and(|rare| rare.gate.is_some()) {
             return self.poll_gated(run, cx, body);
         }
         if let Phase::Running = run.phase {
@@ -230,11 +271,11 @@ impl<'a> Engine<'a> {
         cx: &mut Context<'_>,
         body: &mut dyn RunBody,
     ) -> Poll<RunEnd> {
-        let Some(mut gate) = self.lease.take() else {
+        let Some(mut gate) = self.rare.as_mut().and_then(|rare| rare.gate.take()) else {
             return self.poll_phases(run, cx, body);
         };
         let polled = self.poll_gate(&mut gate, run, cx, body);
-        self.lease = Some(gate);
+        self.rare_mut().gate = Some(gate);
         polled
     }
 
@@ -295,7 +336,7 @@ impl<'a> Engine<'a> {
                     };
                     match polled {
                         Poll::Ready(end) => {
-                            run.released_end = Some(end);
+                            self.rare_mut().released_end = Some(end);
                             gate.release(&self.sub);
                         }
                         // Failed: released before the backoff is waited out.
@@ -339,7 +380,8 @@ impl<'a> Engine<'a> {
                 }
                 GateStep::Releasing(_) => {
                     ready!(gate.poll_release(cx));
-                    if let Some(end) = run.released_end.take() {
+                    if let Some(end) = self.rare.as_mut().and_then(|rare| rare.released_end.take())
+                    {
                         return Poll::Ready(end);
                     }
                 }
@@ -527,7 +569,7 @@ impl<'a> Engine<'a> {
                 ),
                 Caught::Stall(silent) => (GaveUpWith::Stalled(silent), Escalated::Stall(silent)),
             };
-            self.escalated = Some(escalated);
+            self.rare_mut().escalated = Some(escalated);
             return Some(RunEnd::GaveUp(with));
         }
 
@@ -551,7 +593,8 @@ impl<'a> Engine<'a> {
         self.consecutive_failures = self.consecutive_failures.saturating_add(1);
         let failures = self.consecutive_failures;
 
-        if let (Some(window), Some((_, within))) = (&mut self.window, self.policy.intensity) {
+        let window = self.rare.as_mut().and_then(|rare| rare.window.as_mut());
+        if let (Some(window), Some((_, within))) = (window, self.policy.intensity) {
             if !window.admit(now) {
                 let with = give_up(sub, failures, failure, window.len(), within);
                 return Some(RunEnd::GaveUp(with));

@@ -116,7 +116,7 @@ impl<'a, O: RunOutcome> Supervision<'a, O> {
 
     /// The failure an escalating supervision ended with.
     pub(crate) fn take_escalated(&mut self) -> Option<Escalated> {
-        self.engine.escalated.take()
+        self.engine.take_escalated()
     }
 
     /// The token to give the next body: the supervision's own, or for a
@@ -136,10 +136,7 @@ impl<'a, O: RunOutcome> Supervision<'a, O> {
     /// assert!(token.is_cancelled());
     /// ```
     pub fn body_token(&mut self) -> CancellationToken {
-        match self.engine.lease.as_deref_mut() {
-            Some(gate) => gate.run_token(&self.engine.cancel),
-            None => self.engine.cancel.clone(),
-        }
+        self.engine.body_token()
     }
 }
 
