@@ -214,6 +214,33 @@ async fn hand_written_loop(n: u64) {
     }
 }
 
+/// The loop that never yields: the whole loop is one poll of the body.
+#[supervised(name = "bench-annotated-tight-loop")]
+async fn annotated_tight_loop(n: u64) {
+    let mut i = 0;
+    while i < n {
+        i += 1;
+        black_box(i);
+    }
+}
+
+async fn hand_written_tight_loop(n: u64) {
+    let mut i = 0;
+    while i < n {
+        i += 1;
+        black_box(i);
+    }
+}
+
+async fn hand_written_tight_beat_loop(n: u64, sub: &Subsystem) {
+    let mut i = 0;
+    while i < n {
+        i += 1;
+        black_box(i);
+        sub.beat();
+    }
+}
+
 /// The hand-written loop plus the one beat per iteration the attribute adds:
 /// what is left of the difference is the supervisor's per-poll wrapping.
 async fn hand_written_beat_loop(n: u64, sub: &Subsystem) {
@@ -495,6 +522,89 @@ fn interleaved_attribute() -> [f64; 4] {
     samples.map(median_of)
 }
 
+/// Benchmark 3 for a loop that never yields: hand-written, + beat,
+/// annotated, in ns per iteration.
+fn interleaved_tight_attribute() -> [f64; 3] {
+    const ROUNDS: usize = 9;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let sub = Registry::new().subsystem("interleaved-tight-beat");
+    let n = LOOP_ITERATIONS;
+    let mut samples: [Vec<f64>; 3] = Default::default();
+    for _ in 0..ROUNDS {
+        samples[0]
+            .push(per_op(1, || rt.block_on(hand_written_tight_loop(black_box(n)))) / n as f64);
+        samples[1].push(
+            per_op(1, || {
+                rt.block_on(hand_written_tight_beat_loop(black_box(n), &sub))
+            }) / n as f64,
+        );
+        samples[2].push(per_op(1, || rt.block_on(annotated_tight_loop(black_box(n)))) / n as f64);
+    }
+    samples.map(median_of)
+}
+
+// ---- 7. what a beat could cost: the clock sources and the atomics ----------------------
+
+/// `CLOCK_MONOTONIC_COARSE` (the kernel's last tick, a memory load in the
+/// vDSO), in nanoseconds; measured to say what a coarse-clock beat would
+/// save, not used by the library.
+#[allow(unsafe_code)] // a C call, in the bench crate only
+fn coarse_now_ns() -> u64 {
+    // SAFETY: `clock_gettime` only writes into the zeroed struct we pass.
+    let ts = unsafe {
+        let mut ts: libc::timespec = std::mem::zeroed();
+        libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts);
+        ts
+    };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// The resolution of `CLOCK_MONOTONIC_COARSE` on this machine.
+#[allow(unsafe_code)] // a C call, in the bench crate only
+fn coarse_resolution() -> Duration {
+    // SAFETY: `clock_getres` only writes into the zeroed struct we pass.
+    let ts = unsafe {
+        let mut ts: libc::timespec = std::mem::zeroed();
+        libc::clock_getres(libc::CLOCK_MONOTONIC_COARSE, &mut ts);
+        ts
+    };
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+/// Interleaved medians, ns per op: tokio's `Instant::now()` (the floor),
+/// std's, the coarse clock, a relaxed `fetch_add` (what a count-only beat
+/// would be), a relaxed store, a handle beat.
+fn interleaved_clock_sources() -> [f64; 6] {
+    const ROUNDS: usize = 41;
+    const OPS: u64 = 200_000;
+    let count = std::sync::atomic::AtomicU64::new(0);
+    let cell = std::sync::atomic::AtomicU64::new(0);
+    let handle = Registry::new().subsystem("interleaved-clock-handle");
+    let mut samples: [Vec<f64>; 6] = Default::default();
+    for _ in 0..ROUNDS {
+        samples[0].push(per_op(OPS, || {
+            black_box(Instant::now());
+        }));
+        samples[1].push(per_op(OPS, || {
+            black_box(std::time::Instant::now());
+        }));
+        samples[2].push(per_op(OPS, || {
+            black_box(coarse_now_ns());
+        }));
+        samples[3].push(per_op(OPS, || {
+            black_box(&count).fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }));
+        samples[4].push(per_op(OPS, || {
+            black_box(&cell).store(black_box(7), std::sync::atomic::Ordering::Relaxed);
+        }));
+        samples[5].push(per_op(OPS, || black_box(&handle).beat()));
+    }
+    samples.map(median_of)
+}
+
 fn summary(filtered: bool) {
     let single = |b: &str| median_ns("beat_single", b);
     let contended = |b: &str| median_ns("beat_contended", b);
@@ -593,6 +703,30 @@ fn summary(filtered: bool) {
     println!(
         "   diagnostic: hand-written + beat raced with cancel.cancelled() in select! {hand_select:.2} ns/iteration: the race alone costs {:.2} ns",
         hand_select - hand_beat
+    );
+    let [tight, tight_beat, tight_annotated] = interleaved_tight_attribute();
+    let tight_diff = tight_annotated - tight;
+    println!("3c. a loop that never yields, 1,000,000 iterations: hand-written {tight:.2} ns/iteration, hand-written + beat {tight_beat:.2}, annotated {tight_annotated:.2}; difference {tight_diff:.2} ns");
+    println!(
+        "   budget one handle beat in a runtime ({handle_rt:.2} ns) + 5 ns = {:.2} ns: {}; the yielding loop (3.) against the same: {diff:.2} ns <= {:.2} ns: {}",
+        handle_rt + 5.0,
+        verdict(tight_diff <= handle_rt + 5.0),
+        handle_rt + 5.0,
+        verdict(diff <= handle_rt + 5.0)
+    );
+    println!(
+        "1b. heartbeat(name) / seed-style, one thread = {:.2}x (budget <= 0.5x): {}",
+        free / seed,
+        verdict(free / seed <= 0.5)
+    );
+    let [tokio_now, std_now, coarse, fetch_add, store, beat] = interleaved_clock_sources();
+    println!("7. clock sources, ns per call: tokio Instant::now {tokio_now:.2}, std Instant::now {std_now:.2}, CLOCK_MONOTONIC_COARSE {coarse:.2} (resolution {:?}); atomics: relaxed fetch_add {fetch_add:.2}, relaxed store {store:.2}; a handle beat {beat:.2}", coarse_resolution());
+    println!(
+        "   beat / tokio Instant::now = {:.2}x (budget <= 0.3x): {}; a count-only beat (one fetch_add) would be {:.2}x, a coarse-clock beat (coarse read + fetch_add + store) about {:.2}x",
+        beat / tokio_now,
+        verdict(beat / tokio_now <= 0.3),
+        fetch_add / tokio_now,
+        (coarse + fetch_add + store) / tokio_now
     );
     let [while_end, while_head, for_end, for_head] = interleaved_loop_shapes();
     let (r_while, r_for) = (while_head / while_end, for_head / for_end);
