@@ -83,32 +83,24 @@ impl<I: Iterator> Iterator for Beating<'_, I> {
 // ---- return types, judged by the type checker --------------------------------
 
 /// A run's output with its failure text, worked out where the output's
-/// type is concrete (see [`judge`]), so the engine needs no bound on it.
+/// type is concrete (the `describe` given to `Supervision::run_judged`),
+/// so the engine needs no bound on it.
 pub struct Judged<R> {
     /// The run's output.
     pub output: R,
     failure: Option<String>,
 }
 
+impl<R> Judged<R> {
+    pub(crate) fn new(output: R, failure: Option<String>) -> Self {
+        Judged { output, failure }
+    }
+}
+
 impl<R> RunOutcome for Judged<R> {
     fn failure(&self) -> Option<String> {
         self.failure.clone()
     }
-}
-
-/// `body`, with its output judged by `describe` when it is ready
-/// (`futures-util`'s `map`, which pins `body` in place).
-pub fn judge<R, F, D>(body: F, describe: D) -> impl Future<Output = Judged<R>>
-where
-    F: Future<Output = R>,
-    D: FnOnce(&R) -> Option<String>,
-{
-    use futures_util::FutureExt;
-
-    body.map(move |output| {
-        let failure = describe(&output);
-        Judged { output, failure }
-    })
 }
 
 /// An error's text by its `Display`: bounded, and a placeholder naming the

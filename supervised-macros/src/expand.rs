@@ -16,13 +16,11 @@
 //!     let exit = loop {
 //!         let db = fresh_clone(&db);
 //!         let cancel = fresh_clone(&cancel);
-//!         let body = judge(
-//!             body::<(), _>(async { let db = db; let cancel = cancel;
-//!                 { let mut head = LoopHead::default();
-//!                   loop { head.pass(&subsystem); tick(&db).await } } }),
-//!             |output: &()| <() as SupervisedReturn>::error(output).map(describe),
-//!         );
-//!         match supervision.run_once(body).await { Restart => {}, Exit(e) => break e }
+//!         let body = body::<(), _>(async { let db = db; let cancel = cancel;
+//!             { let mut head = LoopHead::default();
+//!               loop { head.pass(&subsystem); tick(&db).await } } });
+//!         let describe = |output: &()| <() as SupervisedReturn>::error(output).map(describe);
+//!         match supervision.run_judged(body, describe).await { Restart => {}, Exit(e) => break e }
 //!     };
 //!     <() as SupervisedReturn>::finish_cancellable(exit)
 //! }
@@ -176,14 +174,13 @@ pub(crate) fn expand(args: &Args, mut item: ItemFn, model: &FnModel) -> ItemFn {
         let mut #supervision = #private::Supervision::new(#supervisor, #cancel, &#handle);
         let #exit = loop {
             #(#per_run)*
-            let #body_fut = #private::judge(
-                #private::body::<#ret, _>(async {
-                    #(#rebind)*
-                    #(#stmts)*
-                }),
-                #describe,
-            );
-            match #supervision.run_once(#body_fut).await {
+            let #body_fut = #private::body::<#ret, _>(async {
+                #(#rebind)*
+                #(#stmts)*
+            });
+            // `describe` captures nothing: a plain fn pointer, so no
+            // future combinator or closure type is compiled per fn.
+            match #supervision.run_judged(#body_fut, #describe).await {
                 #private::Step::Restart => {}
                 #private::Step::Exit(#exit) => break #exit,
             }

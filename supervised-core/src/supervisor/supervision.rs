@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use super::engine::{Engine, Escalated, Keep, RunEnd, RunState};
 use super::failure::GaveUpWith;
 use super::{Exit, Failure, RunOutcome, Supervisor};
+use crate::macro_support::Judged;
 use crate::registry::Subsystem;
 
 /// What to do after one supervised run: see [`Supervision::run_once`].
@@ -140,17 +141,18 @@ impl<'a, O: RunOutcome> Supervision<'a, O> {
     }
 }
 
-/// The future of [`Supervision::run_once`].
-struct RunOnce<'s, 'a, O, Fut> {
+/// The future of [`Supervision::run_once`] (and of `run_judged`, the
+/// attribute's), over the slot `S` that holds the body.
+struct RunOnce<'s, 'a, O, S> {
     supervision: &'s mut Supervision<'a, O>,
-    body: BodySlot<O, Fut>,
+    body: S,
     run: RunState,
 }
 
 // Nothing is pinned structurally: the body is behind its own `Pin<Box<_>>`.
-impl<O, Fut> Unpin for RunOnce<'_, '_, O, Fut> {}
+impl<O, S> Unpin for RunOnce<'_, '_, O, S> {}
 
-impl<O: RunOutcome, Fut: Future<Output = O>> Future for RunOnce<'_, '_, O, Fut> {
+impl<O, S: Slot<O>> Future for RunOnce<'_, '_, O, S> {
     type Output = Step<O>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Step<O>> {
@@ -161,10 +163,15 @@ impl<O: RunOutcome, Fut: Future<Output = O>> Future for RunOnce<'_, '_, O, Fut> 
             .poll_run(&mut this.run, cx, &mut this.body));
         Poll::Ready(step(
             end,
-            this.body.output.take(),
+            this.body.take_output(),
             &mut this.supervision.last_failure,
         ))
     }
+}
+
+/// A body's slot: the engine polls it, [`RunOnce`] takes its output.
+trait Slot<O>: RunBody {
+    fn take_output(&mut self) -> Option<O>;
 }
 
 /// Turns how a run ended into the caller's [`Step`]. Generic over the
@@ -208,6 +215,71 @@ pub(super) trait RunBody {
 struct BodySlot<O, Fut> {
     future: Option<Pin<Box<Fut>>>,
     output: Option<O>,
+}
+
+impl<O: RunOutcome, Fut: Future<Output = O>> Slot<O> for BodySlot<O, Fut> {
+    fn take_output(&mut self) -> Option<O> {
+        self.output.take()
+    }
+}
+
+/// The attribute's slot: the body's raw output `R`, judged by `describe`
+/// (a plain fn pointer, so no closure type is instantiated per fn) when it
+/// is ready.
+struct JudgedSlot<R, Fut> {
+    future: Option<Pin<Box<Fut>>>,
+    output: Option<Judged<R>>,
+    describe: fn(&R) -> Option<String>,
+}
+
+impl<R, Fut: Future<Output = R>> RunBody for JudgedSlot<R, Fut> {
+    #[inline]
+    fn poll_body(&mut self, cx: &mut Context<'_>) -> Poll<Option<String>> {
+        let Some(future) = self.future.as_mut() else {
+            return Poll::Pending;
+        };
+        let output = ready!(future.as_mut().poll(cx));
+        self.future = None;
+        let failure = (self.describe)(&output);
+        self.output = Some(Judged::new(output, failure.clone()));
+        Poll::Ready(failure)
+    }
+
+    fn drop_body(&mut self) {
+        self.future = None;
+    }
+}
+
+impl<R, Fut: Future<Output = R>> Slot<Judged<R>> for JudgedSlot<R, Fut> {
+    fn take_output(&mut self) -> Option<Judged<R>> {
+        self.output.take()
+    }
+}
+
+impl<'a, R> Supervision<'a, Judged<R>> {
+    /// [`run_once`](Supervision::run_once) for the `#[supervised]`
+    /// expansion: the body returns its own type, and `describe` gives an
+    /// output's failure text. Not a public API.
+    #[doc(hidden)]
+    pub fn run_judged<'s, Fut>(
+        &'s mut self,
+        body: Fut,
+        describe: fn(&R) -> Option<String>,
+    ) -> impl Future<Output = Step<Judged<R>>> + use<'a, 's, R, Fut>
+    where
+        Fut: Future<Output = R> + 's,
+        R: 's,
+    {
+        RunOnce {
+            supervision: self,
+            body: JudgedSlot {
+                future: Some(Box::pin(body)),
+                output: None,
+                describe,
+            },
+            run: RunState::new(),
+        }
+    }
 }
 
 impl<O: RunOutcome, Fut: Future<Output = O>> RunBody for BodySlot<O, Fut> {
