@@ -209,12 +209,22 @@ async fn table_exists(client: &Client) -> Result<bool, LeaseError> {
     Ok(row.get::<_, bool>(0))
 }
 
-/// The driver's message, with the server's own when there is one.
+/// The driver's message, with the server's own when there is one, or
+/// else with its causes: the driver's own text for an unreachable server
+/// is only "error connecting to server", and the operator needs the why
+/// (a name that does not resolve, a refused connection).
 fn driver(e: tokio_postgres::Error) -> LeaseError {
-    match e.as_db_error() {
-        Some(db) => LeaseError::new(format!("{}: {}", db.code().code(), db.message())),
-        None => LeaseError::new(e),
+    if let Some(db) = e.as_db_error() {
+        return LeaseError::new(format!("{}: {}", db.code().code(), db.message()));
     }
+    let mut message = e.to_string();
+    let mut cause = std::error::Error::source(&e);
+    while let Some(error) = cause {
+        message.push_str(": ");
+        message.push_str(&error.to_string());
+        cause = error.source();
+    }
+    LeaseError::new(message)
 }
 
 fn epoch(epoch: u64) -> i64 {
