@@ -54,6 +54,19 @@ fn waiter(log: &Log, name: &'static str) -> Child {
     })
 }
 
+/// A child that ignores cancellation (so only an abort stops it), and logs
+/// `drop <name>` when its future is dropped.
+fn stubborn(log: &Log, name: &'static str) -> Child {
+    let log = log.clone();
+    Child::new(name, move |_cancel: CancellationToken| {
+        let log = log.clone();
+        async move {
+            let _guard = OnDrop(log.clone(), format!("drop {name}"));
+            std::future::pending::<()>().await;
+        }
+    })
+}
+
 #[derive(Clone, Copy, Debug)]
 enum End {
     Normal,
@@ -386,16 +399,7 @@ async fn a_nested_group_that_gives_up_escalates_through_two_levels() {
 async fn a_child_that_ignores_cancellation_is_aborted_and_reported_unstopped() {
     let log = Log::default();
     let registry = Registry::new();
-    let stubborn = |name: &'static str| {
-        let log = log.clone();
-        Child::new(name, move |_cancel: CancellationToken| {
-            let log = log.clone();
-            async move {
-                let _guard = OnDrop(log.clone(), format!("drop {name}"));
-                std::future::pending::<()>().await;
-            }
-        })
-    };
+    let stubborn = |name| stubborn(&log, name);
     let cancel = CancellationToken::new();
     let run = tokio::spawn(
         group("bounded", &registry)
@@ -1021,5 +1025,50 @@ async fn a_zero_backoff_restarts_without_waiting_for_the_timer() {
     assert!(
         starts.iter().all(|at| *at == starts[0]),
         "every restart at the instant of the failure: {starts:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn each_stop_in_a_row_is_bounded_by_its_own_stop_timeout() {
+    let log = Log::default();
+    let registry = Registry::new();
+    let stubborn = |name, timeout| stubborn(&log, name).stop_timeout(Duration::from_secs(timeout));
+    let group = group("bounds", &registry)
+        .spec(stubborn("two", 2))
+        .spec(waiter(&log, "polite"))
+        .spec(stubborn("three", 3))
+        .spec(stubborn("four", 4));
+    let handle = group.handle();
+    let cancel = CancellationToken::new();
+    let run = tokio::spawn(group.run(cancel.clone()));
+    sleep(Duration::from_secs(1)).await;
+
+    // One after another, each removal from the moment it begins: a bound
+    // that passed (the last removal's) cuts no later stop short, and a
+    // later one does not stretch an earlier stop.
+    let mut took = Vec::new();
+    for name in ["two", "polite", "three"] {
+        let begun = Instant::now();
+        handle.remove(name).await.unwrap();
+        took.push((name, Instant::now() - begun));
+    }
+    assert_eq!(
+        took,
+        [
+            ("two", Duration::from_secs(2)),
+            ("polite", Duration::ZERO),
+            ("three", Duration::from_secs(3))
+        ]
+    );
+    // The shutdown's stop of `four` gets its full 4 s too; the report
+    // lists the removals' aborts as well.
+    cancel.cancel();
+    let report = run.await.unwrap();
+    assert_eq!(report.unstopped, ["two", "three", "four"]);
+    assert_eq!(report.took, Duration::from_secs(4));
+    tokio::task::yield_now().await;
+    assert_eq!(
+        log.events()[1..],
+        ["drop two", "drop polite", "drop three", "drop four"]
     );
 }

@@ -2,12 +2,13 @@
 //! borrows, so a nested group can be run again by its parent, its children
 //! added at run time included.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use foldhash::HashMap;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -282,7 +283,7 @@ impl Group {
             restart: Restart::default(),
             registry: None,
             members: BTreeMap::new(),
-            seqs: HashMap::new(),
+            seqs: HashMap::default(),
             next_seq: 0,
             shared,
             commands: receiver,

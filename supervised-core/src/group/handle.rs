@@ -4,10 +4,11 @@
 //! Adds are checked and booked here, synchronously, then sent to the run
 //! over a channel; removals wait for the run's answer.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use foldhash::HashMap;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
@@ -53,7 +54,7 @@ impl Book {
         Book {
             phase: Phase::NotStarted,
             children: BTreeMap::new(),
-            by_name: HashMap::new(),
+            by_name: HashMap::default(),
             next: 0,
             shutdown: CancellationToken::new(),
         }

@@ -8,13 +8,16 @@
 //! reports after the task's future was dropped: that is what keeps a new
 //! run of a child from overlapping the old one.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use foldhash::HashMap;
+
 use tokio::sync::oneshot;
 use tokio::task::{AbortHandle, Id, JoinError, JoinSet};
-use tokio::time::Instant;
+use tokio::time::{Instant, Sleep};
 use tokio_util::sync::CancellationToken;
 
 use super::builder::GroupDef;
@@ -199,6 +202,11 @@ struct Runner<'d> {
     /// Children to start, and when.
     due: BTreeMap<u64, Instant>,
     entries: HashMap<u64, Subsystem>,
+    /// The bound of the stop in progress. One timer, reset for each
+    /// child rather than made anew: registering a fresh timer wakes the
+    /// timer driver's thread (a system call) on almost every stop, a tenth
+    /// of a 10,000-child shutdown's time.
+    stop_timer: Option<Pin<Box<Sleep>>>,
     window: RestartWindow,
     consecutive: u32,
     failed: Vec<String>,
@@ -246,11 +254,12 @@ impl<'d> Runner<'d> {
             handle_shutdown,
             token: CancellationToken::new(),
             tasks: JoinSet::new(),
-            by_task: HashMap::new(),
-            running: HashMap::new(),
+            by_task: HashMap::default(),
+            running: HashMap::default(),
             ends: VecDeque::new(),
             due: BTreeMap::new(),
-            entries: HashMap::new(),
+            entries: HashMap::default(),
+            stop_timer: None,
             consecutive: 0,
             failed: Vec::new(),
             unstopped: Vec::new(),
@@ -266,12 +275,11 @@ impl<'d> Runner<'d> {
         self.def.strategy.as_str()
     }
 
-    fn name_of(&self, seq: u64) -> String {
+    fn name_of(&self, seq: u64) -> Arc<str> {
         self.def
             .members
             .get(&seq)
-            .map(|m| m.name.to_string())
-            .unwrap_or_default()
+            .map_or_else(|| Arc::from(""), |m| Arc::clone(&m.name))
     }
 
     async fn run(mut self) -> GroupReport {
@@ -488,7 +496,7 @@ impl<'d> Runner<'d> {
                 () = self.handle_shutdown.cancelled(), if self.listen == Listen::First => {
                     return Waited::Triggered("handle");
                 }
-                () = sleep_until(until) => return Waited::TimedOut,
+                () = bounded(&mut self.stop_timer, until) => return Waited::TimedOut,
             }
         }
     }
@@ -566,7 +574,7 @@ impl<'d> Runner<'d> {
         self.def.shared.set_state(&name, SubsystemState::Stopped);
         let took = Instant::now().saturating_duration_since(begun);
         if aborted {
-            self.unstopped.push(name.clone());
+            self.unstopped.push(name.to_string());
             tracing::error!(
                 target: "supervised",
                 group = %self.path, child = %name, strategy = self.strategy(),
@@ -676,7 +684,7 @@ impl<'d> Runner<'d> {
         let siblings: Vec<String> = together
             .iter()
             .filter(|s| **s != seq)
-            .map(|s| self.name_of(*s))
+            .map(|s| self.name_of(*s).to_string())
             .collect();
         if ended.failure.is_some() {
             tracing::error!(
@@ -767,7 +775,7 @@ impl<'d> Runner<'d> {
 
     async fn give_up(&mut self, seq: u64, failure: String) -> GroupReport {
         let begun = Instant::now();
-        let child = self.name_of(seq);
+        let child = self.name_of(seq).to_string();
         let (max, within) = self.def.intensity;
         tracing::error!(
             target: "supervised",
@@ -927,6 +935,19 @@ impl Drop for Runner<'_> {
             self.settle_commands();
         }
     }
+}
+
+/// Sleeps on `timer` until `at` (forever without one), resetting it only
+/// when its deadline differs.
+async fn bounded(timer: &mut Option<Pin<Box<Sleep>>>, at: Option<Instant>) {
+    let Some(at) = at else {
+        return std::future::pending().await;
+    };
+    let timer = timer.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(at)));
+    if timer.deadline() != at {
+        timer.as_mut().reset(at);
+    }
+    timer.as_mut().await;
 }
 
 /// Sleeps until `at`, or forever without one.
