@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use futures_util::FutureExt;
 use tokio_util::sync::CancellationToken;
 
 use super::builder::GroupDef;
@@ -130,13 +131,13 @@ impl Child {
             restart: Restart::default(),
             stop_timeout: Self::DEFAULT_STOP_TIMEOUT,
             start: Start::Future(Box::new(move |cancel| {
-                let run = factory(cancel);
-                Box::pin(async move {
-                    match run.await.failure() {
-                        None => Ended::normal(),
-                        Some(error) => Ended::failed(ChildFailure::Error(error)),
-                    }
-                })
+                // A combinator, not an `async` block: the block would hold
+                // the run's future twice (as its capture and as what it
+                // awaits), doubling every idle child's largest allocation.
+                Box::pin(factory(cancel).map(|output| match output.failure() {
+                    None => Ended::normal(),
+                    Some(error) => Ended::failed(ChildFailure::Error(error)),
+                }))
             })),
             gate: None,
             gated: false,
@@ -351,8 +352,9 @@ impl fmt::Display for ChildFailure {
 #[derive(Debug)]
 pub(super) struct Ended {
     pub(super) failure: Option<ChildFailure>,
-    /// A nested group's report.
-    pub(super) report: Option<GroupReport>,
+    /// A nested group's report. Boxed: an `Ended` is every child task's
+    /// output, and tokio sizes each task for it.
+    pub(super) report: Option<Box<GroupReport>>,
 }
 
 impl Ended {
@@ -450,5 +452,39 @@ impl Future for ChildRun {
                 }))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What a child's task holds while it is idle: each run's boxed future
+    /// is the user's future and little more, and the task's output is small
+    /// (tokio sizes every task for the larger of its future and output).
+    #[test]
+    fn an_idle_childs_allocations_stay_close_to_its_own_future() {
+        let user_future = |cancel: CancellationToken| {
+            let state = [7u8; 512];
+            async move {
+                cancel.cancelled().await;
+                std::hint::black_box(state);
+            }
+        };
+        let own = std::mem::size_of_val(&user_future(CancellationToken::new()));
+        let Start::Future(mut factory) = Child::new("sized", user_future).start else {
+            unreachable!("Child::new makes a future child");
+        };
+        let run = factory(CancellationToken::new());
+        let boxed = std::mem::size_of_val(&*run);
+        assert!(
+            boxed <= own + 16,
+            "a run's box is {boxed} B for a {own}-byte future: held twice?"
+        );
+        assert!(
+            std::mem::size_of::<Ended>() <= 64,
+            "Ended is {} B",
+            std::mem::size_of::<Ended>()
+        );
     }
 }

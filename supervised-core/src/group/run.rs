@@ -98,7 +98,7 @@ pub(super) fn nested_run(
         };
         Ended {
             failure,
-            report: Some(report),
+            report: Some(Box::new(report)),
         }
     })
 }
