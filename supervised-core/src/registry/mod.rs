@@ -12,12 +12,16 @@
 //! - `health.rs`: the one health rule, [`Health`], over a snapshot;
 //!   `readiness.rs`: whether to send traffic, [`Readiness`].
 //! - `wallclock.rs`: monotonic instants rendered as wall-clock times.
+//! - `recent.rs`: the handles each thread last beat by name, which
+//!   [`heartbeat(name)`](Registry::heartbeat) tries before the map.
 //! - this file: the map from name to handle ([`Registry`]) and the
 //!   process-wide free functions over [`registry()`].
 //!
 //! Data flows one way: supervisors and bodies write through handles, and
 //! readers (`snapshot`, the HTTP routes, metrics, the watchdogs) copy
-//! statuses out; nothing reads the map on the beat path.
+//! statuses out; nothing reads the map on the beat path, and
+//! `heartbeat(name)` reads it only for a name its thread has not beat
+//! lately or after a removal.
 
 use std::borrow::Borrow;
 use std::fmt;
@@ -35,6 +39,7 @@ use crate::supervisor::Escaped;
 mod health;
 mod instant;
 mod readiness;
+mod recent;
 mod status;
 mod subsystem;
 #[cfg(any(feature = "http", feature = "prometheus"))]
@@ -75,6 +80,12 @@ impl PartialEq for Key {
 impl Eq for Key {}
 
 struct RegistryInner {
+    /// Unique in the process and never reused, unlike an address: what
+    /// `recent.rs` checks a remembered handle's registry by.
+    id: u64,
+    /// Bumped after every removal from `subsystems`: a handle a thread
+    /// remembered at an older generation is looked up again.
+    generation: AtomicU64,
     /// Hashed with foldhash, seeded per process: a name hashes in a few
     /// nanoseconds instead of SipHash's tens (`heartbeat(name)` hashes on
     /// every call), and a per-process seed still keeps names chosen to
@@ -162,7 +173,10 @@ impl Registry {
 
     /// An empty, isolated registry that holds at most `max` names.
     pub fn with_max_subsystems(max: usize) -> Self {
+        static NEXT_ID: AtomicU64 = AtomicU64::new(0);
         Registry(Arc::new(RegistryInner {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            generation: AtomicU64::new(0),
             subsystems: DashMap::with_hasher(foldhash::fast::RandomState::default()),
             count: AtomicUsize::new(0),
             max: AtomicUsize::new(max),
@@ -259,14 +273,24 @@ impl Registry {
 
     /// Records that `name` is alive now, registering it if needed (and if
     /// there is room: see the type's docs).
+    ///
+    /// Each thread remembers the last few handles it beat this way, so a
+    /// loop beating its own name goes to the map only for its first beat
+    /// and after a removal from this registry.
     pub fn heartbeat(&self, name: &str) {
-        match self.0.subsystems.get(name) {
-            Some(sub) => sub.key().0.beat(),
-            None => {
-                if let Some(sub) = self.registered(name) {
-                    sub.beat();
-                }
-            }
+        // Read before the lookup: a removal after it makes what is
+        // remembered below stale at once.
+        let generation = self.0.generation.load(Ordering::Acquire);
+        if recent::beat(self.0.id, generation, name) {
+            return;
+        }
+        let found = match self.0.subsystems.get(name) {
+            Some(sub) => Some(sub.key().0.clone()),
+            None => self.registered(name),
+        };
+        if let Some(sub) = found {
+            sub.beat();
+            recent::remember(self.0.id, generation, &sub);
         }
     }
 
@@ -338,6 +362,9 @@ impl Registry {
             .is_some()
         {
             self.0.count.fetch_sub(1, Ordering::Relaxed);
+            // After the removal, so a handle remembered from before it is
+            // never taken for current.
+            self.0.generation.fetch_add(1, Ordering::Release);
         }
     }
 
