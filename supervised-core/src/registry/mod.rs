@@ -277,13 +277,20 @@ impl Registry {
     /// Each thread remembers the last few handles it beat this way, so a
     /// loop beating its own name goes to the map only for its first beat
     /// and after a removal from this registry.
+    #[inline]
     pub fn heartbeat(&self, name: &str) {
         // Read before the lookup: a removal after it makes what is
         // remembered below stale at once.
         let generation = self.0.generation.load(Ordering::Acquire);
-        if recent::beat(self.0.id, generation, name) {
-            return;
+        if !recent::beat(self.0.id, generation, name) {
+            self.heartbeat_in_map(name, generation);
         }
+    }
+
+    /// [`heartbeat`](Registry::heartbeat) of a name this thread does not
+    /// remember: out of line, so the remembered path inlines small.
+    #[inline(never)]
+    fn heartbeat_in_map(&self, name: &str, generation: u64) {
         let found = match self.0.subsystems.get(name) {
             Some(sub) => Some(sub.key().0.clone()),
             None => self.registered(name),
@@ -419,6 +426,7 @@ impl Registry {
 /// supervised_core::registry().heartbeat("doc-registry");
 /// assert!(supervised_core::last_tick("doc-registry").is_some());
 /// ```
+#[inline]
 pub fn registry() -> &'static Registry {
     static GLOBAL: OnceLock<Registry> = OnceLock::new();
     GLOBAL.get_or_init(Registry::new)
@@ -434,6 +442,7 @@ pub fn registry() -> &'static Registry {
 /// supervised_core::heartbeat("doc-heartbeat");
 /// assert!(supervised_core::last_tick("doc-heartbeat").is_some());
 /// ```
+#[inline]
 pub fn heartbeat(name: &str) {
     registry().heartbeat(name);
 }

@@ -50,7 +50,9 @@ pub(super) fn beat(registry: u64, generation: u64, name: &str) -> bool {
                 return false;
             };
             let found = recent.slots.iter().flatten().find(|r| {
-                r.registry == registry && r.generation == generation && r.sub.name() == name
+                r.registry == registry
+                    && r.generation == generation
+                    && same_name(r.sub.name().as_bytes(), name.as_bytes())
             });
             match found {
                 Some(remembered) => {
@@ -61,6 +63,26 @@ pub(super) fn beat(registry: u64, generation: u64, name: &str) -> bool {
             }
         })
         .unwrap_or(false)
+}
+
+/// `a == b`, with names of 8 to 16 bytes (most: `scheduler`,
+/// `tenant-00042`) compared as two overlapping words rather than by a call
+/// to `memcmp`, a tenth of a remembered beat.
+#[inline]
+fn same_name(a: &[u8], b: &[u8]) -> bool {
+    let len = a.len();
+    if len != b.len() {
+        return false;
+    }
+    if !(8..=16).contains(&len) {
+        return a == b;
+    }
+    let word = |s: &[u8], at: usize| {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(&s[at..at + 8]);
+        u64::from_ne_bytes(word)
+    };
+    word(a, 0) == word(b, 0) && word(a, len - 8) == word(b, len - 8)
 }
 
 /// Remembers `sub`, found in the map of `registry` at `generation`.
@@ -97,6 +119,35 @@ mod tests {
 
     fn beats(registry: &Registry, name: &str) -> Option<u64> {
         registry.get(name).map(|sub| sub.beats())
+    }
+
+    #[test]
+    fn names_compare_equal_exactly_when_their_bytes_do() {
+        let names = [
+            "",
+            "a",
+            "relay",
+            "schedule",
+            "scheduler",
+            "schedulers",
+            "tenant-00042",
+            "tenant-00043",
+            "tenant-10042",
+            "0123456789abcdef",
+            "0123456789abcdeF",
+            "0123456789abcdef0",
+            "x123456789abcdef0",
+            "ünïcödé-ñame",
+        ];
+        for a in names {
+            for b in names {
+                assert_eq!(
+                    super::same_name(a.as_bytes(), b.as_bytes()),
+                    a == b,
+                    "{a:?} {b:?}"
+                );
+            }
+        }
     }
 
     #[test]
