@@ -14,7 +14,6 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use foldhash::HashMap;
-
 use tokio::sync::oneshot;
 use tokio::task::{AbortHandle, Id, JoinError, JoinSet};
 use tokio::time::{Instant, Sleep};
@@ -205,7 +204,9 @@ struct Runner<'d> {
     /// The bound of the stop in progress. One timer, reset for each
     /// child rather than made anew: registering a fresh timer wakes the
     /// timer driver's thread (a system call) on almost every stop, a tenth
-    /// of a 10,000-child shutdown's time.
+    /// of a 10,000-child shutdown's time. Between stops it stays armed at
+    /// the last bound; when that passes unwatched it wakes the run once,
+    /// which finds nothing to do.
     stop_timer: Option<Pin<Box<Sleep>>>,
     window: RestartWindow,
     consecutive: u32,
