@@ -32,12 +32,15 @@
 // Named one by one rather than `pub use supervised_core::*`, which would
 // also re-export the core's hidden `macro_support` as a second private path.
 pub use supervised_core::{
-    beat, current, heartbeat, is_healthy, isolate, last_tick, registry, run_with_recover, snapshot,
+    beat, current, heartbeat, is_healthy, isolate, last_beat, registry, run_with_recover, snapshot,
     AddError, Backoff, CancellationToken, Cancelled, Child, ChildInfo, Exit, Failure, Group,
-    GroupExit, GroupHandle, GroupReport, Health, ItemPanicked, LastPanic, Readiness, Registry,
-    RemoveError, Restart, RunOutcome, StallWatchdog, Step, Strategy, Subsystem, SubsystemKind,
-    SubsystemState, SubsystemStatus, Supervision, Supervisor,
+    GroupExit, GroupHandle, GroupReport, Health, ItemPanicked, LastPanic, LeaseStatus, Lent,
+    Readiness, Registry, RemoveError, Restart, RunOutcome, StallWatchdog, Step, Strategy,
+    Subsystem, SubsystemKind, SubsystemState, SubsystemStatus, Supervision, Supervisor,
 };
+
+#[allow(deprecated)]
+pub use supervised_core::last_tick;
 
 #[cfg(feature = "http")]
 #[cfg_attr(docsrs, doc(cfg(feature = "http")))]

@@ -15,7 +15,7 @@
 //! - [`lease`] gates a loop on a lease ([`Supervisor::lease`],
 //!   [`Child::lease`]), so that of several replicas one runs it at a time;
 //!   the others stand by. PostgreSQL and etcd are built in.
-//! - [`heartbeat`], [`last_tick`], [`snapshot`] and [`is_healthy`] read and
+//! - [`heartbeat`], [`last_beat`], [`snapshot`] and [`is_healthy`] read and
 //!   write the process-wide [`Registry`]; a [`Subsystem`] handle beats without
 //!   a lookup, and [`beat`] credits the subsystem whose body is running.
 //!
@@ -56,6 +56,7 @@ pub mod lease;
 mod registry;
 mod stall;
 mod supervisor;
+mod text;
 
 #[doc(hidden)]
 pub mod macro_support;
@@ -71,17 +72,19 @@ pub mod metrics;
 pub mod systemd;
 
 pub use group::{
-    AddError, Child, ChildInfo, Group, GroupExit, GroupHandle, GroupReport, RemoveError, Restart,
-    Strategy,
+    AddError, Child, ChildInfo, Group, GroupExit, GroupHandle, GroupReport, Lent, RemoveError,
+    Restart, Strategy,
 };
+#[allow(deprecated)]
+pub use registry::last_tick;
 pub use registry::{
-    heartbeat, is_healthy, last_tick, registry, snapshot, Health, LastPanic, LeaseStatus,
-    Readiness, Registry, Subsystem, SubsystemKind, SubsystemState, SubsystemStatus,
+    beat, current, heartbeat, is_healthy, last_beat, registry, snapshot, Health, LastPanic,
+    LeaseStatus, Readiness, Registry, Subsystem, SubsystemKind, SubsystemState, SubsystemStatus,
 };
 pub use stall::StallWatchdog;
 pub use supervisor::{
-    beat, current, isolate, run_with_recover, Backoff, Cancelled, Exit, Failure, ItemPanicked,
-    RunOutcome, Step, Supervision, Supervisor,
+    isolate, run_with_recover, Backoff, Cancelled, Exit, Failure, ItemPanicked, RunOutcome, Step,
+    Supervision, Supervisor,
 };
 
 /// Re-exported so users and generated code name one version of it.

@@ -9,7 +9,8 @@ use std::future::Future;
 pub use crate::{CancellationToken, Cancelled, Step, Subsystem, Supervision, Supervisor};
 pub use core::time::Duration;
 
-use crate::supervisor::{debugged, displayed, Exit, Failure, RunOutcome};
+use crate::supervisor::{Exit, Failure, RunOutcome};
+use crate::text::{debugged, displayed};
 
 /// Pins the output type of a body's async block to the fn's return type, so
 /// `return` and `?` inside it infer as they would in the fn itself.

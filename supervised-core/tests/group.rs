@@ -116,14 +116,13 @@ async fn every_row_of_the_restart_table_under_every_strategy() {
                 let log = Log::default();
                 let registry = Registry::new();
                 let cancel = CancellationToken::new();
-                let run = tokio::spawn(
-                    group("table", &registry)
-                        .strategy(strategy)
-                        .spec(waiter(&log, "before"))
-                        .spec(ends_once(&log, "target", end).restart(restart))
-                        .spec(waiter(&log, "after"))
-                        .run(cancel.clone()),
-                );
+                let table = group("table", &registry)
+                    .strategy(strategy)
+                    .spec(waiter(&log, "before"))
+                    .spec(ends_once(&log, "target", end).restart(restart))
+                    .spec(waiter(&log, "after"));
+                let handle = table.handle();
+                let run = tokio::spawn(table.run(cancel.clone()));
                 // The end at 1 s, the 1 s backoff, and room to start.
                 sleep(Duration::from_millis(2500)).await;
 
@@ -154,6 +153,19 @@ async fn every_row_of_the_restart_table_under_every_strategy() {
                         log.events()
                     );
                 }
+                let listed: Vec<String> = handle.children().into_iter().map(|c| c.name).collect();
+                if restart == Restart::Temporary {
+                    // Ended, it is forgotten as OTP forgets it: no entry,
+                    // not listed, its name free for `add`.
+                    assert!(registry.get("target").is_none(), "{case}");
+                    assert_eq!(listed, ["before", "after"], "{case}");
+                    cancel.cancel();
+                    let report = run.await.unwrap();
+                    assert_eq!(report.exit, GroupExit::Shutdown, "{case}");
+                    assert!(report.failed.is_empty(), "{case}: {report:?}");
+                    continue;
+                }
+                assert_eq!(listed, ["before", "target", "after"], "{case}");
                 let target = registry.get("target").unwrap().status();
                 let expected_state = match (restarted, failed) {
                     (true, _) => SubsystemState::Running,
@@ -627,7 +639,10 @@ async fn a_group_whose_children_all_ended_completes_and_an_empty_one_waits() {
         .run(CancellationToken::new())
         .await;
     assert_eq!(report.exit, GroupExit::Completed);
-    assert_eq!(report.failed, ["job"]);
+    // A temporary child that failed is forgotten (its ERROR event says it
+    // failed), so a group that runs a job per request keeps no list of them.
+    assert!(report.failed.is_empty(), "{report:?}");
+    assert!(registry.get("job").is_none());
     assert!(report.is_clean());
 
     let empty = group("empty", &registry);
@@ -795,9 +810,9 @@ async fn a_temporary_sibling_is_stopped_with_the_others_and_not_started_again() 
     assert_eq!(log.count("drop one-off"), 1, "stopped with the others");
     assert_eq!(log.count("start pool"), 2);
     assert_eq!(log.count("start user"), 2);
-    assert_eq!(
-        registry.get("one-off").unwrap().state(),
-        SubsystemState::Stopped
+    assert!(
+        registry.get("one-off").is_none(),
+        "stopped with its siblings, a temporary child is forgotten"
     );
     cancel.cancel();
     assert!(run.await.unwrap().is_clean());
@@ -1071,4 +1086,235 @@ async fn each_stop_in_a_row_is_bounded_by_its_own_stop_timeout() {
         log.events()[1..],
         ["drop two", "drop polite", "drop three", "drop four"]
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_ended_temporary_child_is_forgotten_its_name_free_and_its_captures_dropped() {
+    let registry = Registry::new();
+    let group = group("jobs", &registry).spec(waiter(&Log::default(), "static"));
+    let handle = group.handle();
+    let cancel = CancellationToken::new();
+    let run = tokio::spawn(group.run(cancel.clone()));
+
+    for end in [End::Normal, End::Error, End::Panic] {
+        // What the factory captures: dropped with the spec when it ends.
+        let captured = Arc::new(());
+        let held = Arc::clone(&captured);
+        let job = Child::new("job", move |_cancel: CancellationToken| {
+            let _held = Arc::clone(&held);
+            async move {
+                sleep(Duration::from_secs(1)).await;
+                match end {
+                    End::Normal => Ok(()),
+                    End::Error => Err("bad row"),
+                    End::Panic => panic!("bad row"),
+                }
+            }
+        })
+        .restart(Restart::Temporary);
+        handle.add(job).unwrap();
+        sleep(Duration::from_millis(500)).await;
+        assert!(
+            registry.get("job").is_some(),
+            "{end:?}: listed while it runs"
+        );
+        sleep(Duration::from_secs(1)).await;
+        let names: Vec<String> = handle.children().into_iter().map(|c| c.name).collect();
+        assert_eq!(names, ["static"], "{end:?}: gone from children()");
+        assert!(
+            registry.get("job").is_none(),
+            "{end:?}: gone from the registry"
+        );
+        assert_eq!(
+            Arc::strong_count(&captured),
+            1,
+            "{end:?}: the factory and what it captured are dropped"
+        );
+        // Its name is free for the next one (the loop's next pass adds it).
+    }
+    cancel.cancel();
+    let report = run.await.unwrap();
+    assert!(report.is_clean(), "{report:?}");
+    assert!(report.failed.is_empty(), "{report:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_fleet_added_at_run_time_stops_together_and_the_builders_children_after_it() {
+    let registry = Registry::new();
+    let log = Log::default();
+    let group = group("fleet", &registry)
+        .spec(waiter(&log, "pool"))
+        .shutdown_timeout(Duration::from_secs(30));
+    let handle = group.handle();
+    let cancel = CancellationToken::new();
+    let run = tokio::spawn(group.run(cancel.clone()));
+    // 1,000 tenant workers that each take a second to flush once told to
+    // stop, and one that never stops, bounded by its own stop timeout.
+    for tenant in 0..1000 {
+        let log = log.clone();
+        handle
+            .add(Child::new(
+                format!("tenant/{tenant}"),
+                move |cancel: CancellationToken| {
+                    let log = log.clone();
+                    async move {
+                        cancel.cancelled().await;
+                        sleep(Duration::from_secs(1)).await;
+                        if tenant == 999 {
+                            log.push("tenant flushed");
+                        }
+                    }
+                },
+            ))
+            .unwrap();
+    }
+    handle
+        .add(stubborn(&log, "stuck").stop_timeout(Duration::from_secs(2)))
+        .unwrap();
+    sleep(Duration::from_secs(1)).await;
+    assert_eq!(handle.children().len(), 1002);
+
+    let begun = Instant::now();
+    cancel.cancel();
+    let report = run.await.unwrap();
+    // All at once: the slowest of the fleet (the stuck one's 2 s bound),
+    // not 1,000 s one after another.
+    assert_eq!(Instant::now() - begun, Duration::from_secs(2));
+    assert_eq!(report.took, Duration::from_secs(2));
+    assert_eq!(report.unstopped, ["stuck"]);
+    // The builder's child stops after the whole fleet.
+    tokio::task::yield_now().await;
+    let events = log.events();
+    let flushed = events.iter().position(|e| e == "tenant flushed").unwrap();
+    let stuck = events.iter().position(|e| e == "drop stuck").unwrap();
+    let pool = events.iter().position(|e| e == "drop pool").unwrap();
+    assert!(flushed < pool && stuck < pool, "{events:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_fleet_stop_ends_at_the_shutdown_timeout_and_a_builder_child_still_keeps_its_order() {
+    let registry = Registry::new();
+    let log = Log::default();
+    let group = group("bounded-fleet", &registry)
+        .spec(waiter(&log, "first"))
+        .spec(waiter(&log, "second"))
+        .shutdown_timeout(Duration::from_secs(5));
+    let handle = group.handle();
+    let cancel = CancellationToken::new();
+    let run = tokio::spawn(group.run(cancel.clone()));
+    for n in 0..3 {
+        handle
+            .add(stubborn(&log, ["a", "b", "c"][n]).stop_timeout(Duration::from_secs(60)))
+            .unwrap();
+    }
+    sleep(Duration::from_secs(1)).await;
+    cancel.cancel();
+    let report = run.await.unwrap();
+    // The fleet's own 60 s bounds are cut to the shutdown's 5 s, which
+    // bounds the whole shutdown: the builder's children, stopped after the
+    // fleet, find no time left and are aborted too, last started first.
+    assert_eq!(report.took, Duration::from_secs(5));
+    assert_eq!(report.unstopped, ["a", "b", "c", "second", "first"]);
+    tokio::task::yield_now().await;
+    let events = log.events();
+    let stops: Vec<&String> = events.iter().filter(|e| e.starts_with("drop")).collect();
+    assert_eq!(stops[3..], ["drop second", "drop first"], "{events:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn under_rest_for_one_removing_a_child_that_backs_off_leaves_the_later_ones_stopped() {
+    let registry = Registry::new();
+    let log = Log::default();
+    let group = group("chain", &registry)
+        .strategy(Strategy::RestForOne)
+        .spec(waiter(&log, "before"))
+        .spec(ends_once(&log, "pool", End::Panic))
+        .spec(waiter(&log, "user"));
+    let handle = group.handle();
+    let cancel = CancellationToken::new();
+    let run = tokio::spawn(group.run(cancel.clone()));
+    // The pool fails at 1 s; `user` is stopped for the 1 s backoff.
+    sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        registry.get("user").unwrap().state(),
+        SubsystemState::BackingOff
+    );
+    handle.remove("pool").await.unwrap();
+    sleep(Duration::from_secs(10)).await;
+    assert_eq!(log.count("start user"), 1, "{:?}", log.events());
+    assert_eq!(log.count("start before"), 1);
+    assert_eq!(
+        registry.get("user").unwrap().state(),
+        SubsystemState::Stopped
+    );
+    let states: Vec<(String, SubsystemState)> = handle
+        .children()
+        .into_iter()
+        .map(|c| (c.name, c.state))
+        .collect();
+    assert_eq!(
+        states,
+        [
+            ("before".to_string(), SubsystemState::Running),
+            ("user".to_string(), SubsystemState::Stopped)
+        ]
+    );
+    cancel.cancel();
+    assert!(run.await.unwrap().is_clean());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_kept_receiver_loses_no_queued_message_when_the_group_restarts_its_child() {
+    let registry = Registry::new();
+    let (send, jobs) = tokio::sync::mpsc::channel::<u32>(64);
+    let received = Log::default();
+    let seen = received.clone();
+    let relay = Child::keep(
+        "relay",
+        jobs,
+        move |mut jobs: supervised_core::Lent<tokio::sync::mpsc::Receiver<u32>>,
+              cancel: CancellationToken| {
+            let seen = seen.clone();
+            async move {
+                seen.push("start");
+                // One job a second, so jobs queue up behind it.
+                while let Some(Some(job)) = cancel.run_until_cancelled(jobs.recv()).await {
+                    seen.push(job.to_string());
+                    if cancel
+                        .run_until_cancelled(sleep(Duration::from_secs(1)))
+                        .await
+                        .is_none()
+                    {
+                        break;
+                    }
+                }
+            }
+        },
+    );
+    let group = group("relays", &registry)
+        .strategy(Strategy::OneForAll)
+        .spec(relay)
+        .spec(ends_once(&Log::default(), "pool", End::Panic));
+    let cancel = CancellationToken::new();
+    for job in 1..=6 {
+        send.send(job).await.unwrap();
+    }
+    let run = tokio::spawn(group.run(cancel.clone()));
+    // The pool panics at 1 s: the relay is stopped with jobs still queued,
+    // and started again after the 1 s backoff with the same receiver.
+    sleep(Duration::from_secs(10)).await;
+    let events = received.events();
+    assert_eq!(
+        events.iter().filter(|e| *e == "start").count(),
+        2,
+        "{events:?}"
+    );
+    let jobs: Vec<&String> = events.iter().filter(|e| *e != "start").collect();
+    assert_eq!(jobs, ["1", "2", "3", "4", "5", "6"], "{events:?}");
+    // And the channel is still open to the relay.
+    send.send(7).await.unwrap();
+    sleep(Duration::from_secs(1)).await;
+    assert_eq!(received.events().last().map(String::as_str), Some("7"));
+    cancel.cancel();
+    assert!(run.await.unwrap().is_clean());
 }

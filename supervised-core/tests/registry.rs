@@ -8,7 +8,7 @@ use tokio::time::{advance, Instant};
 const SEC: Duration = Duration::from_secs(1);
 
 #[tokio::test(start_paused = true)]
-async fn beat_then_last_tick_and_unknown_names_are_none() {
+async fn beat_then_last_beat_and_unknown_names_are_none() {
     let registry = Registry::new();
     assert_eq!(registry.last_beat("scheduler"), None);
     advance(SEC).await;
@@ -23,10 +23,10 @@ async fn beat_then_last_tick_and_unknown_names_are_none() {
 
 #[tokio::test(start_paused = true)]
 async fn the_global_free_functions_share_one_registry() {
-    assert_eq!(supervised_core::last_tick("reg-global"), None);
+    assert_eq!(supervised_core::last_beat("reg-global"), None);
     supervised_core::heartbeat("reg-global");
     assert_eq!(
-        supervised_core::last_tick("reg-global"),
+        supervised_core::last_beat("reg-global"),
         Some(Instant::now())
     );
     assert_eq!(

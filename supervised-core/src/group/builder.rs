@@ -54,9 +54,12 @@ pub(super) struct Member {
     pub(super) restart: Restart,
     pub(super) stop_timeout: Duration,
     pub(super) start: Start,
-    /// A temporary child that ended: never started again, not even when
-    /// the group is.
-    pub(super) retired: bool,
+    /// Added through a handle while the group ran: one of a fleet, which a
+    /// shutdown stops all at once rather than one after another.
+    pub(super) added_at_run_time: bool,
+    /// Failures in a row, reset when a run made progress: shown on the
+    /// child's entry.
+    pub(super) failures: u32,
 }
 
 impl From<Child> for Member {
@@ -66,12 +69,21 @@ impl From<Child> for Member {
             restart: child.restart,
             stop_timeout: child.stop_timeout,
             start: child.start,
-            retired: false,
+            added_at_run_time: false,
+            failures: 0,
         }
     }
 }
 
 impl Member {
+    /// A child added through a handle while the group ran (or before).
+    pub(super) fn added(child: Child) -> Self {
+        Member {
+            added_at_run_time: true,
+            ..Member::from(child)
+        }
+    }
+
     pub(super) fn is_group(&self) -> bool {
         matches!(self.start, Start::Group(_))
     }
@@ -146,10 +158,10 @@ impl GroupDef {
 /// # Children
 ///
 /// Each child runs in its own tokio task, with a child token of the
-/// group's [`CancellationToken`]. A child is usually a `#[supervised]` fn,
-/// which restarts itself on ordinary failures with its own backoff; the
-/// group then sees only what that fn re-raises when it gives up. Any future
-/// works: the group catches its panics. Children start in the order they
+/// group's [`CancellationToken`]. A child is usually a `#[supervised]` fn;
+/// any future works: the group catches its panics. A fn whose argument
+/// cannot be made again for each run (an `mpsc::Receiver`, a connection,
+/// `mut self`) runs as a child through [`Child::keep`]. Children start in the order they
 /// were given (a child added at run time goes last). A child is started
 /// when its task is spawned, and a nested group when its own children are:
 /// the order is depth-first. The group does not wait for a child to be
@@ -173,6 +185,26 @@ impl GroupDef {
 /// or a child named as its own group, share one entry (a WARN says so when
 /// the child starts), so give them distinct names.
 ///
+/// # Who restarts a `#[supervised]` child
+///
+/// One layer decides each restart, and which one depends on what the group
+/// says:
+///
+/// | the group | a failure of the fn (panic, `Err`, stall) | the fn's `max_restarts` and backoff |
+/// | --- | --- | --- |
+/// | [`Strategy::OneForOne`], child not temporary | the fn restarts itself in its task; the group sees only its give-up | used |
+/// | [`Strategy::OneForAll`] or [`Strategy::RestForOne`] | handed to the group, which applies the strategy with its backoff and intensity | not used: the group's win |
+/// | a [`Restart::Temporary`] child, any strategy | handed to the group, which does not restart it | not used |
+///
+/// Under `OneForOne` the restart is the child's alone either way, and a
+/// loop that panics on every tick (one tenant's bad row) keeps restarting
+/// with capped backoff without taking the service down, as it does outside
+/// a group; give the fn `max_restarts` for it to give up and let the group
+/// count that. Under the other strategies the group's intensity counts
+/// every failure, as OTP's does. Whichever layer restarts it, the child's
+/// registry entry shows its restarts, consecutive failures, next restart
+/// and last panic (with its location) or error.
+///
 /// # Restarts
 ///
 /// A child's [`Restart`] policy says whether it must be restarted after it
@@ -183,7 +215,14 @@ impl GroupDef {
 /// [`Supervisor`](crate::Supervisor), when the child that ended had run at
 /// least the backoff's cap and beaten 3 times (or never beaten at all).
 /// Siblings stopped for the restart are not running during the backoff; a
-/// [`Restart::Temporary`] sibling is stopped and not started again.
+/// [`Restart::Temporary`] sibling is stopped and forgotten.
+///
+/// A temporary child is forgotten when it ends, however it ends (as OTP
+/// forgets it): it leaves [`GroupHandle::children`] and the registry, its
+/// name is free for [`GroupHandle::add`], and its factory, with all it
+/// captured, is dropped. A group that adds a temporary child per job keeps
+/// nothing of the jobs that ended. Its failure is logged at ERROR, and is
+/// not listed in [`GroupReport::failed`](crate::GroupReport::failed).
 /// Under `OneForAll`, every child that is not temporary starts again,
 /// including one that had ended normally before: the group restarts from
 /// its start, as OTP's does. A nested group that its parent restarts
@@ -216,10 +255,16 @@ impl GroupDef {
 ///    tree has ended serves no more.
 /// 2. The group waits [`drain`](Group::drain) (default 0 s), for load
 ///    balancers to catch up.
-/// 3. It stops children in reverse start order, one at a time, nested groups
-///    depth-first: each child's token is cancelled, then it has up to its
+/// 3. It stops the children added at run time (through [`GroupHandle::add`]:
+///    the fleet of tenant workers) all at once, as OTP stops a
+///    `simple_one_for_one` supervisor's children: every token is cancelled
+///    together, and each child has up to its own
 ///    [`stop_timeout`](Child::stop_timeout) (default 10 s) to finish before
-///    its task is aborted.
+///    its task is aborted. A thousand workers that each take a second to
+///    flush stop in about a second.
+/// 4. Then it stops the children given to the builder in reverse start
+///    order, one at a time, nested groups depth-first, each within its stop
+///    timeout.
 ///
 /// The whole shutdown, drain included, is bounded by
 /// [`shutdown_timeout`](Group::shutdown_timeout) (default 30 s); a nested
@@ -228,6 +273,40 @@ impl GroupDef {
 /// shutdown timeout, or at a second signal) is listed as unstopped in the
 /// [`GroupReport`] with one ERROR event, and makes the exit code 1. A second
 /// SIGINT or SIGTERM during a shutdown aborts every child left at once.
+///
+/// # Differences from OTP
+///
+/// The semantics follow OTP's `supervisor` (strategies, restart types with
+/// normal, abnormal and shutdown ends, intensity and escalation, shutdown
+/// order and timeouts, dynamic children, temporary children forgotten).
+/// Where they differ, on purpose:
+///
+/// - **Backoff.** OTP restarts at once; a group waits a backoff (1 s
+///   doubling to 30 s), reset by progress, so a crash loop does not spin.
+/// - **Who restarts a `#[supervised]` child under `OneForOne`.** The fn
+///   restarts itself, and the group's intensity counts only its give-ups
+///   (see above): in OTP every failure counts. A tenant's bad row must
+///   not take the service down under the defaults.
+/// - **The shutdown bound.** [`shutdown_timeout`](Group::shutdown_timeout)
+///   bounds the whole shutdown, drain included; OTP bounds each child
+///   alone. A child that misses it is aborted (OTP's `brutal_kill`), and
+///   listed as unstopped.
+/// - **Dynamic children of a nested group survive its restart.** OTP's
+///   restarted supervisor starts only its static children; here the
+///   children added at run time start again too (a tenant's worker is not
+///   lost because its group restarted), and they stop all at once, before
+///   the static ones.
+/// - **`RestForOne`, a child removed while it backs off.** The children
+///   after it, stopped to restart with it, stay stopped (what they depend
+///   on is gone) until the group restarts them for an earlier child or runs
+///   again. OTP restarts synchronously, so the case does not arise there.
+/// - **A group completes.** When every child has ended and none is to be
+///   restarted, the run ends with `Completed`; an OTP supervisor keeps
+///   running (unless told otherwise with significant children).
+/// - **A sibling failing during another's restart.** A sibling that ends,
+///   failed or not, while the group stops it for another child's restart
+///   counts as stopped: it starts no second restart and uses no intensity.
+///   OTP logs such an exit and also restarts it only once.
 ///
 /// # Events
 ///
@@ -381,7 +460,8 @@ impl Group {
                 .shutdown_timeout
                 .saturating_add(Duration::from_secs(1)),
             start: Start::Group(Arc::new(Mutex::new(Some(nested)))),
-            retired: false,
+            added_at_run_time: false,
+            failures: 0,
         });
         self
     }

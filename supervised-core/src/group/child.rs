@@ -1,6 +1,6 @@
 //! A group's child: its spec ([`Child`], [`Restart`]) and the task that runs
 //! one run of it, with its entry current (for [`beat`](crate::beat)) and on
-//! offer to the `#[supervised]` fn inside (`claim.rs`), and its panic caught.
+//! offer to the `#[supervised]` fn inside (`supervisor/handoff.rs`), and its panic caught.
 
 use std::fmt;
 use std::future::Future;
@@ -13,11 +13,11 @@ use futures_util::FutureExt;
 use tokio_util::sync::CancellationToken;
 
 use super::builder::GroupDef;
-use super::claim;
 use super::report::GroupReport;
 use crate::lease::Backend;
+use crate::registry::current;
 use crate::registry::Subsystem;
-use crate::supervisor::{current, panic, Escalated, RunOutcome};
+use crate::supervisor::{handoff, panic, Escalated, RunOutcome};
 use crate::{Exit, Step, Supervision, Supervisor};
 
 /// Whether a child is started again after it ends, with OTP's names.
@@ -63,7 +63,22 @@ impl Restart {
 /// The future one run of a child is, boxed: the group holds children of
 /// many types.
 pub(super) type RunFuture = Pin<Box<dyn Future<Output = Ended> + Send>>;
-type Factory = Box<dyn FnMut(CancellationToken) -> RunFuture + Send>;
+pub(super) type Factory = Box<dyn FnMut(CancellationToken) -> RunFuture + Send>;
+
+/// One run of a child from the future its factory made, judged by its
+/// output. A combinator, not an `async` block: the block would hold the
+/// run's future twice (as its capture and as what it awaits), doubling
+/// every idle child's largest allocation.
+pub(super) fn judged<Fut>(run: Fut) -> RunFuture
+where
+    Fut: Future + Send + 'static,
+    Fut::Output: RunOutcome,
+{
+    Box::pin(run.map(|output| match output.failure() {
+        None => Ended::normal(),
+        Some(error) => Ended::failed(ChildFailure::Error(error)),
+    }))
+}
 
 /// How a child's runs are made.
 pub(super) enum Start {
@@ -126,19 +141,19 @@ impl Child {
         Fut: Future + Send + 'static,
         Fut::Output: RunOutcome,
     {
+        Child::with_start(
+            name.into(),
+            Start::Future(Box::new(move |cancel| judged(factory(cancel)))),
+        )
+    }
+
+    /// A child with the defaults whose runs `start` makes.
+    pub(super) fn with_start(name: String, start: Start) -> Self {
         Child {
-            name: name.into(),
+            name,
             restart: Restart::default(),
             stop_timeout: Self::DEFAULT_STOP_TIMEOUT,
-            start: Start::Future(Box::new(move |cancel| {
-                // A combinator, not an `async` block: the block would hold
-                // the run's future twice (as its capture and as what it
-                // awaits), doubling every idle child's largest allocation.
-                Box::pin(factory(cancel).map(|output| match output.failure() {
-                    None => Ended::normal(),
-                    Some(error) => Ended::failed(ChildFailure::Error(error)),
-                }))
-            })),
+            start,
             gate: None,
             gated: false,
         }
@@ -169,8 +184,9 @@ impl Child {
     /// group restarts it only for a failure of its own.
     ///
     /// A `#[supervised]` fn run by a gated child keeps the child's entry
-    /// (standby while waiting, its own states while it runs) and handles
-    /// its own failures as usual; only its giving up reaches the group.
+    /// (standby while waiting, its own states while it runs), and its
+    /// failures reach the group as they would without the lease (see
+    /// [who restarts a `#[supervised]` child](crate::Group#who-restarts-a-supervised-child)).
     ///
     /// ```
     /// use supervised_core::Child;
@@ -258,7 +274,7 @@ async fn gated_run(
         let run = (factory.lock().unwrap_or_else(|e| e.into_inner()))(token);
         // The entry on offer again, for a `#[supervised]` fn inside.
         let run = Offered {
-            claim: Some(sub.clone()),
+            offer: Some(sub.clone()),
             run,
         };
         match supervision.run_once(run).await {
@@ -266,16 +282,10 @@ async fn gated_run(
             Step::Exit(Exit::Completed(ended)) => return ended,
             Step::Exit(Exit::Cancelled { .. }) => return Ended::normal(),
             Step::Exit(Exit::GaveUp(_)) => {
-                return Ended::failed(match supervision.take_escalated() {
-                    Some(Escalated::Error(message)) => ChildFailure::Error(message),
-                    Some(Escalated::Panic { message, location }) => {
-                        ChildFailure::Panic { message, location }
-                    }
-                    Some(Escalated::Stall(silent)) => {
-                        ChildFailure::Error(format!("no heartbeat for {silent:?}"))
-                    }
-                    None => ChildFailure::Error("failed".to_owned()),
-                })
+                return Ended::failed(supervision.take_escalated().map_or_else(
+                    || ChildFailure::Error("failed".to_owned()),
+                    ChildFailure::from,
+                ))
             }
         }
     }
@@ -284,7 +294,7 @@ async fn gated_run(
 /// A gated child's run, with its entry on offer until a `#[supervised]` fn
 /// inside takes it (as [`ChildRun`] offers it to the gate).
 struct Offered {
-    claim: Option<Subsystem>,
+    offer: Option<Subsystem>,
     run: RunFuture,
 }
 
@@ -293,18 +303,18 @@ impl Future for Offered {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Ended> {
         let this = self.get_mut();
-        let previous = claim::swap_in(&mut this.claim);
+        let previous = handoff::offer(&mut this.offer);
         // Restored by a guard: a panic in the poll unwinds through here to
         // the gate's engine, which catches it.
         let _restore = Restore {
-            slot: &mut this.claim,
+            slot: &mut this.offer,
             previous: Some(previous),
         };
         this.run.as_mut().poll(cx)
     }
 }
 
-/// Undoes `claim::swap_in` when dropped.
+/// Undoes `handoff::offer` when dropped.
 struct Restore<'a> {
     slot: &'a mut Option<Subsystem>,
     previous: Option<Option<Subsystem>>,
@@ -312,7 +322,7 @@ struct Restore<'a> {
 
 impl Drop for Restore<'_> {
     fn drop(&mut self) {
-        claim::leave(self.slot, self.previous.take().flatten());
+        handoff::withdraw(self.slot, self.previous.take().flatten());
     }
 }
 
@@ -332,6 +342,16 @@ pub(super) enum ChildFailure {
     },
     /// A nested group gave up.
     GaveUp(String),
+}
+
+impl From<Escalated> for ChildFailure {
+    fn from(escalated: Escalated) -> Self {
+        match escalated {
+            Escalated::Error(message) => ChildFailure::Error(message),
+            Escalated::Panic { message, location } => ChildFailure::Panic { message, location },
+            Escalated::Stall(silent) => ChildFailure::Error(format!("no heartbeat for {silent:?}")),
+        }
+    }
 }
 
 impl fmt::Display for ChildFailure {
@@ -378,7 +398,7 @@ impl Ended {
 pub(super) struct ChildRun {
     run: Option<RunFuture>,
     current: Option<Subsystem>,
-    claim: Option<Subsystem>,
+    offer: Option<Subsystem>,
 }
 
 impl ChildRun {
@@ -393,11 +413,11 @@ impl ChildRun {
         let mut current = Some(entry.clone());
         // On offer during the call too: a factory may register
         // synchronously (`Supervisor::run`) rather than in an async body.
-        let mut claim = Some(entry.clone());
+        let mut offer = Some(entry.clone());
         let outside = current::swap_in(&mut current);
-        let offered = claim::swap_in(&mut claim);
+        let offered = handoff::offer(&mut offer);
         let run = panic::catch_in_body(|| factory(cancel));
-        claim::leave(&mut claim, offered);
+        handoff::withdraw(&mut offer, offered);
         current::leave(&mut current, outside);
         let run = match run {
             Ok(run) => run,
@@ -409,7 +429,7 @@ impl ChildRun {
         ChildRun {
             run: Some(run),
             current,
-            claim,
+            offer,
         }
     }
 
@@ -418,7 +438,7 @@ impl ChildRun {
         ChildRun {
             run: Some(run),
             current: None,
-            claim: None,
+            offer: None,
         }
     }
 }
@@ -432,26 +452,38 @@ impl Future for ChildRun {
             return Poll::Pending;
         };
         let outside = current::swap_in(&mut this.current);
-        let offered = claim::swap_in(&mut this.claim);
+        let offered = handoff::offer(&mut this.offer);
         let polled = panic::catch_in_body(|| run.as_mut().poll(cx));
-        claim::leave(&mut this.claim, offered);
+        handoff::withdraw(&mut this.offer, offered);
         current::leave(&mut this.current, outside);
-        match polled {
-            Ok(Poll::Pending) => Poll::Pending,
-            Ok(Poll::Ready(ended)) => {
-                this.run = None;
-                Poll::Ready(ended)
-            }
-            Err(caught) => {
-                // The future is dropped here, in the task, before the group
-                // hears of the end.
-                this.run = None;
-                Poll::Ready(Ended::failed(ChildFailure::Panic {
-                    message: caught.message,
-                    location: caught.location,
-                }))
-            }
+        let ended = match polled {
+            Ok(Poll::Pending) => return Poll::Pending,
+            Ok(Poll::Ready(ended)) => ended,
+            Err(caught) => Ended::failed(ChildFailure::Panic {
+                message: caught.message,
+                location: caught.location,
+            }),
+        };
+        // The future is dropped here, in the task, before the group hears
+        // of the end.
+        this.run = None;
+        Poll::Ready(this.with_handed_up(ended))
+    }
+}
+
+impl ChildRun {
+    /// A `#[supervised]` fn that ended at a failure for its group to
+    /// restart re-raised only its payload or error; the failure it handed
+    /// up as it was caught (a panic's location included) says more.
+    fn with_handed_up(&self, mut ended: Ended) -> Ended {
+        let Some(entry) = self.current.as_ref() else {
+            return ended;
+        };
+        let handed_up = handoff::take_handed_up(entry);
+        if let (Some(failure), Some(_)) = (handed_up, &ended.failure) {
+            ended.failure = Some(ChildFailure::from(failure));
         }
+        ended
     }
 }
 

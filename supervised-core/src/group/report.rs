@@ -52,7 +52,10 @@ pub struct GroupReport {
     /// unstopped children are listed by name too.
     pub unstopped: Vec<String>,
     /// Children whose last run failed and that were not restarted (the one
-    /// a give-up names included), in the order they failed.
+    /// a give-up names included), in the order they failed. A
+    /// [`Restart::Temporary`](crate::Restart::Temporary) child is not
+    /// listed: it is forgotten when it ends, and its ERROR event is the
+    /// record of its failure.
     pub failed: Vec<String>,
     /// How long stopping took: from the shutdown's trigger or the give-up to
     /// the end (zero for [`GroupExit::Completed`]).

@@ -186,7 +186,7 @@ impl LeaseError {
     /// ```
     pub fn new(message: impl fmt::Display) -> Self {
         LeaseError {
-            message: crate::supervisor::displayed(&message),
+            message: crate::text::displayed(&message),
         }
     }
 

@@ -1,6 +1,6 @@
 //! What the supervisor's engine runs around a lease-gated body: the
 //! acquire loop of standby, the renewal watcher of a running body, and the
-//! release. The engine (`supervisor/engine.rs`) decides when each runs;
+//! release. The engine (`supervisor/engine/gated.rs`) decides when each runs;
 //! this file does the talking to the backend and the reporting.
 //!
 //! The renewal watcher shares one value with the engine: the instant the
@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 use super::spec::LeaseSpec;
 use super::{installed, Acquired, Backend, BoxFuture, Grant, Holder, Renewal};
 use crate::registry::{deadline, Subsystem};
-use crate::supervisor::Escaped;
+use crate::text::Escaped;
 
 /// Where a gated supervision is with its lease.
 pub(crate) enum GateStep {

@@ -152,5 +152,5 @@ pub(crate) fn installed() -> Option<Arc<dyn Backend>> {
 /// assert_eq!(supervised_core::lease::epoch(), None); // not in a gated body
 /// ```
 pub fn epoch() -> Option<u64> {
-    crate::current().and_then(|sub| sub.lease_epoch())
+    crate::registry::current().and_then(|sub| sub.lease_epoch())
 }

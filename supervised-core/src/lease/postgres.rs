@@ -8,7 +8,7 @@ use tokio::sync::Mutex;
 use tokio_postgres::{Client, Config, NoTls};
 
 use super::{Acquired, Backend, BoxFuture, Grant, Holder, LeaseError, Renewal};
-use crate::supervisor::Escaped;
+use crate::text::Escaped;
 
 /// The table's definition, created if absent.
 const CREATE: &str = "CREATE TABLE IF NOT EXISTS supervised_leases (

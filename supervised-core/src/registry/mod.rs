@@ -11,6 +11,11 @@
 //!   ([`SubsystemStatus`], its state and last panic).
 //! - `health.rs`: the one health rule, [`Health`], over a snapshot;
 //!   `readiness.rs`: whether to send traffic, [`Readiness`].
+//! - `progress.rs`: `ResetRule`, when a run counts as having made
+//!   progress (the supervisor's rule, which the live check reads too).
+//! - `current.rs`: the thread-local current subsystem behind [`beat`] and
+//!   [`current`]: the supervisor makes a run's handle current for each
+//!   poll of its body.
 //! - `wallclock.rs`: monotonic instants rendered as wall-clock times.
 //! - `recent.rs`: the handles each thread last beat by name, which
 //!   [`heartbeat(name)`](Registry::heartbeat) tries before the map.
@@ -34,10 +39,12 @@ use dashmap::mapref::entry::Entry;
 use dashmap::DashMap;
 use tokio::time::Instant;
 
-use crate::supervisor::Escaped;
+use crate::text::Escaped;
 
+pub(crate) mod current;
 mod health;
 mod instant;
+mod progress;
 mod readiness;
 mod recent;
 mod status;
@@ -45,8 +52,10 @@ mod subsystem;
 #[cfg(any(feature = "http", feature = "prometheus"))]
 mod wallclock;
 
+pub use current::{beat, current};
 pub use health::Health;
 pub(crate) use instant::deadline;
+pub(crate) use progress::ResetRule;
 pub use readiness::Readiness;
 pub use status::{LastPanic, LeaseStatus, SubsystemKind, SubsystemState, SubsystemStatus};
 pub(crate) use subsystem::FailureRecord;
@@ -106,7 +115,7 @@ struct RegistryInner {
 
 /// A set of named subsystems and their liveness.
 ///
-/// The free functions ([`heartbeat`], [`last_tick`], [`snapshot`],
+/// The free functions ([`heartbeat`], [`last_beat`], [`snapshot`],
 /// [`is_healthy`]) use the process-wide one, [`registry()`]; `Registry::new()`
 /// gives an isolated one for tests and embedding. Cloning shares the same set.
 ///
@@ -424,7 +433,7 @@ impl Registry {
 ///
 /// ```
 /// supervised_core::registry().heartbeat("doc-registry");
-/// assert!(supervised_core::last_tick("doc-registry").is_some());
+/// assert!(supervised_core::last_beat("doc-registry").is_some());
 /// ```
 #[inline]
 pub fn registry() -> &'static Registry {
@@ -440,7 +449,7 @@ pub fn registry() -> &'static Registry {
 ///
 /// ```
 /// supervised_core::heartbeat("doc-heartbeat");
-/// assert!(supervised_core::last_tick("doc-heartbeat").is_some());
+/// assert!(supervised_core::last_beat("doc-heartbeat").is_some());
 /// ```
 #[inline]
 pub fn heartbeat(name: &str) {
@@ -451,10 +460,25 @@ pub fn heartbeat(name: &str) {
 /// beat ([`Registry::last_beat`]).
 ///
 /// ```
-/// assert!(supervised_core::last_tick("doc-never-beat").is_none());
+/// assert!(supervised_core::last_beat("doc-never-beat").is_none());
 /// ```
-pub fn last_tick(name: &str) -> Option<Instant> {
+pub fn last_beat(name: &str) -> Option<Instant> {
     registry().last_beat(name)
+}
+
+/// The old name of [`last_beat`], kept so code written against it builds.
+///
+/// ```
+/// #[allow(deprecated)]
+/// let never = supervised_core::last_tick("doc-never-ticked");
+/// assert!(never.is_none());
+/// ```
+#[deprecated(
+    since = "0.1.0",
+    note = "renamed `last_beat`, as `Registry::last_beat`"
+)]
+pub fn last_tick(name: &str) -> Option<Instant> {
+    last_beat(name)
 }
 
 /// Every subsystem of the process-wide registry, sorted by name.

@@ -9,8 +9,8 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::instant::{deadline, AtomicInstant};
+use super::progress::ResetRule;
 use super::status::{LastPanic, LeaseStatus, SubsystemKind, SubsystemState, SubsystemStatus};
-use crate::supervisor::ResetRule;
 
 /// The cold, rarely written part of a subsystem: behind a per-subsystem lock
 /// that the beat path never touches.
@@ -100,6 +100,8 @@ struct SubsystemInner {
     state: AtomicU8,
     /// Outside `meta`, where it fits in padding.
     advisory: AtomicBool,
+    /// See [`Subsystem::group_restarts`]; in padding too.
+    group_restarts: AtomicBool,
     meta: Mutex<Meta>,
 }
 
@@ -138,6 +140,7 @@ impl Subsystem {
             supervisors: AtomicU32::new(0),
             state: AtomicU8::new(SubsystemState::Running.to_u8()),
             advisory: AtomicBool::new(false),
+            group_restarts: AtomicBool::new(false),
             meta: Mutex::new(Meta::default()),
         }))
     }
@@ -438,8 +441,17 @@ impl Subsystem {
         }
     }
 
-    pub(crate) fn reset_failures(&self) {
-        self.0.consecutive_failures.store(0, Ordering::Relaxed);
+    /// Whether this entry is a group child that its group restarts after
+    /// every failure (under `OneForAll` or `RestForOne`, or a temporary
+    /// child): a `#[supervised]` fn running it hands each failure up rather
+    /// than restarting itself, so one layer decides every restart.
+    pub(crate) fn group_restarts(&self) -> bool {
+        self.0.group_restarts.load(Ordering::Relaxed)
+    }
+
+    /// Set by the group when it makes the child's entry.
+    pub(crate) fn set_group_restarts(&self, restarts: bool) {
+        self.0.group_restarts.store(restarts, Ordering::Relaxed);
     }
 }
 

@@ -298,8 +298,7 @@ impl Supervisor {
         }
         // Run as a group's child, the outermost supervised fn takes the
         // child's entry (its name, in the group's registry).
-        let sub =
-            crate::group::claim::take().unwrap_or_else(|| self.registry_ref().subsystem(name));
+        let sub = super::handoff::claim().unwrap_or_else(|| self.registry_ref().subsystem(name));
         if self.tick.is_some() {
             sub.declare_tick(self.tick, self.stale_after);
         }

@@ -5,8 +5,9 @@ use std::fmt;
 use std::future::Future;
 
 use super::failure::ItemPanicked;
-use super::text::{displayed, Escaped};
-use super::{current, panic};
+use super::panic;
+use crate::registry::current;
+use crate::text::{displayed, Escaped};
 
 /// Runs one item of a tick (one tenant's job, one message) so that a panic
 /// in it costs only that item.

@@ -10,21 +10,20 @@
 //! - `supervision.rs`: the generic shim. [`Supervision`] is what the
 //!   `#[supervised]` expansion drives; its `RunOnce` future polls the boxed
 //!   body and keeps its output, and is the only code compiled per fn.
-//! - `engine.rs`: the non-generic state machine of one run (start, running,
-//!   grace, backoff), compiled once.
+//! - `engine/`: the non-generic state machine of one run (start, running,
+//!   grace, backoff), compiled once; `engine/gated.rs` steps a lease gate
+//!   around it.
 //! - `watch.rs`: the watchers of a running body (cancellation, the stall
 //!   timer), polled only when they wake.
-//! - `current.rs`: the thread-local current subsystem behind [`beat`] and
-//!   [`current`].
+//! - `handoff.rs`: where a group meets the `#[supervised]` fn it runs: the
+//!   child's entry offered down to `Supervisor::register`, the failure
+//!   handed up when the group is the one that restarts the child.
 //! - `panic.rs`: catching a poll's panic together with its location and
 //!   backtrace, which only the panic hook sees.
 //! - `failure.rs`: every failure type; `report.rs`: how each is logged and
 //!   recorded in the registry.
 //! - `outcome.rs`: [`RunOutcome`], [`Exit`] and [`Cancelled`].
 //! - `isolate.rs`: [`isolate`], per-item panic isolation inside a body.
-//! - `text.rs`: what is kept and logged of text a body controls (panic and
-//!   error messages, labels): cut to 4 KiB, control characters escaped in
-//!   logs, and a `Display` that panics replaced by a placeholder.
 //!
 //! # How a run ends
 //!
@@ -51,9 +50,9 @@
 
 mod backoff;
 mod builder;
-pub(crate) mod current;
 mod engine;
 mod failure;
+pub(crate) mod handoff;
 mod isolate;
 mod outcome;
 pub(crate) mod panic;
@@ -61,17 +60,14 @@ mod policy;
 mod report;
 mod run;
 mod supervision;
-mod text;
 mod watch;
 
 pub use backoff::Backoff;
 pub use builder::Supervisor;
-pub use current::{beat, current};
 pub(crate) use engine::Escalated;
 pub use failure::{Failure, ItemPanicked};
 pub use isolate::isolate;
 pub use outcome::{Cancelled, Exit, RunOutcome};
-pub(crate) use policy::{ResetRule, RestartWindow};
+pub(crate) use policy::{Policy, RestartWindow, RunProgress, Verdict};
 pub use run::run_with_recover;
 pub use supervision::{Step, Supervision};
-pub(crate) use text::{debugged, displayed, Escaped};

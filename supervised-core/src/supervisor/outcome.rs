@@ -4,8 +4,8 @@
 
 use std::fmt;
 
-use super::text::displayed;
 use super::Failure;
+use crate::text::displayed;
 
 /// How a body's return value tells success from failure.
 ///

@@ -16,7 +16,8 @@ use std::sync::Once;
 use std::task::Poll;
 
 use super::failure::CaughtPanic;
-use super::{current, text};
+use crate::registry::current;
+use crate::text::{self, panic_message};
 
 struct HookRecord {
     location: Option<String>,
@@ -65,18 +66,6 @@ impl DepthGuard {
 impl Drop for DepthGuard {
     fn drop(&mut self) {
         DEPTH.with(|d| d.set(d.get().saturating_sub(1)));
-    }
-}
-
-/// The message of a panic payload: `&str` and `String` verbatim, anything
-/// else as `Box<dyn Any>` (its type cannot be named at run time).
-pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&'static str>() {
-        (*s).to_string()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "Box<dyn Any>".to_string()
     }
 }
 

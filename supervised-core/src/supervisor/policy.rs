@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use crate::lease::spec::{LeaseSpec, DEFAULT_TTL};
 use crate::lease::Backend;
+pub(crate) use crate::registry::ResetRule;
 
 /// What the engine reads of a [`Supervisor`](super::Supervisor): the
 /// policy alone, not the builder, so the engine does not depend on it.
@@ -86,6 +87,26 @@ impl Policy {
             running: self.reset_running.unwrap_or(self.backoff.max()),
         }
     }
+
+    /// The restart rule of a supervisor under this policy.
+    pub(crate) fn restart_rule(&self) -> RestartRule {
+        RestartRule {
+            backoff: self.backoff,
+            reset: self.reset_rule(),
+        }
+    }
+
+    /// The restart rule of a group with `backoff`: the default reset rule,
+    /// over that backoff's cap.
+    pub(crate) fn group_rule(backoff: Backoff) -> RestartRule {
+        RestartRule {
+            backoff,
+            reset: ResetRule {
+                beats: Policy::DEFAULT.reset_beats,
+                running: backoff.max(),
+            },
+        }
+    }
 }
 
 /// At most `max` restarts within any window of `within`: the window is
@@ -128,18 +149,64 @@ impl RestartWindow {
     }
 }
 
-/// When a failed run counts as having made progress, which resets the
-/// backoff: at least `beats` completed iterations and `running` of running
-/// time; a subsystem that never beat at all needs only the running time.
+/// The one restart rule, applied by a supervisor to its body and by a group
+/// to its children: a run that ended and is to be restarted either resets
+/// the failure count (it made progress), counts one more failure, and is
+/// admitted by the restart window (if any) with a backoff; or the window is
+/// full and the caller gives up.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct ResetRule {
-    pub(crate) beats: u64,
-    pub(crate) running: Duration,
+pub(crate) struct RestartRule {
+    pub(crate) backoff: Backoff,
+    pub(crate) reset: ResetRule,
 }
 
-impl ResetRule {
-    pub(crate) fn progressed(&self, ran: Duration, beats_in_run: u64, beats_ever: u64) -> bool {
-        ran >= self.running && (beats_in_run >= self.beats || beats_ever == 0)
+/// How the run that ended went, for [`RestartRule::judge`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RunProgress {
+    pub(crate) ran: Duration,
+    pub(crate) beats_in_run: u64,
+    pub(crate) beats_ever: u64,
+}
+
+/// What [`RestartRule::judge`] answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    /// Restart after `after`; `failures` in a row so far.
+    Restart { after: Duration, failures: u32 },
+    /// The window is full: `in_window` restarts in it already.
+    GiveUp { failures: u32, in_window: usize },
+}
+
+impl RestartRule {
+    /// Judges an end at `now` that is to be restarted. `failures` is the
+    /// caller's count of ends in a row (reset to 0 on progress before this
+    /// one is counted); `window` is the restart intensity, if any.
+    pub(crate) fn judge(
+        &self,
+        failures: &mut u32,
+        window: Option<&mut RestartWindow>,
+        progress: RunProgress,
+        now: Instant,
+    ) -> Verdict {
+        if self
+            .reset
+            .progressed(progress.ran, progress.beats_in_run, progress.beats_ever)
+        {
+            *failures = 0;
+        }
+        *failures = failures.saturating_add(1);
+        if let Some(window) = window {
+            if !window.admit(now) {
+                return Verdict::GiveUp {
+                    failures: *failures,
+                    in_window: window.len(),
+                };
+            }
+        }
+        Verdict::Restart {
+            after: self.backoff.delay(*failures),
+            failures: *failures,
+        }
     }
 }
 
@@ -205,6 +272,40 @@ mod tests {
                     break; // the supervisor gives up at the first refusal
                 }
                 prop_assert!(window.len() <= max as usize);
+            }
+        }
+
+        #[test]
+        fn the_restart_rule_resets_counts_admits_and_backs_off_in_that_order(
+            ends in proptest::collection::vec((0u64..40_000, 0u64..6), 1..40),
+            max in 0u32..8,
+        ) {
+            let backoff = Backoff::new(ms(1_000), ms(30_000));
+            let rule = RestartRule { backoff, reset: ResetRule { beats: 3, running: ms(30_000) } };
+            let mut window = RestartWindow::new(max, ms(60_000));
+            let mut reference_window = RestartWindow::new(max, ms(60_000));
+            let (mut failures, mut reference) = (0u32, 0u32);
+            let mut now = Instant::now();
+            let mut ever = 0;
+            for (ran, beats) in ends {
+                now += ms(ran);
+                ever += beats;
+                let progress = RunProgress { ran: ms(ran), beats_in_run: beats, beats_ever: ever };
+                let verdict = rule.judge(&mut failures, Some(&mut window), progress, now);
+                // The rule written out: reset on progress, count, admit, delay.
+                if ran >= 30_000 && (beats >= 3 || ever == 0) {
+                    reference = 0;
+                }
+                reference += 1;
+                let expected = if reference_window.admit(now) {
+                    Verdict::Restart { after: backoff.delay(reference), failures: reference }
+                } else {
+                    Verdict::GiveUp { failures: reference, in_window: reference_window.len() }
+                };
+                prop_assert_eq!(verdict, expected);
+                if matches!(verdict, Verdict::GiveUp { .. }) {
+                    break;
+                }
             }
         }
 

@@ -7,8 +7,8 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::failure::{Caught, CaughtPanic, GaveUpWith};
-use super::text::Escaped;
 use crate::registry::{FailureRecord, LastPanic, Subsystem, SubsystemState};
+use crate::text::Escaped;
 
 impl Caught {
     /// Logs the failure as one structured ERROR event and returns what the

@@ -1,6 +1,6 @@
 //! The generic shim: [`Supervision`] drives one run at a time, and
 //! [`RunOnce`] polls the body and keeps its output. Everything else is the
-//! non-generic engine (`engine.rs`), compiled once in this crate instead of
+//! non-generic engine (`engine/`), compiled once in this crate instead of
 //! once per supervised fn in the user's crate.
 
 use std::fmt;

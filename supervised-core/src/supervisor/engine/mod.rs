@@ -6,6 +6,12 @@
 //! run, arm the watchers), `Running` (poll the body; the hot case is inlined
 //! into the caller), then `Grace` after cancellation or `Backoff` after a
 //! failure, and `Done`. [`Engine::end_run`] judges how a body ended.
+//!
+//! - `mod.rs`: the engine, its run state and its phases.
+//! - `gated.rs`: the lease gate's steps around those phases, for a
+//!   supervision gated on a lease (`lease/mod.rs` has the picture).
+
+mod gated;
 
 use std::future::Future;
 use std::task::{ready, Context, Poll};
@@ -14,16 +20,15 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::current;
 use super::failure::{Caught, CaughtPanic, GaveUpWith};
+use super::handoff;
 use super::panic;
-use super::policy::{Policy, ResetRule, RestartWindow};
+use super::policy::{Policy, ResetRule, RestartWindow, RunProgress, Verdict};
 use super::report::{self, give_up, stop_cancelled};
 use super::supervision::RunBody;
-use super::text::Escaped;
 use super::watch::{Timer, Watch, Watched};
-use crate::lease::gate::{Gate, GateStep};
-use crate::registry::{deadline, Subsystem, SubsystemState};
+use crate::lease::gate::Gate;
+use crate::registry::{current, deadline, Subsystem, SubsystemState};
 
 /// How one run ended, for [`RunOnce`] to turn into a [`Step`].
 pub(super) enum RunEnd {
@@ -149,6 +154,10 @@ struct Rare {
     /// The failure an escalating supervision (a gated group child's
     /// wrapper) ended with.
     escalated: Option<Escalated>,
+    /// A group child's fn whose group restarts it after every failure
+    /// ([`Subsystem::group_restarts`]): each failure ends the fn and is
+    /// handed up (`handoff.rs`).
+    hands_up: bool,
 }
 
 impl Rare {
@@ -160,10 +169,14 @@ impl Rare {
         let gate = policy
             .lease_spec()
             .map(|spec| Box::new(Gate::new(spec, sub)));
-        (window.is_some() || gate.is_some()).then(|| {
+        // A gated child's wrapper escalates already; the fn inside hands
+        // its failures up to the wrapper's engine by the entry's flag.
+        let hands_up = !policy.escalate && sub.group_restarts();
+        (window.is_some() || gate.is_some() || hands_up).then(|| {
             Box::new(Rare {
                 window,
                 gate,
+                hands_up,
                 ..Rare::default()
             })
         })
@@ -260,133 +273,6 @@ impl<'a> Engine<'a> {
             }
         }
         self.poll_phases(run, cx, body)
-    }
-
-    /// [`poll_run`](Engine::poll_run) of a lease-gated supervision: the
-    /// gate's steps around the phases (see `lease/mod.rs` for the picture).
-    #[inline(never)]
-    fn poll_gated(
-        &mut self,
-        run: &mut RunState,
-        cx: &mut Context<'_>,
-        body: &mut dyn RunBody,
-    ) -> Poll<RunEnd> {
-        let Some(mut gate) = self.rare.as_mut().and_then(|rare| rare.gate.take()) else {
-            return self.poll_phases(run, cx, body);
-        };
-        let polled = self.poll_gate(&mut gate, run, cx, body);
-        self.rare_mut().gate = Some(gate);
-        polled
-    }
-
-    fn poll_gate(
-        &mut self,
-        gate: &mut Gate,
-        run: &mut RunState,
-        cx: &mut Context<'_>,
-        body: &mut dyn RunBody,
-    ) -> Poll<RunEnd> {
-        loop {
-            match gate.step {
-                GateStep::Free => {
-                    if matches!(run.phase, Phase::Start) && !self.cancel.is_cancelled() {
-                        gate.stand_by(&self.sub);
-                        continue;
-                    }
-                    // Cancelled before a run, the backoff after a released
-                    // run, or a finished one: as without a lease.
-                    return self.poll_phases(run, cx, body);
-                }
-                GateStep::Standby(_) => {
-                    if self.watch.poll_cancelled(cx).is_ready() {
-                        gate.step = GateStep::Free;
-                        run.drop_body(body, &self.sub);
-                        let end = cancelled(&self.sub, "cancelled in standby", Keep::Previous);
-                        return self.finish(run, end);
-                    }
-                    ready!(gate.poll_acquire(cx, &self.sub));
-                    self.sub.leave_standby(Instant::now());
-                    self.start(run);
-                }
-                GateStep::Holding(_) => {
-                    // Checked before the body is polled: a process that was
-                    // paused past its lease never lets the body run again.
-                    if Instant::now() >= gate.drop_deadline() {
-                        tracing::warn!(
-                            target: "supervised", subsystem = %self.sub.name(),
-                            lease = %Escaped(&gate.spec.name),
-                            "lease may have expired (no renewal confirmed in time; was the process paused?); dropping the body unpolled"
-                        );
-                        run.drop_body(body, &self.sub);
-                        gate.forfeit(&self.sub);
-                        return self.finish(run, RunEnd::Restart);
-                    }
-                    if gate
-                        .poll_renewal(cx, &self.sub, self.policy.grace)
-                        .is_ready()
-                    {
-                        continue;
-                    }
-                    let polled = match run.phase {
-                        Phase::Running => match self.poll_running(run, cx, body) {
-                            Some(polled) => polled,
-                            None => self.poll_phases(run, cx, body),
-                        },
-                        _ => self.poll_phases(run, cx, body),
-                    };
-                    match polled {
-                        Poll::Ready(end) => {
-                            self.rare_mut().released_end = Some(end);
-                            gate.release(&self.sub);
-                        }
-                        // Failed: released before the backoff is waited out.
-                        Poll::Pending if matches!(run.phase, Phase::Backoff) => {
-                            gate.release(&self.sub);
-                        }
-                        Poll::Pending => return Poll::Pending,
-                    }
-                }
-                GateStep::Lost(_) => {
-                    let polled = run.poll_body(cx, body);
-                    // How it ended no longer decides anything (the run goes
-                    // back to standby), but a failure is still reported.
-                    match &polled {
-                        Poll::Ready(Ended::Panicked(panic)) => tracing::error!(
-                            target: "supervised", subsystem = %self.sub.name(),
-                            lease = %Escaped(&gate.spec.name),
-                            kind = "panic",
-                            panic_message = %Escaped(&panic.message),
-                            location = panic.location.as_deref().unwrap_or("<unknown>"),
-                            "body panicked after losing its lease"
-                        ),
-                        Poll::Ready(Ended::Returned(Some(error))) => tracing::warn!(
-                            target: "supervised", subsystem = %self.sub.name(),
-                            lease = %Escaped(&gate.spec.name), error = %Escaped(error),
-                            "body returned an error after losing its lease"
-                        ),
-                        _ => {}
-                    }
-                    if polled.is_pending() {
-                        ready!(gate.poll_lost(cx));
-                        tracing::warn!(
-                            target: "supervised", subsystem = %self.sub.name(),
-                            lease = %Escaped(&gate.spec.name),
-                            "body did not return after losing its lease; dropping it before the lease can expire"
-                        );
-                    }
-                    run.drop_body(body, &self.sub);
-                    gate.forfeit(&self.sub);
-                    return self.finish(run, RunEnd::Restart);
-                }
-                GateStep::Releasing(_) => {
-                    ready!(gate.poll_release(cx));
-                    if let Some(end) = self.rare.as_mut().and_then(|rare| rare.released_end.take())
-                    {
-                        return Poll::Ready(end);
-                    }
-                }
-            }
-        }
     }
 
     /// One poll of a running body: `Some` is the poll's result, `None`
@@ -555,9 +441,11 @@ impl<'a> Engine<'a> {
             return Some(cancelled(sub, "failed after cancellation", Keep::ThisRun));
         }
 
-        // A group child's lease wrapper: the group judges, logs and
-        // restarts, so the failure goes up as it is.
-        if self.policy.escalate {
+        // A group child's lease wrapper, or a fn its group restarts after
+        // every failure: the group judges, logs and restarts, so the
+        // failure goes up as it is.
+        let hands_up = self.rare.as_ref().is_some_and(|rare| rare.hands_up);
+        if self.policy.escalate || hands_up {
             let (with, escalated) = match failure {
                 Caught::Error(message) => (GaveUpWith::Returned, Escalated::Error(message)),
                 Caught::Panic(panic) => (
@@ -569,7 +457,11 @@ impl<'a> Engine<'a> {
                 ),
                 Caught::Stall(silent) => (GaveUpWith::Stalled(silent), Escalated::Stall(silent)),
             };
-            self.rare_mut().escalated = Some(escalated);
+            if hands_up {
+                handoff::hand_up(sub, escalated);
+            } else {
+                self.rare_mut().escalated = Some(escalated);
+            }
             return Some(RunEnd::GaveUp(with));
         }
 
@@ -582,26 +474,27 @@ impl<'a> Engine<'a> {
             self.storm = 0;
         }
         self.storm = self.storm.saturating_add(1);
-        if self.reset_rule().progressed(
-            now.saturating_duration_since(started_at),
+        let progress = RunProgress {
+            ran: now.saturating_duration_since(started_at),
             beats_in_run,
-            sub.beats(),
-        ) {
-            self.consecutive_failures = 0;
-            sub.reset_failures();
-        }
-        self.consecutive_failures = self.consecutive_failures.saturating_add(1);
-        let failures = self.consecutive_failures;
-
+            beats_ever: sub.beats(),
+        };
         let window = self.rare.as_mut().and_then(|rare| rare.window.as_mut());
-        if let (Some(window), Some((_, within))) = (window, self.policy.intensity) {
-            if !window.admit(now) {
-                let with = give_up(sub, failures, failure, window.len(), within);
+        let verdict =
+            self.policy
+                .restart_rule()
+                .judge(&mut self.consecutive_failures, window, progress, now);
+        let (delay, failures) = match verdict {
+            Verdict::Restart { after, failures } => (after, failures),
+            Verdict::GiveUp {
+                failures,
+                in_window,
+            } => {
+                let within = self.policy.intensity.map_or(Duration::ZERO, |(_, w)| w);
+                let with = give_up(sub, failures, failure, in_window, within);
                 return Some(RunEnd::GaveUp(with));
             }
-        }
-
-        let delay = self.policy.backoff.delay(failures);
+        };
         let next_restart_at = deadline(now, delay);
         let record = failure.log(name, sub.restarts() + 1, failures, self.storm, delay, now);
         sub.record_restart(failures, next_restart_at, record);

@@ -10,7 +10,7 @@
 use std::cell::Cell;
 use std::mem::ManuallyDrop;
 
-use crate::registry::Subsystem;
+use super::Subsystem;
 
 thread_local! {
     // `ManuallyDrop`: a local without drop glue needs no destructor

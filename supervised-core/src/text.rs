@@ -1,12 +1,12 @@
-//! What the supervisor keeps and logs of text that a body controls: panic
-//! messages, error messages, item labels. A body can put anything in them
+//! What every layer keeps and logs of text that a body or a server
+//! controls: panic messages, error messages, item labels, lease holders.
+//! Below every folder, so each can use it without importing another. A body can put anything in them
 //! (a megabyte, terminal escapes, a `Display` that panics), and none of it
 //! may reach the registry, the JSON or the log unbounded or raw.
 
+use std::any::Any;
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-
-use super::panic::panic_message;
 
 /// The most bytes of a message the registry keeps and the log shows.
 pub(crate) const MAX_MESSAGE_BYTES: usize = 4096;
@@ -67,6 +67,18 @@ impl fmt::Display for Escaped<'_> {
             rest = &rest[at + c.len_utf8()..];
         }
         f.write_str(rest)
+    }
+}
+
+/// The message of a panic payload: `&str` and `String` verbatim, anything
+/// else as `Box<dyn Any>` (its type cannot be named at run time).
+pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&'static str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "Box<dyn Any>".to_string()
     }
 }
 

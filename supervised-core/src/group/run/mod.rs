@@ -1,0 +1,539 @@
+//! One run of a group: start the children, wait for their ends, commands
+//! and triggers, restart by the strategy, and stop everything when told to.
+//!
+//! - `mod.rs`: the [`Runner`] and its loop: starting children, reading
+//!   their ends off the `JoinSet`, the handles' commands (add, remove).
+//! - `restart.rs`: what an end means: restart (with whom, after which
+//!   backoff, by [`RestartRule`](crate::supervisor::RestartRule)), forget
+//!   (a temporary child), or give up.
+//! - `stop.rs`: stopping one child, a fleet at once, or everything for a
+//!   shutdown, within the bounds, and the run's report.
+//! - `nested.rs`: a nested group as its parent's child.
+//!
+//! Every child's task is in one `JoinSet`, so dropping a run (its parent
+//! aborting it, or a caller dropping the future) aborts every child too.
+//! A child's end is seen only once its task has finished, which tokio
+//! reports after the task's future was dropped: that is what keeps a new
+//! run of a child from overlapping the old one.
+
+mod nested;
+mod restart;
+mod stop;
+
+use nested::nested_run;
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use foldhash::HashMap;
+use tokio::sync::oneshot;
+use tokio::task::{AbortHandle, Id, JoinError, JoinSet};
+use tokio::time::{Instant, Sleep};
+use tokio_util::sync::CancellationToken;
+
+use super::builder::GroupDef;
+use super::child::{ChildFailure, ChildRun, Ended, RunFuture, Start};
+use super::handle::{Command, Phase};
+use super::report::{GroupExit, GroupReport};
+use super::signal::Signals;
+use crate::registry::{deadline, FailureRecord, Subsystem};
+use crate::supervisor::{Policy, RestartWindow, RunProgress, Verdict};
+use crate::{LastPanic, Registry, RemoveError, Restart, SubsystemKind, SubsystemState};
+
+/// What shuts a run down.
+pub(super) enum Trigger {
+    /// The token given to `Group::run`.
+    Token(CancellationToken),
+    /// SIGINT and SIGTERM, for `Group::run_until_signal`.
+    Signals(Signals),
+    /// A nested group's token from its parent.
+    Parent(CancellationToken),
+}
+
+impl Trigger {
+    /// Resolves with the trigger's name when it fires; for signals, each
+    /// call waits for the next one.
+    async fn fired(&mut self) -> &'static str {
+        match self {
+            Trigger::Token(token) => {
+                token.cancelled().await;
+                "token"
+            }
+            Trigger::Parent(token) => {
+                token.cancelled().await;
+                "parent"
+            }
+            Trigger::Signals(signals) => signals.next().await,
+        }
+    }
+
+    /// Whether it can fire a second time (only signals can).
+    fn repeats(&self) -> bool {
+        matches!(self, Trigger::Signals(_))
+    }
+}
+
+/// Runs a root group: the one `run` or `run_until_signal` was called on.
+pub(super) async fn run_root(def: &mut GroupDef, trigger: Trigger) -> GroupReport {
+    let registry = def
+        .registry
+        .clone()
+        .unwrap_or_else(|| crate::registry().clone());
+    Runner::new(def, registry, None, trigger).run().await
+}
+
+/// A child's run in progress.
+struct Running {
+    token: CancellationToken,
+    abort: AbortHandle,
+    started: Instant,
+    beats_then: u64,
+}
+
+/// How a child's task finished.
+enum Outcome {
+    Ended(Ended),
+    /// Aborted by the group.
+    Aborted,
+}
+
+/// What waiting for one child's end gave.
+enum Waited {
+    Joined(Outcome),
+    TimedOut,
+    /// The trigger fired (the first time outside a shutdown, again inside one).
+    Triggered(&'static str),
+}
+
+/// What the run listens to its trigger for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Listen {
+    /// A shutdown.
+    First,
+    /// A second signal, inside a shutdown.
+    Second,
+    Nothing,
+}
+
+/// Why a child is being stopped, for the events.
+#[derive(Clone, Copy)]
+enum StopReason<'a> {
+    Shutdown,
+    GiveUp,
+    Removed,
+    Restart(&'a str),
+}
+
+impl StopReason<'_> {
+    fn describe(self) -> String {
+        match self {
+            StopReason::Shutdown => "shutdown".to_string(),
+            StopReason::GiveUp => "the group gave up".to_string(),
+            StopReason::Removed => "removed".to_string(),
+            StopReason::Restart(child) => format!("restarted with {child:?}"),
+        }
+    }
+}
+
+struct Runner<'d> {
+    def: &'d mut GroupDef,
+    path: Arc<str>,
+    parent: Option<Arc<str>>,
+    registry: Registry,
+    entry: Subsystem,
+    trigger: Trigger,
+    listen: Listen,
+    /// A trigger that fired while the run was busy stopping a child.
+    triggered: Option<&'static str>,
+    /// Cancelled by a handle's `shutdown`.
+    handle_shutdown: CancellationToken,
+    /// The parent of every child's token.
+    token: CancellationToken,
+    tasks: JoinSet<Ended>,
+    by_task: HashMap<Id, u64>,
+    running: HashMap<u64, Running>,
+    /// Ends that came while the run waited for another child's.
+    ends: VecDeque<(u64, Outcome)>,
+    /// Children to start, and when.
+    due: BTreeMap<u64, Instant>,
+    entries: HashMap<u64, Subsystem>,
+    /// The bound of the stop in progress. One timer, reset for each
+    /// child rather than made anew: registering a fresh timer wakes the
+    /// timer driver's thread (a system call) on almost every stop, a tenth
+    /// of a 10,000-child shutdown's time. Between stops it stays armed at
+    /// the last bound; when that passes unwatched it wakes the run once,
+    /// which finds nothing to do.
+    stop_timer: Option<Pin<Box<Sleep>>>,
+    window: RestartWindow,
+    consecutive: u32,
+    failed: Vec<String>,
+    unstopped: Vec<String>,
+    /// A nested run tells its parent when its children are started, so
+    /// the parent's next child starts after them (depth-first, as OTP).
+    started: Option<oneshot::Sender<()>>,
+}
+
+impl<'d> Runner<'d> {
+    fn new(
+        def: &'d mut GroupDef,
+        registry: Registry,
+        parent: Option<Arc<str>>,
+        trigger: Trigger,
+    ) -> Self {
+        let path: Arc<str> = match &parent {
+            Some(parent) => Arc::from(format!("{parent}/{}", def.name)),
+            None => Arc::from(def.name.as_str()),
+        };
+        let entry = registry.subsystem(&path);
+        entry.set_membership(SubsystemKind::Group, parent.as_deref());
+        entry.set_state(SubsystemState::Running);
+        let handle_shutdown = {
+            let mut book = def.shared.book();
+            // A handle's `shutdown` before the first run shuts that run
+            // down; one from an earlier run (of a nested group) does not.
+            if book.phase == Phase::Ended {
+                book.shutdown = CancellationToken::new();
+            }
+            book.phase = Phase::Running;
+            book.shutdown.clone()
+        };
+        let (max, within) = def.intensity;
+        Runner {
+            window: RestartWindow::new(max, within),
+            def,
+            path,
+            parent,
+            registry,
+            entry,
+            trigger,
+            listen: Listen::First,
+            triggered: None,
+            handle_shutdown,
+            token: CancellationToken::new(),
+            tasks: JoinSet::new(),
+            by_task: HashMap::default(),
+            running: HashMap::default(),
+            ends: VecDeque::new(),
+            due: BTreeMap::new(),
+            entries: HashMap::default(),
+            stop_timer: None,
+            consecutive: 0,
+            failed: Vec::new(),
+            unstopped: Vec::new(),
+            started: None,
+        }
+    }
+
+    fn is_root(&self) -> bool {
+        self.parent.is_none()
+    }
+
+    fn strategy(&self) -> &'static str {
+        self.def.strategy.as_str()
+    }
+
+    fn name_of(&self, seq: u64) -> Arc<str> {
+        self.def
+            .members
+            .get(&seq)
+            .map_or_else(|| Arc::from(""), |m| Arc::clone(&m.name))
+    }
+
+    async fn run(mut self) -> GroupReport {
+        let seqs: Vec<u64> = self.def.members.keys().copied().collect();
+        for seq in seqs {
+            self.start(seq).await;
+        }
+        if let Some(started) = self.started.take() {
+            // The parent may have been dropped meanwhile; nothing to tell.
+            let _ = started.send(());
+        }
+        loop {
+            if let Some(why) = self.triggered.take() {
+                return self.shut_down(why).await;
+            }
+            if let Some((seq, outcome)) = self.ends.pop_front() {
+                if let Some(report) = self.on_end(seq, outcome).await {
+                    return report;
+                }
+                continue;
+            }
+            if self.running.is_empty() && self.due.is_empty() && !self.def.members.is_empty() {
+                return self.finish(GroupExit::Completed, Instant::now());
+            }
+            let next_due = self.due.values().min().copied();
+            if next_due.is_some_and(|at| at <= Instant::now()) {
+                // Due already (a zero backoff): started now, not at the
+                // timer's next tick, a millisecond away. The trigger is
+                // still checked first on the next pass.
+                self.start_due().await;
+                continue;
+            }
+            tokio::select! {
+                biased;
+                why = self.trigger.fired() => return self.shut_down(why).await,
+                () = self.handle_shutdown.cancelled() => return self.shut_down("handle").await,
+                Some(command) = self.def.commands.recv() => self.on_command(command).await,
+                Some(joined) = self.tasks.join_next_with_id() => {
+                    if let Some((seq, outcome)) = self.identify(joined) {
+                        if let Some(report) = self.on_end(seq, outcome).await {
+                            return report;
+                        }
+                    }
+                }
+                () = sleep_until(next_due) => self.start_due().await,
+            }
+        }
+    }
+
+    // ---- starting ------------------------------------------------------------
+
+    /// The registry entry of member `seq`, created on its first start.
+    fn entry_of(&mut self, seq: u64) -> Option<Subsystem> {
+        if let Some(entry) = self.entries.get(&seq) {
+            return Some(entry.clone());
+        }
+        let member = self.def.members.get(&seq)?;
+        let (name, kind) = if member.is_group() {
+            (
+                format!("{}/{}", self.path, member.name),
+                SubsystemKind::Group,
+            )
+        } else {
+            (member.name.to_string(), SubsystemKind::Subsystem)
+        };
+        self.warn_if_shared(&name, kind);
+        let entry = self.registry.subsystem(&name);
+        if kind == SubsystemKind::Subsystem {
+            // A nested run marks its own entry.
+            entry.set_membership(kind, Some(&self.path));
+            // One restart authority: where the strategy restarts siblings
+            // too, or the child must not be restarted at all, a
+            // `#[supervised]` fn running it leaves every failure to the
+            // group instead of restarting itself.
+            entry.set_group_restarts(
+                self.def.strategy != crate::Strategy::OneForOne
+                    || member.restart == Restart::Temporary,
+            );
+        }
+        self.entries.insert(seq, entry.clone());
+        Some(entry)
+    }
+
+    /// Names are one namespace across the registry: a child whose entry
+    /// exists already as something else (its own group, a child of another
+    /// group, a loop outside any group) would share it, merging beats and
+    /// states. Said as a WARN when the child first starts, not silently.
+    fn warn_if_shared(&self, name: &str, kind: SubsystemKind) {
+        let Some(existing) = self.registry.get(name) else {
+            return;
+        };
+        let existing = existing.status();
+        if existing.kind != kind || existing.group.as_deref() != Some(&*self.path) {
+            tracing::warn!(
+                target: "supervised",
+                group = %self.path,
+                child = %name,
+                other_kind = existing.kind.as_str(),
+                other_group = existing.group.as_deref().unwrap_or(""),
+                "a child's registry name is taken by another entry: the two share one entry (its beats, state and restarts); give the child a name of its own"
+            );
+        }
+    }
+
+    async fn start(&mut self, seq: u64) {
+        let Some(entry) = self.entry_of(seq) else {
+            return;
+        };
+        let token = self.token.child_token();
+        let registry = self.registry.clone();
+        let path = self.path.clone();
+        let Some(member) = self.def.members.get_mut(&seq) else {
+            return;
+        };
+        let mut nested_started = None;
+        let run = match &mut member.start {
+            Start::Future(factory) => ChildRun::start(factory, token.clone(), &entry),
+            Start::Group(slot) => {
+                let (started, on_started) = oneshot::channel();
+                nested_started = Some(on_started);
+                ChildRun::plain(nested_run(
+                    slot.clone(),
+                    registry,
+                    path,
+                    token.clone(),
+                    started,
+                ))
+            }
+        };
+        entry.set_state(SubsystemState::Running);
+        let abort = self.tasks.spawn(run);
+        self.by_task.insert(abort.id(), seq);
+        self.running.insert(
+            seq,
+            Running {
+                token,
+                abort,
+                started: Instant::now(),
+                beats_then: entry.beats(),
+            },
+        );
+        let name = member.name.clone();
+        self.def.shared.set_state(&name, SubsystemState::Running);
+        tracing::debug!(target: "supervised", group = %self.path, child = %name, "child started");
+        if let Some(on_started) = nested_started {
+            // An error means the nested run ended first; its end is in the set.
+            let _ = on_started.await;
+        }
+    }
+
+    async fn start_due(&mut self) {
+        let now = Instant::now();
+        let ready: Vec<u64> = self
+            .due
+            .iter()
+            .filter(|(_, at)| **at <= now)
+            .map(|(seq, _)| *seq)
+            .collect();
+        for seq in ready {
+            self.due.remove(&seq);
+            self.start(seq).await;
+        }
+    }
+
+    // ---- ends (their judging is in restart.rs) --------------------------------
+
+    fn identify(&mut self, joined: Result<(Id, Ended), JoinError>) -> Option<(u64, Outcome)> {
+        match joined {
+            Ok((id, ended)) => Some((self.by_task.remove(&id)?, Outcome::Ended(ended))),
+            Err(error) => {
+                let seq = self.by_task.remove(&error.id())?;
+                let outcome = if error.is_panic() {
+                    // `ChildRun` catches the child's panics; this is one
+                    // that got past it (in a nested group's own code).
+                    let payload = error.into_panic();
+                    Outcome::Ended(Ended::failed(ChildFailure::Panic {
+                        message: crate::text::panic_message(&*payload),
+                        location: None,
+                    }))
+                } else {
+                    Outcome::Aborted
+                };
+                Some((seq, outcome))
+            }
+        }
+    }
+
+    /// Takes in what a nested group's report says.
+    fn absorb(&mut self, ended: &Ended) {
+        if let Some(report) = &ended.report {
+            self.unstopped.extend(report.unstopped.iter().cloned());
+            self.failed.extend(report.failed.iter().cloned());
+        }
+    }
+
+    // ---- commands ------------------------------------------------------------
+
+    async fn on_command(&mut self, command: Command) {
+        match command {
+            Command::Add(child) => {
+                let seq = self.def.push(crate::group::builder::Member::added(child));
+                self.start(seq).await;
+            }
+            Command::Remove(name, answer) => {
+                let result = self.remove(&name).await;
+                // The caller may have stopped waiting; the removal stands.
+                let _ = answer.send(result);
+            }
+        }
+    }
+
+    async fn remove(&mut self, name: &str) -> Result<(), RemoveError> {
+        let Some(&seq) = self.def.seqs.get(name) else {
+            return Err(RemoveError::NotFound(name.to_string()));
+        };
+        if self.running.contains_key(&seq) {
+            if let Some(ended) = self.stop_now(seq, StopReason::Removed).await {
+                self.absorb(&ended);
+            }
+        }
+        if self.due.contains_key(&seq) && self.def.strategy == crate::Strategy::RestForOne {
+            // Removed while it backs off: the children after it were
+            // stopped to restart with it, and what they depend on is gone,
+            // so they stay stopped (as OTP leaves them) until the group
+            // restarts them for an earlier child or runs again.
+            let after: Vec<u64> = self.due.range(seq + 1..).map(|(s, _)| *s).collect();
+            for later in after {
+                self.due.remove(&later);
+                let name = self.name_of(later);
+                if let Some(entry) = self.entries.get(&later) {
+                    entry.set_state(SubsystemState::Stopped);
+                }
+                self.def.shared.set_state(&name, SubsystemState::Stopped);
+            }
+        }
+        self.forget(seq);
+        tracing::info!(target: "supervised", group = %self.path, child = %name, "child removed");
+        Ok(())
+    }
+
+    /// Takes a child that is not running out of the group: its spec (and
+    /// with it its factory and all it captured), its registry entry (a
+    /// nested group's whole subtree), and its name, which is free again.
+    fn forget(&mut self, seq: u64) {
+        self.due.remove(&seq);
+        let Some(member) = self.def.remove(seq) else {
+            return;
+        };
+        if let Some(entry) = self.entries.remove(&seq) {
+            self.registry.forget(&entry);
+            if member.is_group() {
+                self.registry.forget_group(entry.name());
+            }
+        }
+        self.def.shared.book().remove(&member.name);
+    }
+}
+
+impl Runner<'_> {
+    /// Commands sent before the handles saw the run end: a removal is
+    /// answered (nothing is running to remove), an add is kept for the
+    /// group's next run (a nested group's parent may restart it), so no
+    /// caller waits on a command nobody will read.
+    fn settle_commands(&mut self) {
+        while let Ok(command) = self.def.commands.try_recv() {
+            match command {
+                Command::Add(child) => {
+                    self.def.push(crate::group::builder::Member::added(child));
+                }
+                Command::Remove(_, answer) => {
+                    let _ = answer.send(Err(RemoveError::Ended));
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Runner<'_> {
+    /// A run dropped before its end (its parent aborted it): its children
+    /// are aborted with the `JoinSet`, and its handles see it ended.
+    fn drop(&mut self) {
+        let mut book = self.def.shared.book();
+        if book.phase != Phase::Ended {
+            book.phase = Phase::Ended;
+            drop(book);
+            self.entry.set_state(SubsystemState::Stopped);
+            self.settle_commands();
+        }
+    }
+}
+
+/// Sleeps until `at`, or forever without one.
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
