@@ -44,7 +44,7 @@
 //! is logged.
 //!
 //! Ctrl-C, SIGTERM or the end of `--duration` shuts the tree down: every
-//! subsystem stops within its grace period, the final table is printed and
+//! subsystem stops within its stop timeout, the final table is printed and
 //! the process exits 0 (1 if something had to be aborted). A second Ctrl-C
 //! aborts what is left. Bad flags exit 2; an address it cannot bind, 1.
 
@@ -510,7 +510,7 @@ async fn next_event(
 /// Relays pub/sub to the WebSocket clients: one beat per event relayed.
 /// Events arrive several times a tick, so the relay stays fresh while they
 /// flow; a stall (or a dead Redis connection) shows as stale.
-#[supervised(name = "broadcaster", tick = "1s", grace = "2s")]
+#[supervised(name = "broadcaster", tick = "1s", stop_timeout = "2s")]
 async fn broadcaster(platform: Platform, cancel: CancellationToken) {
     let mut subscription = platform.pubsub.subscribe();
     while let Some(event) = next_event(&mut subscription, &cancel).await {
@@ -521,7 +521,7 @@ async fn broadcaster(platform: Platform, cancel: CancellationToken) {
     }
 }
 
-#[supervised(name = "liveness-monitor", tick = "1s", grace = "2s")]
+#[supervised(name = "liveness-monitor", tick = "1s", stop_timeout = "2s")]
 async fn liveness_monitor(platform: Platform, cancel: CancellationToken) {
     let mut ticker = ticker(LIVENESS_MONITOR_TICK);
     while ticked(&mut ticker, &cancel).await {
@@ -537,7 +537,7 @@ async fn liveness_monitor(platform: Platform, cancel: CancellationToken) {
     }
 }
 
-#[supervised(name = "health-sweep", tick = "2s", grace = "2s")]
+#[supervised(name = "health-sweep", tick = "2s", stop_timeout = "2s")]
 async fn health_sweep(platform: Platform, cancel: CancellationToken) {
     let mut ticker = ticker(HEALTH_SWEEP_TICK);
     while ticked(&mut ticker, &cancel).await {
@@ -585,7 +585,7 @@ fn fire(job: &Job) {
 #[supervised(
     name = "scheduler",
     tick = "2s",
-    grace = "5s",
+    stop_timeout = "5s",
     lease = "scheduler",
     lease_ttl = "6s"
 )]
@@ -604,7 +604,7 @@ const CHANNELS: [&str; 2] = ["telegram", "slack"];
 /// One channel's worker: long-polls its chat API. One fn for every channel;
 /// run as a group child, it is listed under the child's name
 /// (`channel/telegram`), not the attribute's.
-#[supervised(name = "channel", tick = "3s", grace = "2s")]
+#[supervised(name = "channel", tick = "3s", stop_timeout = "2s")]
 async fn channel_worker(kind: &'static str, cancel: CancellationToken) {
     let mut ticker = ticker(CHANNEL_TICK);
     let mut polls = 0u64;
@@ -629,7 +629,7 @@ fn channel(kind: &'static str) -> Child {
 /// second round, for Slack) it reconnects that channel by removing its
 /// worker, which stops it and takes it off `/admin/liveness`, and adding a
 /// fresh one.
-#[supervised(name = "channel-manager", tick = "3s", grace = "2s")]
+#[supervised(name = "channel-manager", tick = "3s", stop_timeout = "2s")]
 async fn channel_manager(channels: GroupHandle, cancel: CancellationToken) {
     let mut ticker = ticker(CHANNEL_TICK);
     let mut rounds = 0u64;

@@ -99,7 +99,7 @@ pub use supervised_core::systemd;
 /// | `initial_backoff = "1s"` | `1s` | first restart delay (not zero, at most `max_backoff`) |
 /// | `max_backoff = "30s"` | `30s` | cap on the restart delay |
 /// | `jitter` / `jitter = true` | `false` | randomize delays within `[d/2, 3d/2]` ∩ `[initial, max]` |
-/// | `grace = "5s"` | `5s` | after cancellation, how long a running body may take to return before it is dropped (`"0s"` drops it at once) |
+/// | `stop_timeout = "5s"` | `5s` | after cancellation, how long a running body may take to return before it is dropped (`"0s"` drops it at once); `grace` is its old name, still accepted |
 /// | `max_restarts = 5, within = "1m"` | unlimited | restart intensity: give up on the failure that would need a sixth restart within a minute (both or neither) |
 /// | `on_stall = "restart"` | `"report"` | drop and restart (with backoff) a body that goes `stale_after` without a beat; needs `tick` (see [`Supervisor::restart_on_stall`]) |
 /// | `lease = "scheduler"` | none: runs on every replica | run only while this replica holds the named lease, in standby otherwise (see [`lease`] and [`Supervisor::lease`]) |
@@ -130,13 +130,13 @@ pub use supervised_core::systemd;
 ///   logged and restarted. When restart intensity is exceeded, the last
 ///   failure is re-raised in its own form: a last `Err` is returned, a last
 ///   panic resumed in the caller. When the supervisor finishes without a
-///   value (cancelled during a backoff, or the body dropped after the grace
-///   period), a `()` fn returns `()` and a `Result` fn its last `Err`, or
+///   value (cancelled during a backoff, or the body dropped after its stop
+///   timeout), a `()` fn returns `()` and a `Result` fn its last `Err`, or
 ///   `Err(Cancelled.into())`, so `E: From<`[`Cancelled`]`>` is needed only
 ///   for fns that take a `CancellationToken`.
 /// - **Cancellation.** An argument of type `CancellationToken` is watched:
-///   no restart once it is cancelled, and a running body gets the grace
-///   period before it is dropped. Without one, dropping the future (aborting
+///   no restart once it is cancelled, and a running body gets its stop
+///   timeout before it is dropped. Without one, dropping the future (aborting
 ///   its task) stops everything, backoff included.
 /// - **Heartbeats.** Each outermost loop (`loop`, `while`, `while let`,
 ///   `for` not inside another loop, closure, async block or nested item; one

@@ -417,7 +417,7 @@ fn sigint_or_sigterm_stops_the_tree_in_reverse_order_and_exits_0() {
             );
         }
         assert!(
-            !stderr.contains("grace period after cancellation")
+            !stderr.contains("within its stop timeout after cancellation")
                 && !stderr.contains("child unstopped"),
             "SIG{signal}: a body had to be dropped:\n{stderr}"
         );

@@ -6,8 +6,8 @@
 //!
 //! - [`run_with_recover`] runs a loop body, catches its panics, logs them
 //!   with the backtrace and restarts it with exponential backoff.
-//! - [`Supervisor`] is the same with every knob: backoff, jitter, grace
-//!   period, restart intensity, progress-based backoff reset.
+//! - [`Supervisor`] is the same with every knob: backoff, jitter, stop
+//!   timeout, restart intensity, progress-based backoff reset.
 //! - [`Group`] is a supervision tree of such loops: OTP's restart
 //!   strategies and policies, restart intensity and escalation, ordered
 //!   and bounded shutdown on signals, children added and removed at run

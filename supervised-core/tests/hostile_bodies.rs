@@ -124,7 +124,7 @@ async fn a_body_that_panics_in_drop_after_the_grace_period_is_contained() {
     let (events, _guard) = capture();
     let registry = Registry::new();
     let cancel = CancellationToken::new();
-    let supervisor = Supervisor::new().registry(&registry).grace(SEC);
+    let supervisor = Supervisor::new().registry(&registry).stop_timeout(SEC);
     let run = supervisor.run(cancel.clone(), "panics-in-drop", |_| async {
         let _guard = PanicsOnDrop;
         std::future::pending::<()>().await

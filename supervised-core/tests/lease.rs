@@ -211,7 +211,7 @@ async fn a_body_ignoring_cancellation_is_dropped_before_the_lease_can_expire() {
     let dropped = Arc::new(Mutex::new(None));
     let polls = Arc::new(AtomicU64::new(0));
     let cancel = CancellationToken::new();
-    let supervisor = gated(&registry, &a).grace(Duration::from_secs(60));
+    let supervisor = gated(&registry, &a).stop_timeout(Duration::from_secs(60));
     let task = tokio::spawn({
         let (cancel, dropped, polls) = (cancel.clone(), dropped.clone(), polls.clone());
         async move {

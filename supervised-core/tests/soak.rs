@@ -225,7 +225,7 @@ async fn chaos_soak_loses_nothing() {
             .registry(&registry)
             .tick(TICK)
             .stale_after(STALE_AFTER)
-            .grace(GRACE)
+            .stop_timeout(GRACE)
             .jitter(jitter)
             .restart_on_stall(restart_on_stall);
         let counters = counters.clone();

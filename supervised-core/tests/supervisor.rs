@@ -173,7 +173,7 @@ async fn a_body_that_ignores_cancellation_is_dropped_after_the_grace_period() {
     let d = drops.clone();
     let sup = Supervisor::new()
         .registry(&registry)
-        .grace(Duration::from_secs(3));
+        .stop_timeout(Duration::from_secs(3));
     let cancel2 = cancel.clone();
     let task = tokio::spawn(async move {
         sup.run(cancel2, "stubborn", move |_| {
@@ -663,7 +663,7 @@ async fn every_event_and_span_has_the_supervised_target() {
     assert!(matches!(exit, Exit::GaveUp(Failure::Stalled(_))));
     // A body dropped after its grace period, and a clean return.
     let cancel = CancellationToken::new();
-    let patient = Supervisor::new().registry(&registry).grace(SEC);
+    let patient = Supervisor::new().registry(&registry).stop_timeout(SEC);
     let stubborn = patient.run(cancel.clone(), "targets-grace", |_| {
         std::future::pending::<()>()
     });
@@ -694,7 +694,7 @@ async fn every_event_and_span_has_the_supervised_target() {
         "supervised body panicked; restarting after backoff",
         "supervised body returned an error; restarting after backoff",
         "supervised body exceeded its restart intensity; giving up",
-        "supervised body did not return within the grace period after cancellation; dropping it",
+        "supervised body did not return within its stop timeout after cancellation; dropping it",
         "supervised body stopped by cancellation",
         "supervised subsystem stalled: no heartbeat within stale_after",
         "supervised subsystem recovered: beating again",
@@ -738,7 +738,9 @@ fn always_panics() {
 async fn cancellation_from_another_thread_reaches_a_body_on_a_worker() {
     let registry = Registry::new();
     let cancel = CancellationToken::new();
-    let sup = Supervisor::new().registry(&registry).grace(Duration::ZERO);
+    let sup = Supervisor::new()
+        .registry(&registry)
+        .stop_timeout(Duration::ZERO);
     let c = cancel.clone();
     let task = tokio::spawn(async move {
         sup.run(c, "cross-thread", |_| std::future::pending::<()>())

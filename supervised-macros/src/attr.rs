@@ -16,7 +16,7 @@ pub(crate) const KEYS: &[&str] = &[
     "initial_backoff",
     "max_backoff",
     "jitter",
-    "grace",
+    "stop_timeout",
     "max_restarts",
     "within",
     "on_stall",
@@ -57,7 +57,7 @@ pub(crate) struct Args {
     pub(crate) initial_backoff: Option<Spanned<Duration>>,
     pub(crate) max_backoff: Option<Spanned<Duration>>,
     pub(crate) jitter: Option<Spanned<bool>>,
-    pub(crate) grace: Option<Spanned<Duration>>,
+    pub(crate) stop_timeout: Option<Spanned<Duration>>,
     pub(crate) max_restarts: Option<Spanned<u32>>,
     pub(crate) within: Option<Spanned<Duration>>,
     /// `true` for `on_stall = "restart"`, `false` for `"report"`.
@@ -84,7 +84,7 @@ impl Args {
             "stale_after" => set(&mut self.stale_after, &meta, parse_duration),
             "initial_backoff" => set(&mut self.initial_backoff, &meta, parse_duration),
             "max_backoff" => set(&mut self.max_backoff, &meta, parse_duration),
-            "grace" => set(&mut self.grace, &meta, parse_duration_allow_zero),
+            "stop_timeout" | "grace" => set_stop_timeout(&mut self.stop_timeout, &meta),
             "within" => set(&mut self.within, &meta, parse_duration),
             "max_restarts" => set(&mut self.max_restarts, &meta, parse_count),
             "jitter" => set(&mut self.jitter, &meta, parse_flag),
@@ -112,6 +112,21 @@ fn set<T>(
         return Err(meta.error(format!("duplicate `{key}` key: give it once")));
     }
     *slot = Some(parse(meta)?);
+    Ok(())
+}
+
+/// `stop_timeout`, or `grace`, its old name (still accepted, not listed):
+/// one slot, so giving both is an error that names the two.
+fn set_stop_timeout(
+    slot: &mut Option<Spanned<Duration>>,
+    meta: &ParseNestedMeta<'_>,
+) -> syn::Result<()> {
+    if slot.is_some() {
+        return Err(
+            meta.error("duplicate `stop_timeout` key (`grace` is its old name): give it once")
+        );
+    }
+    *slot = Some(parse_duration_allow_zero(meta)?);
     Ok(())
 }
 

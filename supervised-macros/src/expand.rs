@@ -216,7 +216,7 @@ fn supervisor_knobs(args: &Args, private: &TokenStream) -> TokenStream {
         ("stale_after", &args.stale_after),
         ("initial_backoff", &args.initial_backoff),
         ("max_backoff", &args.max_backoff),
-        ("grace", &args.grace),
+        ("stop_timeout", &args.stop_timeout),
     ];
     for (method, value) in durations {
         if let Some(v) = value {

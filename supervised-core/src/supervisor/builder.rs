@@ -128,10 +128,20 @@ impl Supervisor {
     }
 
     /// How long a running body gets to return by itself after cancellation
-    /// before its future is dropped (default 5 s).
-    pub const fn grace(mut self, grace: Duration) -> Self {
-        self.policy.grace = grace;
+    /// before its future is dropped (default 5 s): the same idea, and the
+    /// same word, as a group child's [`Child::stop_timeout`](crate::Child::stop_timeout).
+    pub const fn stop_timeout(mut self, timeout: Duration) -> Self {
+        self.policy.stop_timeout = timeout;
         self
+    }
+
+    /// The old name of [`stop_timeout`](Supervisor::stop_timeout).
+    #[deprecated(
+        since = "0.1.0",
+        note = "renamed `stop_timeout`, as `Child::stop_timeout`"
+    )]
+    pub const fn grace(self, grace: Duration) -> Self {
+        self.stop_timeout(grace)
     }
 
     /// Restart intensity: at most `max_restarts` restarts within any window

@@ -21,7 +21,7 @@ pub(crate) use crate::registry::ResetRule;
 #[derive(Debug, Clone)]
 pub(crate) struct Policy {
     pub(crate) backoff: Backoff,
-    pub(crate) grace: Duration,
+    pub(crate) stop_timeout: Duration,
     pub(crate) intensity: Option<(u32, Duration)>,
     pub(crate) reset_beats: u64,
     /// `None`: the backoff's cap.
@@ -54,7 +54,7 @@ impl Policy {
     /// unlimited restarts, reset after 3 beats and the cap of running.
     pub(crate) const DEFAULT: Policy = Policy {
         backoff: Backoff::DEFAULT,
-        grace: Duration::from_secs(5),
+        stop_timeout: Duration::from_secs(5),
         intensity: None,
         reset_beats: 3,
         reset_running: None,

@@ -893,8 +893,13 @@ const VALID_ARGS: &[(&[&str], &[&str])] = &[
     ),
     (&["jitter"], &["jitter", "jitter = true", "jitter = false"]),
     (
-        &["grace"],
-        &["grace = \"0s\"", "grace = \"2s\"", "grace = \"0ns\""],
+        &["stop_timeout"],
+        &[
+            "stop_timeout = \"0s\"",
+            "stop_timeout = \"2s\"",
+            "stop_timeout = \"0ns\"",
+            "grace = \"2s\"",
+        ],
     ),
     (
         &["max_restarts", "within"],
@@ -1171,7 +1176,7 @@ fn regressions() -> Vec<(&'static str, &'static str)> {
     vec![
         // Every key at once, valid.
         (
-            r#"name = "x", tick = "30s", stale_after = "90s", initial_backoff = "250ms", max_backoff = "10s", jitter, grace = "2s", max_restarts = 5, within = "1m", crate = "::platform::supervised""#,
+            r#"name = "x", tick = "30s", stale_after = "90s", initial_backoff = "250ms", max_backoff = "10s", jitter, stop_timeout = "2s", max_restarts = 5, within = "1m", crate = "::platform::supervised""#,
             "async fn f(cancel: CancellationToken) -> Result<(), E> { loop {} }",
         ),
         // Found by this test: `crate` accepts a path with generic arguments

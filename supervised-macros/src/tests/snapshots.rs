@@ -39,7 +39,7 @@ fn result_with_every_knob() {
             initial_backoff = "250ms",
             max_backoff = "10s",
             jitter,
-            grace = "2s",
+            stop_timeout = "2s",
             max_restarts = 5,
             within = "1m",
             crate = "::platform::supervised"

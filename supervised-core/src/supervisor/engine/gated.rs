@@ -72,7 +72,7 @@ impl Engine<'_> {
                         return self.finish(run, RunEnd::Restart);
                     }
                     if gate
-                        .poll_renewal(cx, &self.sub, self.policy.grace)
+                        .poll_renewal(cx, &self.sub, self.policy.stop_timeout)
                         .is_ready()
                     {
                         continue;

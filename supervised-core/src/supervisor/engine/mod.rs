@@ -44,14 +44,14 @@ pub(super) enum Keep {
     Previous,
     /// This run's, if it returned one.
     ThisRun,
-    /// None (the body was dropped after the grace period).
+    /// None (the body was dropped after its stop timeout).
     Nothing,
 }
 
 enum Phase {
     Start,
     Running,
-    /// Cancelled while running: the body gets the grace period.
+    /// Cancelled while running: the body gets its stop timeout.
     Grace,
     /// Failed: waiting out the backoff before the next generation.
     Backoff,
@@ -75,7 +75,7 @@ pub(super) struct RunState {
     /// This run's handle, moved into the thread-local current subsystem
     /// while the body is polled.
     handle: Option<Subsystem>,
-    /// The stall timer while running, then the grace period or the backoff.
+    /// The stall timer while running, then the stop timeout or the backoff.
     timer: Option<Timer>,
 }
 
@@ -307,7 +307,7 @@ impl<'a> Engine<'a> {
             None => match self.watch.poll_watchers(&mut run.timer) {
                 None => return Some(Poll::Pending),
                 Some(Watched::Cancelled) => {
-                    run.timer = Some(wait(tokio::time::sleep(self.policy.grace)));
+                    run.timer = Some(wait(tokio::time::sleep(self.policy.stop_timeout)));
                     run.phase = Phase::Grace;
                     return None;
                 }
@@ -319,7 +319,7 @@ impl<'a> Engine<'a> {
     }
 
     /// Every phase, out of line: a run's start, a running body after a
-    /// watcher fired or the body ended, the grace period and the backoff.
+    /// watcher fired or the body ended, the stop timeout and the backoff.
     #[inline(never)]
     fn poll_phases(
         &mut self,
@@ -360,13 +360,13 @@ impl<'a> Engine<'a> {
                     }
                     tracing::warn!(
                         target: "supervised", subsystem = %self.sub.name(),
-                        grace = ?self.policy.grace,
-                        "supervised body did not return within the grace period after cancellation; dropping it"
+                        stop_timeout = ?self.policy.stop_timeout,
+                        "supervised body did not return within its stop timeout after cancellation; dropping it"
                     );
                     run.drop_body(body, &self.sub);
                     return self.finish(
                         run,
-                        cancelled(&self.sub, "dropped after grace period", Keep::Nothing),
+                        cancelled(&self.sub, "dropped after its stop timeout", Keep::Nothing),
                     );
                 }
                 Phase::Backoff => {
@@ -511,7 +511,7 @@ impl<'a> Engine<'a> {
     }
 }
 
-/// A grace period or a backoff as a [`Timer`].
+/// A stop timeout or a backoff as a [`Timer`].
 fn wait(until: impl Future<Output = ()> + Send + Sync + 'static) -> Timer {
     Box::pin(async move {
         until.await;
