@@ -12,8 +12,9 @@ use foldhash::HashMap;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::child::{Child, Start};
-use super::handle::{Book, Command, GroupHandle, Shared};
+use super::child::{Child, RunSource};
+use super::handle::{Command, GroupHandle, Roster, Shared};
+use super::record::{ChildRecord, ChildState};
 use super::report::GroupReport;
 use super::run::{self, Trigger};
 use super::signal::Signals;
@@ -48,47 +49,6 @@ impl Strategy {
     }
 }
 
-/// One child of a definition, in start order.
-pub(super) struct Member {
-    pub(super) name: Arc<str>,
-    pub(super) restart: Restart,
-    pub(super) stop_timeout: Duration,
-    pub(super) start: Start,
-    /// Added through a handle while the group ran: one of a fleet, which a
-    /// shutdown stops all at once rather than one after another.
-    pub(super) added_at_run_time: bool,
-    /// Failures in a row, reset when a run made progress: shown on the
-    /// child's entry.
-    pub(super) failures: u32,
-}
-
-impl From<Child> for Member {
-    fn from(child: Child) -> Self {
-        Member {
-            name: Arc::from(child.name),
-            restart: child.restart,
-            stop_timeout: child.stop_timeout,
-            start: child.start,
-            added_at_run_time: false,
-            failures: 0,
-        }
-    }
-}
-
-impl Member {
-    /// A child added through a handle while the group ran (or before).
-    pub(super) fn added(child: Child) -> Self {
-        Member {
-            added_at_run_time: true,
-            ..Member::from(child)
-        }
-    }
-
-    pub(super) fn is_group(&self) -> bool {
-        matches!(self.start, Start::Group(_))
-    }
-}
-
 /// Everything a group is, apart from any run of it.
 pub(super) struct GroupDef {
     pub(super) name: String,
@@ -101,7 +61,7 @@ pub(super) struct GroupDef {
     pub(super) registry: Option<Registry>,
     /// Keyed by a sequence number that only grows: iteration order is
     /// start order, and a child added at run time goes last.
-    pub(super) members: BTreeMap<u64, Member>,
+    pub(super) members: BTreeMap<u64, ChildRecord>,
     /// Each member's key, by name.
     pub(super) seqs: HashMap<Arc<str>, u64>,
     pub(super) next_seq: u64,
@@ -111,7 +71,7 @@ pub(super) struct GroupDef {
 
 impl GroupDef {
     /// Adds `member` at the end of the start order and returns its key.
-    pub(super) fn push(&mut self, member: Member) -> u64 {
+    pub(super) fn push(&mut self, member: ChildRecord) -> u64 {
         let seq = self.next_seq;
         self.next_seq += 1;
         self.seqs.insert(Arc::clone(&member.name), seq);
@@ -120,7 +80,7 @@ impl GroupDef {
     }
 
     /// Takes member `seq` out of the definition.
-    pub(super) fn remove(&mut self, seq: u64) -> Option<Member> {
+    pub(super) fn remove(&mut self, seq: u64) -> Option<ChildRecord> {
         let member = self.members.remove(&seq)?;
         self.seqs.remove(&member.name);
         Some(member)
@@ -350,7 +310,7 @@ impl Group {
         let shared = Arc::new(Shared {
             name: name.clone(),
             commands,
-            book: Mutex::new(Book::new()),
+            roster: Mutex::new(Roster::new()),
         });
         Group(GroupDef {
             name,
@@ -438,7 +398,7 @@ impl Group {
     ///
     /// If the group has a child of that name already.
     pub fn spec(mut self, child: Child) -> Self {
-        self.insert(Member::from(child));
+        self.insert(ChildRecord::from(child));
         self
     }
 
@@ -451,7 +411,7 @@ impl Group {
     /// If the group has a child of that name already.
     pub fn group(mut self, group: Group) -> Self {
         let nested = group.0;
-        self.insert(Member {
+        self.insert(ChildRecord {
             name: Arc::from(nested.name.as_str()),
             restart: nested.restart,
             // A nested group bounds its own stop: its shutdown timeout, and
@@ -459,15 +419,17 @@ impl Group {
             stop_timeout: nested
                 .shutdown_timeout
                 .saturating_add(Duration::from_secs(1)),
-            start: Start::Group(Arc::new(Mutex::new(Some(nested)))),
+            start: RunSource::Group(Arc::new(Mutex::new(Some(nested)))),
             added_at_run_time: false,
             failures: 0,
+            entry: None,
+            state: ChildState::Idle,
         });
         self
     }
 
-    fn insert(&mut self, member: Member) {
-        let booked = self.0.shared.book().insert(Arc::clone(&member.name));
+    fn insert(&mut self, member: ChildRecord) {
+        let booked = self.0.shared.roster().insert(Arc::clone(&member.name));
         assert!(
             booked,
             "group {:?} has a child named {:?} already: every child of a group needs its own name",

@@ -62,7 +62,7 @@ impl Restart {
 
 /// The future one run of a child is, boxed: the group holds children of
 /// many types.
-pub(super) type RunFuture = Pin<Box<dyn Future<Output = Ended> + Send>>;
+pub(super) type RunFuture = Pin<Box<dyn Future<Output = ChildEnd> + Send>>;
 pub(super) type Factory = Box<dyn FnMut(CancellationToken) -> RunFuture + Send>;
 
 /// One run of a child from the future its factory made, judged by its
@@ -75,13 +75,13 @@ where
     Fut::Output: RunOutcome,
 {
     Box::pin(run.map(|output| match output.failure() {
-        None => Ended::normal(),
-        Some(error) => Ended::failed(ChildFailure::Error(error)),
+        None => ChildEnd::normal(),
+        Some(error) => ChildEnd::failed(ChildFailure::Error(error)),
     }))
 }
 
 /// How a child's runs are made.
-pub(super) enum Start {
+pub(super) enum RunSource {
     Future(Factory),
     /// A nested group, lent to each run's task and handed back when the run
     /// ends or is dropped.
@@ -111,7 +111,7 @@ pub struct Child {
     pub(super) name: String,
     pub(super) restart: Restart,
     pub(super) stop_timeout: Duration,
-    pub(super) start: Start,
+    pub(super) start: RunSource,
     /// The lease settings of a gated child, shared with its wrapped factory.
     gate: Option<Arc<Mutex<Supervisor>>>,
     gated: bool,
@@ -143,12 +143,12 @@ impl Child {
     {
         Child::with_start(
             name.into(),
-            Start::Future(Box::new(move |cancel| judged(factory(cancel)))),
+            RunSource::Future(Box::new(move |cancel| judged(factory(cancel)))),
         )
     }
 
     /// A child with the defaults whose runs `start` makes.
-    pub(super) fn with_start(name: String, start: Start) -> Self {
+    pub(super) fn with_start(name: String, start: RunSource) -> Self {
         Child {
             name,
             restart: Restart::default(),
@@ -238,15 +238,16 @@ impl Child {
         let (Some(gate), false) = (self.gate.clone(), self.gated) else {
             return;
         };
-        let placeholder =
-            Start::Future(Box::new(|_| Box::pin(std::future::ready(Ended::normal()))));
-        let Start::Future(factory) = std::mem::replace(&mut self.start, placeholder) else {
+        let placeholder = RunSource::Future(Box::new(|_| {
+            Box::pin(std::future::ready(ChildEnd::normal()))
+        }));
+        let RunSource::Future(factory) = std::mem::replace(&mut self.start, placeholder) else {
             return;
         };
         self.gated = true;
         let factory = Arc::new(Mutex::new(factory));
         let name = self.name.clone();
-        self.start = Start::Future(Box::new(move |cancel| {
+        self.start = RunSource::Future(Box::new(move |cancel| {
             let supervisor = gate
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
@@ -265,7 +266,7 @@ async fn gated_run(
     name: String,
     factory: Arc<Mutex<Factory>>,
     cancel: CancellationToken,
-) -> Ended {
+) -> ChildEnd {
     // Polled by the child's task, so this takes the child's entry.
     let sub = supervisor.register(&name);
     let mut supervision = Supervision::new(&supervisor, cancel, &sub);
@@ -280,9 +281,9 @@ async fn gated_run(
         match supervision.run_once(run).await {
             Step::Restart => {}
             Step::Exit(Exit::Completed(ended)) => return ended,
-            Step::Exit(Exit::Cancelled { .. }) => return Ended::normal(),
+            Step::Exit(Exit::Cancelled { .. }) => return ChildEnd::normal(),
             Step::Exit(Exit::GaveUp(_)) => {
-                return Ended::failed(supervision.take_escalated().map_or_else(
+                return ChildEnd::failed(supervision.take_escalated().map_or_else(
                     || ChildFailure::Error("failed".to_owned()),
                     ChildFailure::from,
                 ))
@@ -299,9 +300,9 @@ struct Offered {
 }
 
 impl Future for Offered {
-    type Output = Ended;
+    type Output = ChildEnd;
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Ended> {
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<ChildEnd> {
         let this = self.get_mut();
         let previous = handoff::offer(&mut this.offer);
         // Restored by a guard: a panic in the poll unwinds through here to
@@ -326,7 +327,7 @@ impl Drop for Restore<'_> {
     }
 }
 
-impl RunOutcome for Ended {
+impl RunOutcome for ChildEnd {
     fn failure(&self) -> Option<String> {
         self.failure.as_ref().map(ToString::to_string)
     }
@@ -370,23 +371,23 @@ impl fmt::Display for ChildFailure {
 
 /// How one run of a child ended by itself.
 #[derive(Debug)]
-pub(super) struct Ended {
+pub(super) struct ChildEnd {
     pub(super) failure: Option<ChildFailure>,
-    /// A nested group's report. Boxed: an `Ended` is every child task's
+    /// A nested group's report. Boxed: a `ChildEnd` is every child task's
     /// output, and tokio sizes each task for it.
     pub(super) report: Option<Box<GroupReport>>,
 }
 
-impl Ended {
+impl ChildEnd {
     pub(super) fn normal() -> Self {
-        Ended {
+        ChildEnd {
             failure: None,
             report: None,
         }
     }
 
     pub(super) fn failed(failure: ChildFailure) -> Self {
-        Ended {
+        ChildEnd {
             failure: Some(failure),
             report: None,
         }
@@ -421,7 +422,7 @@ impl ChildRun {
         current::leave(&mut current, outside);
         let run = match run {
             Ok(run) => run,
-            Err(caught) => Box::pin(std::future::ready(Ended::failed(ChildFailure::Panic {
+            Err(caught) => Box::pin(std::future::ready(ChildEnd::failed(ChildFailure::Panic {
                 message: caught.message,
                 location: caught.location,
             }))),
@@ -444,9 +445,9 @@ impl ChildRun {
 }
 
 impl Future for ChildRun {
-    type Output = Ended;
+    type Output = ChildEnd;
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Ended> {
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<ChildEnd> {
         let this = self.get_mut();
         let Some(run) = this.run.as_mut() else {
             return Poll::Pending;
@@ -459,7 +460,7 @@ impl Future for ChildRun {
         let ended = match polled {
             Ok(Poll::Pending) => return Poll::Pending,
             Ok(Poll::Ready(ended)) => ended,
-            Err(caught) => Ended::failed(ChildFailure::Panic {
+            Err(caught) => ChildEnd::failed(ChildFailure::Panic {
                 message: caught.message,
                 location: caught.location,
             }),
@@ -475,7 +476,7 @@ impl ChildRun {
     /// A `#[supervised]` fn that ended at a failure for its group to
     /// restart re-raised only its payload or error; the failure it handed
     /// up as it was caught (a panic's location included) says more.
-    fn with_handed_up(&self, mut ended: Ended) -> Ended {
+    fn with_handed_up(&self, mut ended: ChildEnd) -> ChildEnd {
         let Some(entry) = self.current.as_ref() else {
             return ended;
         };
@@ -504,7 +505,7 @@ mod tests {
             }
         };
         let own = std::mem::size_of_val(&user_future(CancellationToken::new()));
-        let Start::Future(mut factory) = Child::new("sized", user_future).start else {
+        let RunSource::Future(mut factory) = Child::new("sized", user_future).start else {
             unreachable!("Child::new makes a future child");
         };
         let run = factory(CancellationToken::new());
@@ -514,9 +515,9 @@ mod tests {
             "a run's box is {boxed} B for a {own}-byte future: held twice?"
         );
         assert!(
-            std::mem::size_of::<Ended>() <= 64,
-            "Ended is {} B",
-            std::mem::size_of::<Ended>()
+            std::mem::size_of::<ChildEnd>() <= 64,
+            "ChildEnd is {} B",
+            std::mem::size_of::<ChildEnd>()
         );
     }
 }

@@ -1,5 +1,5 @@
 //! [`GroupHandle`]: what code outside a group's run holds to add, remove and
-//! list children and to stop it, and the book of children it reads.
+//! list children and to stop it, and the roster of children it reads.
 //!
 //! Adds are checked and booked here, synchronously, then sent to the run
 //! over a channel; removals wait for the run's answer.
@@ -17,7 +17,7 @@ use crate::SubsystemState;
 
 /// Where a group's run is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Phase {
+pub(super) enum RunPhase {
     NotStarted,
     Running,
     ShuttingDown,
@@ -30,8 +30,8 @@ pub(super) enum Command {
     Remove(String, oneshot::Sender<Result<(), RemoveError>>),
 }
 
-/// One child as the book lists it.
-pub(super) struct Booked {
+/// One child as the roster lists it.
+pub(super) struct Listed {
     pub(super) name: Arc<str>,
     pub(super) state: SubsystemState,
 }
@@ -39,20 +39,20 @@ pub(super) struct Booked {
 /// The children as handles see them, in start order, indexed by name: a
 /// group of ten thousand tenants adds, finds and removes each in
 /// logarithmic time, not by a scan of the others.
-pub(super) struct Book {
-    pub(super) phase: Phase,
+pub(super) struct Roster {
+    pub(super) phase: RunPhase,
     /// Keyed by the order they were booked in.
-    children: BTreeMap<u64, Booked>,
+    children: BTreeMap<u64, Listed>,
     by_name: HashMap<Arc<str>, u64>,
     next: u64,
     /// Cancelled by [`GroupHandle::shutdown`]; a fresh one for each run.
     pub(super) shutdown: CancellationToken,
 }
 
-impl Book {
+impl Roster {
     pub(super) fn new() -> Self {
-        Book {
-            phase: Phase::NotStarted,
+        Roster {
+            phase: RunPhase::NotStarted,
             children: BTreeMap::new(),
             by_name: HashMap::default(),
             next: 0,
@@ -75,7 +75,7 @@ impl Book {
         self.by_name.insert(Arc::clone(&name), key);
         self.children.insert(
             key,
-            Booked {
+            Listed {
                 name,
                 state: SubsystemState::Stopped,
             },
@@ -100,7 +100,7 @@ impl Book {
     }
 
     /// In start order.
-    pub(super) fn children(&self) -> impl Iterator<Item = &Booked> {
+    pub(super) fn children(&self) -> impl Iterator<Item = &Listed> {
         self.children.values()
     }
 }
@@ -108,17 +108,17 @@ impl Book {
 pub(super) struct Shared {
     pub(super) name: String,
     pub(super) commands: mpsc::UnboundedSender<Command>,
-    pub(super) book: Mutex<Book>,
+    pub(super) roster: Mutex<Roster>,
 }
 
 impl Shared {
-    pub(super) fn book(&self) -> MutexGuard<'_, Book> {
+    pub(super) fn roster(&self) -> MutexGuard<'_, Roster> {
         // Only plain data is behind it; a panic elsewhere cannot leave it torn.
-        self.book.lock().unwrap_or_else(|e| e.into_inner())
+        self.roster.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     pub(super) fn set_state(&self, name: &str, state: SubsystemState) {
-        self.book().set_state(name, state);
+        self.roster().set_state(name, state);
     }
 }
 
@@ -234,21 +234,21 @@ impl GroupHandle {
     /// removed one's name is free again), [`AddError::ShuttingDown`] or
     /// [`AddError::Ended`] if the group will not run it.
     pub fn add(&self, child: Child) -> Result<(), AddError> {
-        let mut book = self.0.book();
-        match book.phase {
-            Phase::ShuttingDown => return Err(AddError::ShuttingDown),
-            Phase::Ended => return Err(AddError::Ended),
-            Phase::NotStarted | Phase::Running => {}
+        let mut roster = self.0.roster();
+        match roster.phase {
+            RunPhase::ShuttingDown => return Err(AddError::ShuttingDown),
+            RunPhase::Ended => return Err(AddError::Ended),
+            RunPhase::NotStarted | RunPhase::Running => {}
         }
-        if !book.insert(Arc::from(child.name.as_str())) {
+        if !roster.insert(Arc::from(child.name.as_str())) {
             return Err(AddError::Duplicate(child.name));
         }
         // The receiver lives as long as the group (it is in the `Group`),
-        // and the book says the group is not ended.
+        // and the roster says the group is not ended.
         if let Err(mpsc::error::SendError(Command::Add(child))) =
             self.0.commands.send(Command::Add(child))
         {
-            book.remove(&child.name);
+            roster.remove(&child.name);
             return Err(AddError::Ended);
         }
         Ok(())
@@ -270,11 +270,11 @@ impl GroupHandle {
     /// returns `Ok` is not restarted), or remove it from another task.
     pub async fn remove(&self, name: &str) -> Result<(), RemoveError> {
         {
-            let book = self.0.book();
-            if !book.contains(name) {
+            let roster = self.0.roster();
+            if !roster.contains(name) {
                 return Err(RemoveError::NotFound(name.to_string()));
             }
-            if book.phase != Phase::Running && book.phase != Phase::NotStarted {
+            if roster.phase != RunPhase::Running && roster.phase != RunPhase::NotStarted {
                 return Err(RemoveError::Ended);
             }
         }
@@ -293,7 +293,7 @@ impl GroupHandle {
     /// The children, in start order, with what the group is doing with each.
     pub fn children(&self) -> Vec<ChildInfo> {
         self.0
-            .book()
+            .roster()
             .children()
             .map(|c| ChildInfo {
                 name: c.name.to_string(),
@@ -307,6 +307,6 @@ impl GroupHandle {
     /// shutdown is done. A nested group shut down this way ends normally:
     /// its parent restarts it only if it is [`Restart::Permanent`](crate::Restart::Permanent).
     pub fn shutdown(&self) {
-        self.0.book().shutdown.cancel();
+        self.0.roster().shutdown.cancel();
     }
 }

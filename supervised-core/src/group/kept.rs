@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio_util::sync::CancellationToken;
 
-use super::child::{judged, Child, ChildFailure, Ended, Start};
+use super::child::{judged, Child, ChildEnd, ChildFailure, RunSource};
 use crate::supervisor::RunOutcome;
 
 /// Where a kept value waits between runs.
@@ -133,11 +133,13 @@ impl Child {
         let owner = name.clone();
         Child::with_start(
             name,
-            Start::Future(Box::new(move |cancel| match Lent::take(&home) {
+            RunSource::Future(Box::new(move |cancel| match Lent::take(&home) {
                 Some(lent) => judged(factory(lent, cancel)),
                 None => {
                     let why = format!("child {owner:?}'s kept value is still lent to another run");
-                    Box::pin(std::future::ready(Ended::failed(ChildFailure::Error(why))))
+                    Box::pin(std::future::ready(ChildEnd::failed(ChildFailure::Error(
+                        why,
+                    ))))
                 }
             })),
         )

@@ -13,21 +13,24 @@
 //!   the group or the fn inside restarts it); `stop.rs` stops one child,
 //!   the fleet added at run time at once, or everything in reverse order;
 //!   `nested.rs` runs a nested group as a child.
+//! - `record.rs`: `ChildRecord`, the one record of a child: its spec and
+//!   its state (idle, due, running with its task), in the definition's map.
 //! - `kept.rs`: [`Child::keep`] and [`Lent`], a value a child keeps across
 //!   its runs.
-//! - `handle.rs`: [`GroupHandle`], and the book of children it reads.
+//! - `handle.rs`: [`GroupHandle`], and the roster of children (names and states) it reads.
 //! - `report.rs`: [`GroupReport`], [`GroupExit`] and the exit code.
 //! - `signal.rs`: SIGINT and SIGTERM for `run_until_signal`.
 //!
-//! Data flows one way round: handles book adds and send commands to the
+//! Data flows one way round: handles list adds and send commands to the
 //! run; the run spawns each child's `ChildRun` in its `JoinSet`, reads
-//! their ends from it, writes states to the registry and the book, and
+//! their ends from it, writes states to the registry and the roster, and
 //! returns a [`GroupReport`].
 
 mod builder;
 mod child;
 mod handle;
 mod kept;
+mod record;
 mod report;
 mod run;
 mod signal;

@@ -132,17 +132,16 @@
 //! `{"status":"ready"}`, and 503 `{"status":"draining"}` from the moment a
 //! shutdown begins. Point Kubernetes' `readinessProbe` here and its
 //! `livenessProbe` at `/admin/health`.
-//!
-//! # Files
-//!
-//! - this file: the paths, [`RouterOptions`] and the router builders;
-//! - `reports.rs`: the handlers and their JSON shapes, each computed
-//!   from one [`Registry::snapshot`] when the request arrives;
-//! - `serve.rs`: [`serve`] and [`ServeOptions`], a listener of its own;
-//! - `server.rs`: `serve`'s accept loop, with the bounds that keep hostile
-//!   clients from holding the process (connection cap, header and idle
-//!   timeouts, a shutdown deadline); `idle.rs` is its silence limit;
-//! - `auth.rs`: the bearer-token check `serve` puts in front of the routes.
+
+// The files (a map for readers of the source, not the public docs):
+// - this file: the paths, `RouterOptions` and the router builders;
+// - `reports.rs`: the handlers and their JSON shapes, each computed from one
+//   `Registry::snapshot` when the request arrives;
+// - `serve.rs`: `serve` and `ServeOptions`, a listener of its own;
+// - `accept.rs`: `serve`'s accept loop, with the bounds that keep hostile
+//   clients from holding the process (connection cap, header and idle
+//   timeouts, a shutdown deadline); `idle.rs` is its silence limit;
+// - `auth.rs`: the bearer-token check `serve` puts in front of the routes.
 
 use std::sync::Arc;
 
@@ -155,11 +154,11 @@ use tokio::sync::Semaphore;
 
 use crate::{registry, Registry};
 
+mod accept;
 mod auth;
 mod idle;
 mod reports;
 mod serve;
-mod server;
 
 pub use serve::{serve, serve_listener, ServeOptions, MIN_BEARER_TOKEN_LEN};
 

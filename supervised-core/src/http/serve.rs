@@ -1,6 +1,6 @@
 //! [`serve`]: the routes on a listener of their own, behind the
 //! authentication the caller chose explicitly, with the bounds of
-//! `server.rs` against hostile clients.
+//! `accept.rs` against hostile clients.
 
 use std::fmt;
 use std::io;
@@ -10,8 +10,8 @@ use std::time::Duration;
 use axum::middleware;
 use tokio::net::{TcpListener, ToSocketAddrs};
 
+use super::accept::{self, Limits};
 use super::auth::{require_bearer, Auth, BearerGate};
-use super::server::{self, Limits};
 use super::{no_store, reports, routes, RouterOptions};
 use crate::{registry, CancellationToken, Registry};
 
@@ -292,7 +292,7 @@ pub async fn serve_listener(listener: TcpListener, options: ServeOptions) -> io:
     }
     // Outermost, so the 401s of the auth layer carry it too.
     let app = app.layer(middleware::map_response(no_store));
-    server::run(listener, app, limits, shutdown).await;
+    accept::run(listener, app, limits, shutdown).await;
     tracing::info!(target: "supervised", addr = %local, "liveness HTTP server stopped");
     Ok(())
 }

@@ -1,17 +1,12 @@
 //! Lease-gated singleton subsystems: with several replicas of a service,
 //! a subsystem gated by a lease runs on one replica at a time.
 //!
-//! - `backend.rs`: the [`Backend`] trait (acquire, renew, release) and the
-//!   values that cross it ([`Grant`], [`Holder`], [`Acquired`],
-//!   [`Renewal`], [`LeaseError`]).
-//! - `spec.rs`: a supervision's lease settings, and the timings derived
-//!   from the ttl.
-//! - `gate.rs`: what the supervisor's engine runs around a body: acquire
-//!   (standby), renew (the supervisor's watcher, never the body), lose
-//!   (cancel, then drop before expiry), release.
-//! - `memory.rs`: [`Memory`], an in-process backend for tests.
-//! - `conformance.rs`: [`conformance::run`], the rules every backend keeps.
-//! - `postgres.rs` and `etcd.rs`: the built-in backends (cargo features
+//! - the [`Backend`] trait (acquire, renew, release) and the values that
+//!   cross it ([`Grant`], [`Holder`], [`Acquired`], [`Renewal`],
+//!   [`LeaseError`]);
+//! - [`Memory`], an in-process backend for tests;
+//! - [`conformance::run`], the rules every backend keeps;
+//! - the built-in backends, `Postgres` and `Etcd` (cargo features
 //!   `postgres` and `etcd`).
 //!
 //! A supervision is gated by [`Supervisor::lease`](crate::Supervisor::lease)
@@ -84,6 +79,12 @@
 //! task.await.unwrap();
 //! # }
 //! ```
+
+// The files: `backend.rs` (the trait and its values), `spec.rs` (a
+// supervision's lease settings and the timings derived from the ttl),
+// `gate.rs` (what the supervisor's engine runs around a body: acquire in
+// standby, renew from the supervisor's watcher, lose, release),
+// `memory.rs`, `conformance.rs`, `postgres.rs` and `etcd.rs`.
 
 mod backend;
 pub mod conformance;

@@ -29,7 +29,7 @@
 //!
 //! ```text
 //! body returns O ─ RunOutcome::failure(&O) ─┐
-//! body panics ─── panic hook + catch_unwind ─┼─> engine: Ended ─> Engine::end_run
+//! body panics ─── panic hook + catch_unwind ─┼─> engine: BodyEnd ─> Engine::end_run
 //! no beat in time ── stall timer (watch.rs) ─┘        │
 //!   Ok                         ─> Stopped, RunEnd::Completed
 //!   cancelled meanwhile        ─> Stopped, RunEnd::Cancelled

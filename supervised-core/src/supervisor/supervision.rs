@@ -10,7 +10,7 @@ use std::task::{ready, Context, Poll};
 
 use tokio_util::sync::CancellationToken;
 
-use super::engine::{Engine, Escalated, Keep, RunEnd, RunState};
+use super::engine::{CancelledWith, Engine, Escalated, RunEnd, RunState};
 use super::failure::GaveUpWith;
 use super::{Exit, Failure, RunOutcome, Supervisor};
 use crate::macro_support::Judged;
@@ -188,9 +188,9 @@ fn step<O>(end: RunEnd, this_run: Option<O>, last_failure: &mut Option<O>) -> St
         )),
         RunEnd::Cancelled(keep) => Step::Exit(Exit::Cancelled {
             last_failure: match keep {
-                Keep::Previous => last_failure.take(),
-                Keep::ThisRun => this_run,
-                Keep::Nothing => None,
+                CancelledWith::Previous => last_failure.take(),
+                CancelledWith::ThisRun => this_run,
+                CancelledWith::Nothing => None,
             },
         }),
         RunEnd::GaveUp(with) => Step::Exit(Exit::GaveUp(match with {

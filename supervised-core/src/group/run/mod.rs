@@ -22,7 +22,7 @@ mod stop;
 
 use nested::nested_run;
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeSet, VecDeque};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -34,8 +34,9 @@ use tokio::time::{Instant, Sleep};
 use tokio_util::sync::CancellationToken;
 
 use super::builder::GroupDef;
-use super::child::{ChildFailure, ChildRun, Ended, RunFuture, Start};
-use super::handle::{Command, Phase};
+use super::child::{ChildEnd, ChildFailure, ChildRun, RunFuture, RunSource};
+use super::handle::{Command, RunPhase};
+use super::record::{ChildRecord, ChildState, Running};
 use super::report::{GroupExit, GroupReport};
 use super::signal::Signals;
 use crate::registry::{deadline, FailureRecord, Subsystem};
@@ -84,17 +85,9 @@ pub(super) async fn run_root(def: &mut GroupDef, trigger: Trigger) -> GroupRepor
     Runner::new(def, registry, None, trigger).run().await
 }
 
-/// A child's run in progress.
-struct Running {
-    token: CancellationToken,
-    abort: AbortHandle,
-    started: Instant,
-    beats_then: u64,
-}
-
 /// How a child's task finished.
 enum Outcome {
-    Ended(Ended),
+    Ended(ChildEnd),
     /// Aborted by the group.
     Aborted,
 }
@@ -111,10 +104,11 @@ enum Waited {
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Listen {
     /// A shutdown.
-    First,
+    ForShutdown,
     /// A second signal, inside a shutdown.
-    Second,
-    Nothing,
+    ForSecondSignal,
+    /// Neither: a shutdown asked for while busy is noted and waits.
+    Not,
 }
 
 /// Why a child is being stopped, for the events.
@@ -151,14 +145,14 @@ struct Runner<'d> {
     handle_shutdown: CancellationToken,
     /// The parent of every child's token.
     token: CancellationToken,
-    tasks: JoinSet<Ended>,
+    tasks: JoinSet<ChildEnd>,
+    /// Indexes beside the children's records: the child each task runs,
+    /// how many run, and the children due to start, by time.
     by_task: HashMap<Id, u64>,
-    running: HashMap<u64, Running>,
+    running: usize,
+    due: BTreeSet<(Instant, u64)>,
     /// Ends that came while the run waited for another child's.
     ends: VecDeque<(u64, Outcome)>,
-    /// Children to start, and when.
-    due: BTreeMap<u64, Instant>,
-    entries: HashMap<u64, Subsystem>,
     /// The bound of the stop in progress. One timer, reset for each
     /// child rather than made anew: registering a fresh timer wakes the
     /// timer driver's thread (a system call) on almost every stop, a tenth
@@ -190,14 +184,14 @@ impl<'d> Runner<'d> {
         entry.set_membership(SubsystemKind::Group, parent.as_deref());
         entry.set_state(SubsystemState::Running);
         let handle_shutdown = {
-            let mut book = def.shared.book();
+            let mut roster = def.shared.roster();
             // A handle's `shutdown` before the first run shuts that run
             // down; one from an earlier run (of a nested group) does not.
-            if book.phase == Phase::Ended {
-                book.shutdown = CancellationToken::new();
+            if roster.phase == RunPhase::Ended {
+                roster.shutdown = CancellationToken::new();
             }
-            book.phase = Phase::Running;
-            book.shutdown.clone()
+            roster.phase = RunPhase::Running;
+            roster.shutdown.clone()
         };
         let (max, within) = def.intensity;
         Runner {
@@ -208,16 +202,15 @@ impl<'d> Runner<'d> {
             registry,
             entry,
             trigger,
-            listen: Listen::First,
+            listen: Listen::ForShutdown,
             triggered: None,
             handle_shutdown,
             token: CancellationToken::new(),
             tasks: JoinSet::new(),
             by_task: HashMap::default(),
-            running: HashMap::default(),
+            running: 0,
+            due: BTreeSet::new(),
             ends: VecDeque::new(),
-            due: BTreeMap::new(),
-            entries: HashMap::default(),
             stop_timer: None,
             consecutive: 0,
             failed: Vec::new(),
@@ -260,10 +253,10 @@ impl<'d> Runner<'d> {
                 }
                 continue;
             }
-            if self.running.is_empty() && self.due.is_empty() && !self.def.members.is_empty() {
+            if self.running == 0 && self.due.is_empty() && !self.def.members.is_empty() {
                 return self.finish(GroupExit::Completed, Instant::now());
             }
-            let next_due = self.due.values().min().copied();
+            let next_due = self.due.first().map(|(at, _)| *at);
             if next_due.is_some_and(|at| at <= Instant::now()) {
                 // Due already (a zero backoff): started now, not at the
                 // timer's next tick, a millisecond away. The trigger is
@@ -292,10 +285,10 @@ impl<'d> Runner<'d> {
 
     /// The registry entry of member `seq`, created on its first start.
     fn entry_of(&mut self, seq: u64) -> Option<Subsystem> {
-        if let Some(entry) = self.entries.get(&seq) {
+        let member = self.def.members.get(&seq)?;
+        if let Some(entry) = &member.entry {
             return Some(entry.clone());
         }
-        let member = self.def.members.get(&seq)?;
         let (name, kind) = if member.is_group() {
             (
                 format!("{}/{}", self.path, member.name),
@@ -318,8 +311,75 @@ impl<'d> Runner<'d> {
                     || member.restart == Restart::Temporary,
             );
         }
-        self.entries.insert(seq, entry.clone());
+        if let Some(member) = self.def.members.get_mut(&seq) {
+            member.entry = Some(entry.clone());
+        }
         Some(entry)
+    }
+
+    // ---- the records' states, and the indexes beside them ----------------------
+
+    /// Member `seq`'s registry entry, once it has started.
+    fn entry(&self, seq: u64) -> Option<&Subsystem> {
+        self.def.members.get(&seq)?.entry.as_ref()
+    }
+
+    fn is_running(&self, seq: u64) -> bool {
+        self.def
+            .members
+            .get(&seq)
+            .is_some_and(ChildRecord::is_running)
+    }
+
+    fn is_due(&self, seq: u64) -> bool {
+        self.def
+            .members
+            .get(&seq)
+            .is_some_and(|m| matches!(m.state, ChildState::Due(_)))
+    }
+
+    /// Takes member `seq`'s run, if it is running: it is idle after.
+    fn take_running(&mut self, seq: u64) -> Option<Running> {
+        let member = self.def.members.get_mut(&seq)?;
+        if !member.is_running() {
+            return None;
+        }
+        let ChildState::Running(run) = std::mem::replace(&mut member.state, ChildState::Idle)
+        else {
+            return None;
+        };
+        self.running -= 1;
+        Some(run)
+    }
+
+    /// Makes member `seq` due at `at` (it is not running).
+    fn set_due(&mut self, seq: u64, at: Instant) {
+        self.clear_due(seq);
+        if let Some(member) = self.def.members.get_mut(&seq) {
+            member.state = ChildState::Due(at);
+            self.due.insert((at, seq));
+        }
+    }
+
+    /// Every record idle again, for a nested group's next run: at the end
+    /// of a run nothing runs (its tasks are stopped or aborted with the
+    /// `JoinSet`) and nothing is due.
+    fn settle_records(&mut self) {
+        for member in self.def.members.values_mut() {
+            member.state = ChildState::Idle;
+        }
+        self.running = 0;
+        self.due.clear();
+    }
+
+    /// Makes member `seq` idle if it was due.
+    fn clear_due(&mut self, seq: u64) {
+        if let Some(member) = self.def.members.get_mut(&seq) {
+            if let ChildState::Due(at) = member.state {
+                member.state = ChildState::Idle;
+                self.due.remove(&(at, seq));
+            }
+        }
     }
 
     /// Names are one namespace across the registry: a child whose entry
@@ -355,8 +415,8 @@ impl<'d> Runner<'d> {
         };
         let mut nested_started = None;
         let run = match &mut member.start {
-            Start::Future(factory) => ChildRun::start(factory, token.clone(), &entry),
-            Start::Group(slot) => {
+            RunSource::Future(factory) => ChildRun::start(factory, token.clone(), &entry),
+            RunSource::Group(slot) => {
                 let (started, on_started) = oneshot::channel();
                 nested_started = Some(on_started);
                 ChildRun::plain(nested_run(
@@ -371,15 +431,13 @@ impl<'d> Runner<'d> {
         entry.set_state(SubsystemState::Running);
         let abort = self.tasks.spawn(run);
         self.by_task.insert(abort.id(), seq);
-        self.running.insert(
-            seq,
-            Running {
-                token,
-                abort,
-                started: Instant::now(),
-                beats_then: entry.beats(),
-            },
-        );
+        member.state = ChildState::Running(Running {
+            token,
+            abort,
+            started: Instant::now(),
+            beats_then: entry.beats(),
+        });
+        self.running += 1;
         let name = member.name.clone();
         self.def.shared.set_state(&name, SubsystemState::Running);
         tracing::debug!(target: "supervised", group = %self.path, child = %name, "child started");
@@ -394,18 +452,18 @@ impl<'d> Runner<'d> {
         let ready: Vec<u64> = self
             .due
             .iter()
-            .filter(|(_, at)| **at <= now)
-            .map(|(seq, _)| *seq)
+            .take_while(|(at, _)| *at <= now)
+            .map(|(_, seq)| *seq)
             .collect();
         for seq in ready {
-            self.due.remove(&seq);
+            self.clear_due(seq);
             self.start(seq).await;
         }
     }
 
     // ---- ends (their judging is in restart.rs) --------------------------------
 
-    fn identify(&mut self, joined: Result<(Id, Ended), JoinError>) -> Option<(u64, Outcome)> {
+    fn identify(&mut self, joined: Result<(Id, ChildEnd), JoinError>) -> Option<(u64, Outcome)> {
         match joined {
             Ok((id, ended)) => Some((self.by_task.remove(&id)?, Outcome::Ended(ended))),
             Err(error) => {
@@ -414,7 +472,7 @@ impl<'d> Runner<'d> {
                     // `ChildRun` catches the child's panics; this is one
                     // that got past it (in a nested group's own code).
                     let payload = error.into_panic();
-                    Outcome::Ended(Ended::failed(ChildFailure::Panic {
+                    Outcome::Ended(ChildEnd::failed(ChildFailure::Panic {
                         message: crate::text::panic_message(&*payload),
                         location: None,
                     }))
@@ -427,7 +485,7 @@ impl<'d> Runner<'d> {
     }
 
     /// Takes in what a nested group's report says.
-    fn absorb(&mut self, ended: &Ended) {
+    fn absorb(&mut self, ended: &ChildEnd) {
         if let Some(report) = &ended.report {
             self.unstopped.extend(report.unstopped.iter().cloned());
             self.failed.extend(report.failed.iter().cloned());
@@ -439,7 +497,7 @@ impl<'d> Runner<'d> {
     async fn on_command(&mut self, command: Command) {
         match command {
             Command::Add(child) => {
-                let seq = self.def.push(crate::group::builder::Member::added(child));
+                let seq = self.def.push(ChildRecord::added(child));
                 self.start(seq).await;
             }
             Command::Remove(name, answer) => {
@@ -454,21 +512,27 @@ impl<'d> Runner<'d> {
         let Some(&seq) = self.def.seqs.get(name) else {
             return Err(RemoveError::NotFound(name.to_string()));
         };
-        if self.running.contains_key(&seq) {
+        if self.is_running(seq) {
             if let Some(ended) = self.stop_now(seq, StopReason::Removed).await {
                 self.absorb(&ended);
             }
         }
-        if self.due.contains_key(&seq) && self.def.strategy == crate::Strategy::RestForOne {
+        if self.is_due(seq) && self.def.strategy == crate::Strategy::RestForOne {
             // Removed while it backs off: the children after it were
             // stopped to restart with it, and what they depend on is gone,
             // so they stay stopped (as OTP leaves them) until the group
             // restarts them for an earlier child or runs again.
-            let after: Vec<u64> = self.due.range(seq + 1..).map(|(s, _)| *s).collect();
+            let after: Vec<u64> = self
+                .def
+                .members
+                .range(seq + 1..)
+                .filter(|(_, m)| matches!(m.state, ChildState::Due(_)))
+                .map(|(s, _)| *s)
+                .collect();
             for later in after {
-                self.due.remove(&later);
+                self.clear_due(later);
                 let name = self.name_of(later);
-                if let Some(entry) = self.entries.get(&later) {
+                if let Some(entry) = self.entry(later) {
                     entry.set_state(SubsystemState::Stopped);
                 }
                 self.def.shared.set_state(&name, SubsystemState::Stopped);
@@ -483,17 +547,17 @@ impl<'d> Runner<'d> {
     /// with it its factory and all it captured), its registry entry (a
     /// nested group's whole subtree), and its name, which is free again.
     fn forget(&mut self, seq: u64) {
-        self.due.remove(&seq);
+        self.clear_due(seq);
         let Some(member) = self.def.remove(seq) else {
             return;
         };
-        if let Some(entry) = self.entries.remove(&seq) {
-            self.registry.forget(&entry);
+        if let Some(entry) = &member.entry {
+            self.registry.forget(entry);
             if member.is_group() {
                 self.registry.forget_group(entry.name());
             }
         }
-        self.def.shared.book().remove(&member.name);
+        self.def.shared.roster().remove(&member.name);
     }
 }
 
@@ -506,7 +570,7 @@ impl Runner<'_> {
         while let Ok(command) = self.def.commands.try_recv() {
             match command {
                 Command::Add(child) => {
-                    self.def.push(crate::group::builder::Member::added(child));
+                    self.def.push(ChildRecord::added(child));
                 }
                 Command::Remove(_, answer) => {
                     let _ = answer.send(Err(RemoveError::Ended));
@@ -520,10 +584,11 @@ impl Drop for Runner<'_> {
     /// A run dropped before its end (its parent aborted it): its children
     /// are aborted with the `JoinSet`, and its handles see it ended.
     fn drop(&mut self) {
-        let mut book = self.def.shared.book();
-        if book.phase != Phase::Ended {
-            book.phase = Phase::Ended;
-            drop(book);
+        let mut roster = self.def.shared.roster();
+        if roster.phase != RunPhase::Ended {
+            roster.phase = RunPhase::Ended;
+            drop(roster);
+            self.settle_records();
             self.entry.set_state(SubsystemState::Stopped);
             self.settle_commands();
         }

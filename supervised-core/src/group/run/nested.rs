@@ -16,7 +16,7 @@ pub(in crate::group) fn nested_run(
     Box::pin(async move {
         let mut lent = LentDef::take(slot);
         let Some(def) = lent.def.as_mut() else {
-            return Ended::failed(ChildFailure::GaveUp(
+            return ChildEnd::failed(ChildFailure::GaveUp(
                 "the nested group's previous run has not ended".to_string(),
             ));
         };
@@ -29,7 +29,7 @@ pub(in crate::group) fn nested_run(
             ))),
             GroupExit::Shutdown | GroupExit::Completed => None,
         };
-        Ended {
+        ChildEnd {
             failure,
             report: Some(Box::new(report)),
         }

@@ -7,14 +7,14 @@ use super::*;
 impl Runner<'_> {
     /// A child's task finished by itself. `Some` when the run is over.
     pub(super) async fn on_end(&mut self, seq: u64, outcome: Outcome) -> Option<GroupReport> {
-        let run = self.running.remove(&seq)?;
+        let run = self.take_running(seq)?;
         let ended = match outcome {
             Outcome::Ended(ended) => ended,
             // Only the group aborts, and it waits for those itself.
-            Outcome::Aborted => Ended::normal(),
+            Outcome::Aborted => ChildEnd::normal(),
         };
         self.absorb(&ended);
-        let entry = self.entries.get(&seq).cloned()?;
+        let entry = self.entry(seq).cloned()?;
         let now = Instant::now();
         // The group's restarts and each child's failures in a row follow
         // the rule a `Supervisor` applies to its body.
@@ -87,7 +87,7 @@ impl Runner<'_> {
         }
         // Stop the siblings, last started first, each gone before the next.
         for &sibling in together.iter().rev().filter(|s| **s != seq) {
-            if self.running.contains_key(&sibling) {
+            if self.is_running(sibling) {
                 if let Some(ended) = self.stop_now(sibling, StopReason::Restart(&name)).await {
                     self.absorb(&ended);
                 }
@@ -104,8 +104,8 @@ impl Runner<'_> {
                 continue;
             }
             let name = Arc::clone(&member.name);
-            self.due.insert(s, at);
-            if let Some(entry) = self.entries.get(&s) {
+            self.set_due(s, at);
+            if let Some(entry) = self.entry(s) {
                 match (s == seq).then(|| record.take()).flatten() {
                     Some(record) => entry.record_restart(failures, at, record),
                     None => entry.schedule_restart(at),
@@ -170,16 +170,16 @@ impl Runner<'_> {
             max_restarts = max, within = ?within,
             "group gave up: restart intensity exceeded; stopping every child"
         );
-        if let Some(entry) = self.entries.get(&seq) {
+        if let Some(entry) = self.entry(seq) {
             entry.set_state(SubsystemState::Failed);
         }
         self.def.shared.set_state(&child, SubsystemState::Failed);
         self.failed.push(child.clone());
-        self.def.shared.book().phase = Phase::ShuttingDown;
+        self.def.shared.roster().phase = RunPhase::ShuttingDown;
         if self.is_root() {
             self.registry.set_draining();
         }
-        self.listen = Listen::Second;
+        self.listen = Listen::ForSecondSignal;
         let until = deadline(begun, self.def.shutdown_timeout);
         self.stop_all(StopReason::GiveUp, until).await;
         self.entry.set_state(SubsystemState::Failed);

@@ -10,9 +10,9 @@ impl Runner<'_> {
     /// outside one, for a second signal inside one.
     fn listening(&self) -> bool {
         match self.listen {
-            Listen::First => true,
-            Listen::Second => self.trigger.repeats(),
-            Listen::Nothing => false,
+            Listen::ForShutdown => true,
+            Listen::ForSecondSignal => self.trigger.repeats(),
+            Listen::Not => false,
         }
     }
 
@@ -40,7 +40,7 @@ impl Runner<'_> {
                     }
                 }
                 why = self.trigger.fired(), if listening => return Waited::Triggered(why),
-                () = self.handle_shutdown.cancelled(), if self.listen == Listen::First => {
+                () = self.handle_shutdown.cancelled(), if self.listen == Listen::ForShutdown => {
                     return Waited::Triggered("handle");
                 }
                 () = bounded(&mut self.stop_timer, until) => return Waited::TimedOut,
@@ -51,7 +51,7 @@ impl Runner<'_> {
     /// Records a shutdown asked for while the run was busy: readiness
     /// turns at once, the shutdown itself begins when the run is free.
     pub(super) fn note_trigger(&mut self, why: &'static str) {
-        self.listen = Listen::Nothing;
+        self.listen = Listen::Not;
         self.triggered = Some(why);
         if self.is_root() {
             self.registry.set_draining();
@@ -61,7 +61,7 @@ impl Runner<'_> {
     /// Stops a running child outside a shutdown (for a restart or a
     /// removal): its token, its stop timeout, then an abort that is waited
     /// for, so its future is gone when this returns.
-    pub(super) async fn stop_now(&mut self, seq: u64, reason: StopReason<'_>) -> Option<Ended> {
+    pub(super) async fn stop_now(&mut self, seq: u64, reason: StopReason<'_>) -> Option<ChildEnd> {
         let (run, begun, until) = self.begin_stop(seq)?;
         let mut aborted = false;
         let outcome = loop {
@@ -87,7 +87,7 @@ impl Runner<'_> {
     /// Takes member `seq`'s run and cancels its token: the run, when its
     /// stop began, and when its stop timeout ends.
     pub(super) fn begin_stop(&mut self, seq: u64) -> Option<(Running, Instant, Instant)> {
-        let run = self.running.remove(&seq)?;
+        let run = self.take_running(seq)?;
         run.token.cancel();
         let begun = Instant::now();
         let timeout = self
@@ -100,9 +100,14 @@ impl Runner<'_> {
 
     /// The running children, last started first: the stop order.
     pub(super) fn running_last_first(&self) -> Vec<u64> {
-        let mut order: Vec<u64> = self.running.keys().copied().collect();
-        order.sort_unstable_by(|a, b| b.cmp(a));
-        order
+        // The records are in start order already.
+        self.def
+            .members
+            .iter()
+            .rev()
+            .filter(|(_, m)| m.is_running())
+            .map(|(seq, _)| *seq)
+            .collect()
     }
 
     /// Books a child the group stopped, with one event.
@@ -115,7 +120,7 @@ impl Runner<'_> {
         bound: &str,
     ) {
         let name = self.name_of(seq);
-        if let Some(entry) = self.entries.get(&seq) {
+        if let Some(entry) = self.entry(seq) {
             entry.set_state(SubsystemState::Stopped);
         }
         self.def.shared.set_state(&name, SubsystemState::Stopped);
@@ -140,18 +145,21 @@ impl Runner<'_> {
 
     pub(super) async fn shut_down(&mut self, trigger: &'static str) -> GroupReport {
         let begun = Instant::now();
-        self.def.shared.book().phase = Phase::ShuttingDown;
+        self.def.shared.roster().phase = RunPhase::ShuttingDown;
         if self.is_root() {
             self.registry.set_draining();
         }
         tracing::info!(
             target: "supervised",
             group = %self.path, strategy = self.strategy(), reason = "shutdown", trigger,
-            children = self.running.len(), drain = ?self.def.drain, timeout = ?self.def.shutdown_timeout,
+            children = self.running, drain = ?self.def.drain, timeout = ?self.def.shutdown_timeout,
             "shutdown begun"
         );
-        self.listen = Listen::Second;
-        self.due.clear();
+        self.listen = Listen::ForSecondSignal;
+        let due: Vec<u64> = self.due.iter().map(|(_, seq)| *seq).collect();
+        for seq in due {
+            self.clear_due(seq);
+        }
         let until = deadline(begun, self.def.shutdown_timeout);
         let drained = deadline(begun, self.def.drain).min(until);
         let second = if self.def.drain.is_zero() {
@@ -307,7 +315,7 @@ impl Runner<'_> {
     pub(super) fn abort_all(&mut self, why: &'static str) {
         let now = Instant::now();
         for seq in self.running_last_first() {
-            if let Some(run) = self.running.remove(&seq) {
+            if let Some(run) = self.take_running(seq) {
                 run.abort.abort();
                 self.stopped(seq, StopReason::Shutdown, now, true, why);
             }
@@ -322,6 +330,7 @@ impl Runner<'_> {
             self.registry.set_draining();
         }
         self.token.cancel();
+        self.settle_records();
         // Every child is stopped now; temporary ones are forgotten, as OTP
         // forgets them when it terminates its children, so a nested group
         // that its parent restarts does not start them again.
@@ -335,7 +344,7 @@ impl Runner<'_> {
         for seq in temporary {
             self.forget(seq);
         }
-        self.def.shared.book().phase = Phase::Ended;
+        self.def.shared.roster().phase = RunPhase::Ended;
         self.settle_commands();
         let took = match exit {
             GroupExit::Completed => Duration::ZERO,

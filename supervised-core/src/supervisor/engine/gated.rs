@@ -6,7 +6,7 @@ use std::task::{ready, Context, Poll};
 
 use tokio::time::Instant;
 
-use super::{cancelled, Ended, Engine, Keep, Phase, RunEnd, RunState};
+use super::{cancelled, BodyEnd, CancelledWith, Engine, Phase, RunEnd, RunState};
 use crate::lease::gate::{Gate, GateStep};
 use crate::supervisor::supervision::RunBody;
 use crate::text::Escaped;
@@ -21,11 +21,11 @@ impl Engine<'_> {
         cx: &mut Context<'_>,
         body: &mut dyn RunBody,
     ) -> Poll<RunEnd> {
-        let Some(mut gate) = self.rare.as_mut().and_then(|rare| rare.gate.take()) else {
+        let Some(mut gate) = self.extras.as_mut().and_then(|extras| extras.gate.take()) else {
             return self.poll_phases(run, cx, body);
         };
         let polled = self.poll_gate(&mut gate, run, cx, body);
-        self.rare_mut().gate = Some(gate);
+        self.extras_mut().gate = Some(gate);
         polled
     }
 
@@ -51,7 +51,8 @@ impl Engine<'_> {
                     if self.watch.poll_cancelled(cx).is_ready() {
                         gate.step = GateStep::Free;
                         run.drop_body(body, &self.sub);
-                        let end = cancelled(&self.sub, "cancelled in standby", Keep::Previous);
+                        let end =
+                            cancelled(&self.sub, "cancelled in standby", CancelledWith::Previous);
                         return self.finish(run, end);
                     }
                     ready!(gate.poll_acquire(cx, &self.sub));
@@ -86,7 +87,7 @@ impl Engine<'_> {
                     };
                     match polled {
                         Poll::Ready(end) => {
-                            self.rare_mut().released_end = Some(end);
+                            self.extras_mut().released_end = Some(end);
                             gate.release(&self.sub);
                         }
                         // Failed: released before the backoff is waited out.
@@ -101,7 +102,7 @@ impl Engine<'_> {
                     // How it ended no longer decides anything (the run goes
                     // back to standby), but a failure is still reported.
                     match &polled {
-                        Poll::Ready(Ended::Panicked(panic)) => tracing::error!(
+                        Poll::Ready(BodyEnd::Panicked(panic)) => tracing::error!(
                             target: "supervised", subsystem = %self.sub.name(),
                             lease = %Escaped(&gate.spec.name),
                             kind = "panic",
@@ -109,7 +110,7 @@ impl Engine<'_> {
                             location = panic.location.as_deref().unwrap_or("<unknown>"),
                             "body panicked after losing its lease"
                         ),
-                        Poll::Ready(Ended::Returned(Some(error))) => tracing::warn!(
+                        Poll::Ready(BodyEnd::Returned(Some(error))) => tracing::warn!(
                             target: "supervised", subsystem = %self.sub.name(),
                             lease = %Escaped(&gate.spec.name), error = %Escaped(error),
                             "body returned an error after losing its lease"
@@ -130,7 +131,10 @@ impl Engine<'_> {
                 }
                 GateStep::Releasing(_) => {
                     ready!(gate.poll_release(cx));
-                    if let Some(end) = self.rare.as_mut().and_then(|rare| rare.released_end.take())
+                    if let Some(end) = self
+                        .extras
+                        .as_mut()
+                        .and_then(|extras| extras.released_end.take())
                     {
                         return Poll::Ready(end);
                     }

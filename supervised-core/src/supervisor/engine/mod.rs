@@ -34,12 +34,12 @@ use crate::registry::{current, deadline, Subsystem, SubsystemState};
 pub(super) enum RunEnd {
     Restart,
     Completed,
-    Cancelled(Keep),
+    Cancelled(CancelledWith),
     GaveUp(GaveUpWith),
 }
 
 /// Which failing output a cancelled supervision returns.
-pub(super) enum Keep {
+pub(super) enum CancelledWith {
     /// The previous run's (cancelled before this one started).
     Previous,
     /// This run's, if it returned one.
@@ -59,7 +59,7 @@ enum Phase {
 }
 
 /// How a body's run ended, before it is judged.
-enum Ended {
+enum BodyEnd {
     /// Returned, with its failure message (`None` for success).
     Returned(Option<String>),
     Panicked(CaughtPanic),
@@ -92,7 +92,7 @@ impl RunState {
     /// Polls the body once inside the run's span, with its subsystem
     /// current and its panics caught.
     #[inline]
-    fn poll_body(&mut self, cx: &mut Context<'_>, body: &mut dyn RunBody) -> Poll<Ended> {
+    fn poll_body(&mut self, cx: &mut Context<'_>, body: &mut dyn RunBody) -> Poll<BodyEnd> {
         let _entered = self.span.as_deref().map(tracing::Span::enter);
         let previous = current::swap_in(&mut self.handle);
         // Never unwinds, so `leave` always runs.
@@ -100,8 +100,8 @@ impl RunState {
         current::leave(&mut self.handle, previous);
         match polled {
             Ok(Poll::Pending) => Poll::Pending,
-            Ok(Poll::Ready(failure)) => Poll::Ready(Ended::Returned(failure)),
-            Err(panic) => Poll::Ready(Ended::Panicked(panic)),
+            Ok(Poll::Ready(failure)) => Poll::Ready(BodyEnd::Returned(failure)),
+            Err(panic) => Poll::Ready(BodyEnd::Panicked(panic)),
         }
     }
 
@@ -131,7 +131,7 @@ pub(super) struct Engine<'a> {
     pub(super) sub: Subsystem,
     pub(super) cancel: CancellationToken,
     /// What only some supervisions need; `None` for most.
-    rare: Option<Box<Rare>>,
+    extras: Option<Box<Extras>>,
     pub(super) consecutive_failures: u32,
     /// Failures since the last run that completed an iteration: the first
     /// of such a storm is logged in full, the rest as one-line summaries.
@@ -144,7 +144,7 @@ pub(super) struct Engine<'a> {
 /// loop's future pays 8 bytes for all of it: tokio allocates a task in
 /// steps of 128 bytes, and an idle supervised loop sits just under a step.
 #[derive(Default)]
-struct Rare {
+struct Extras {
     /// The restart intensity's window, if the policy sets one.
     window: Option<RestartWindow>,
     /// The lease gating each run (boxed apart: taken out while it is polled).
@@ -160,9 +160,9 @@ struct Rare {
     hands_up: bool,
 }
 
-impl Rare {
+impl Extras {
     /// The box a supervision under `policy` needs from the start, if any.
-    fn of(policy: &Policy, sub: &Subsystem) -> Option<Box<Rare>> {
+    fn of(policy: &Policy, sub: &Subsystem) -> Option<Box<Extras>> {
         let window = policy
             .intensity
             .map(|(max, within)| RestartWindow::new(max, within));
@@ -173,11 +173,11 @@ impl Rare {
         // its failures up to the wrapper's engine by the entry's flag.
         let hands_up = !policy.escalate && sub.group_restarts();
         (window.is_some() || gate.is_some() || hands_up).then(|| {
-            Box::new(Rare {
+            Box::new(Extras {
                 window,
                 gate,
                 hands_up,
-                ..Rare::default()
+                ..Extras::default()
             })
         })
     }
@@ -224,22 +224,26 @@ impl<'a> Engine<'a> {
             sub: sub.clone(),
             watch: Watch::new(&cancel),
             cancel,
-            rare: Rare::of(policy, sub),
+            extras: Extras::of(policy, sub),
             consecutive_failures: 0,
             storm: 0,
             generation: 0,
         }
     }
 
-    fn rare_mut(&mut self) -> &mut Rare {
-        self.rare.get_or_insert_with(Box::default)
+    fn extras_mut(&mut self) -> &mut Extras {
+        self.extras.get_or_insert_with(Box::default)
     }
 
     /// The token a run's body gets: the caller's, or for a gated run a
     /// child of it that losing the lease cancels too.
     pub(super) fn body_token(&mut self) -> CancellationToken {
         let cancel = &self.cancel;
-        match self.rare.as_mut().and_then(|rare| rare.gate.as_deref_mut()) {
+        match self
+            .extras
+            .as_mut()
+            .and_then(|extras| extras.gate.as_deref_mut())
+        {
             Some(gate) => gate.run_token(cancel),
             None => cancel.clone(),
         }
@@ -247,7 +251,9 @@ impl<'a> Engine<'a> {
 
     /// The failure an escalating supervision ended with, once.
     pub(super) fn take_escalated(&mut self) -> Option<Escalated> {
-        self.rare.as_mut().and_then(|rare| rare.escalated.take())
+        self.extras
+            .as_mut()
+            .and_then(|extras| extras.escalated.take())
     }
 
     fn reset_rule(&self) -> ResetRule {
@@ -264,7 +270,11 @@ impl<'a> Engine<'a> {
         cx: &mut Context<'_>,
         body: &mut dyn RunBody,
     ) -> Poll<RunEnd> {
-        if self.rare.as_ref().is_some_and(|rare| rare.gate.is_some()) {
+        if self
+            .extras
+            .as_ref()
+            .is_some_and(|extras| extras.gate.is_some())
+        {
             return self.poll_gated(run, cx, body);
         }
         if let Phase::Running = run.phase {
@@ -300,7 +310,7 @@ impl<'a> Engine<'a> {
         &mut self,
         run: &mut RunState,
         body: &mut dyn RunBody,
-        ended: Option<Ended>,
+        ended: Option<BodyEnd>,
     ) -> Option<Poll<RunEnd>> {
         let ended = match ended {
             Some(ended) => ended,
@@ -311,7 +321,7 @@ impl<'a> Engine<'a> {
                     run.phase = Phase::Grace;
                     return None;
                 }
-                Some(Watched::Stalled(silent)) => Ended::Stalled(silent),
+                Some(Watched::Stalled(silent)) => BodyEnd::Stalled(silent),
             },
         };
         self.end_run(run, body, ended)
@@ -334,7 +344,11 @@ impl<'a> Engine<'a> {
                         run.drop_body(body, &self.sub);
                         return self.finish(
                             run,
-                            cancelled(&self.sub, "cancelled before restart", Keep::Previous),
+                            cancelled(
+                                &self.sub,
+                                "cancelled before restart",
+                                CancelledWith::Previous,
+                            ),
                         );
                     }
                     self.start(run);
@@ -366,14 +380,22 @@ impl<'a> Engine<'a> {
                     run.drop_body(body, &self.sub);
                     return self.finish(
                         run,
-                        cancelled(&self.sub, "dropped after its stop timeout", Keep::Nothing),
+                        cancelled(
+                            &self.sub,
+                            "dropped after its stop timeout",
+                            CancelledWith::Nothing,
+                        ),
                     );
                 }
                 Phase::Backoff => {
                     if self.watch.poll_cancelled(cx).is_ready() {
                         return self.finish(
                             run,
-                            cancelled(&self.sub, "cancelled during backoff", Keep::ThisRun),
+                            cancelled(
+                                &self.sub,
+                                "cancelled during backoff",
+                                CancelledWith::ThisRun,
+                            ),
                         );
                     }
                     if let Some(backoff) = run.timer.as_mut() {
@@ -420,31 +442,35 @@ impl<'a> Engine<'a> {
         &mut self,
         run: &mut RunState,
         body: &mut dyn RunBody,
-        ended: Ended,
+        ended: BodyEnd,
     ) -> Option<RunEnd> {
         // The body's future ends here: a stalled one is dropped before the backoff.
         run.drop_body(body, &self.sub);
         let sub = &self.sub;
         let name = sub.name();
         let failure = match ended {
-            Ended::Returned(None) => {
+            BodyEnd::Returned(None) => {
                 sub.set_state(SubsystemState::Stopped);
                 tracing::info!(target: "supervised", subsystem = %name, "supervised body returned; not restarting");
                 return Some(RunEnd::Completed);
             }
-            Ended::Returned(Some(message)) => Caught::Error(message),
-            Ended::Panicked(panic) => Caught::Panic(panic),
-            Ended::Stalled(silent) => Caught::Stall(silent),
+            BodyEnd::Returned(Some(message)) => Caught::Error(message),
+            BodyEnd::Panicked(panic) => Caught::Panic(panic),
+            BodyEnd::Stalled(silent) => Caught::Stall(silent),
         };
 
         if self.cancel.is_cancelled() {
-            return Some(cancelled(sub, "failed after cancellation", Keep::ThisRun));
+            return Some(cancelled(
+                sub,
+                "failed after cancellation",
+                CancelledWith::ThisRun,
+            ));
         }
 
         // A group child's lease wrapper, or a fn its group restarts after
         // every failure: the group judges, logs and restarts, so the
         // failure goes up as it is.
-        let hands_up = self.rare.as_ref().is_some_and(|rare| rare.hands_up);
+        let hands_up = self.extras.as_ref().is_some_and(|extras| extras.hands_up);
         if self.policy.escalate || hands_up {
             let (with, escalated) = match failure {
                 Caught::Error(message) => (GaveUpWith::Returned, Escalated::Error(message)),
@@ -460,7 +486,7 @@ impl<'a> Engine<'a> {
             if hands_up {
                 handoff::hand_up(sub, escalated);
             } else {
-                self.rare_mut().escalated = Some(escalated);
+                self.extras_mut().escalated = Some(escalated);
             }
             return Some(RunEnd::GaveUp(with));
         }
@@ -479,7 +505,10 @@ impl<'a> Engine<'a> {
             beats_in_run,
             beats_ever: sub.beats(),
         };
-        let window = self.rare.as_mut().and_then(|rare| rare.window.as_mut());
+        let window = self
+            .extras
+            .as_mut()
+            .and_then(|extras| extras.window.as_mut());
         let verdict =
             self.policy
                 .restart_rule()
@@ -520,7 +549,7 @@ fn wait(until: impl Future<Output = ()> + Send + Sync + 'static) -> Timer {
 }
 
 /// Marks `sub` stopped by cancellation, for the reason `why`.
-fn cancelled(sub: &Subsystem, why: &'static str, keep: Keep) -> RunEnd {
+fn cancelled(sub: &Subsystem, why: &'static str, keep: CancelledWith) -> RunEnd {
     stop_cancelled(sub, why);
     RunEnd::Cancelled(keep)
 }
