@@ -5,7 +5,8 @@
 //! - add 10,000 children to a running tree and remove them again;
 //! - heap per idle child (a `#[supervised]` fn) against a `task-supervisor`
 //!   task;
-//! - shutdown of 10,000 idle children;
+//! - shutdown of 10,000 idle children, given to the builder (stopped one
+//!   at a time, in reverse order) and added at run time (stopped together);
 //! - panic-to-restart latency, zero backoff, of a group's child.
 //!
 //! Run: `cargo bench -p supervised-bench --bench group`. A plain harness:
@@ -260,6 +261,29 @@ fn idle_ours(names: &[String]) -> Idle {
     })
 }
 
+/// 6e: the time to shut down a fleet of `names` children added at run
+/// time through the handle (a tenant worker each), which stop together.
+fn fleet_ours(names: &[String]) -> Duration {
+    runtime().block_on(async {
+        let registry = Registry::new();
+        let group = Group::new("fleet").registry(&registry);
+        let handle = group.handle();
+        let run = tokio::spawn(group.run(CancellationToken::new()));
+        let started = Started::new(names.len());
+        for name in names {
+            handle.add(child(name, &started)).unwrap();
+        }
+        started.wait().await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let t = Instant::now();
+        handle.shutdown();
+        let report = run.await.unwrap();
+        let shutdown = t.elapsed();
+        assert!(report.is_clean() && report.unstopped.is_empty());
+        shutdown
+    })
+}
+
 fn idle_task_supervisor(names: &[String]) -> Idle {
     runtime().block_on(async {
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -402,11 +426,12 @@ fn main() {
     );
 
     println!("\n== 6b/6c. {CHILDREN} idle children: heap per child, shutdown ({ROUNDS} interleaved rounds) ==");
-    let (mut ours, mut ts, mut tgs) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut ours, mut ts, mut tgs, mut fleet) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for _ in 0..ROUNDS {
         ours.push(idle_ours(&names));
         ts.push(idle_task_supervisor(&names));
         tgs.push(idle_graceful_shutdown(&names));
+        fleet.push(fleet_ours(&names));
     }
     let bytes = |v: &[Idle]| {
         let mut b: Vec<f64> = v.iter().map(|i| i.bytes_per_child).collect();
@@ -435,6 +460,14 @@ fn main() {
         ratio(stop(&ours), stop(&tgs)),
         stop(&ours),
         verdict(stop(&ours) <= stop(&tgs) && stop(&ours) < Duration::from_millis(100))
+    );
+
+    let fleet = median(fleet);
+    println!(
+        "6e. shutdown of {CHILDREN} added at run time: Group {fleet:?}; Group / task-supervisor = {:.2}x, Group / tokio-graceful-shutdown = {:.2}x (budget <= 1 each): {}",
+        ratio(fleet, stop(&ts)),
+        ratio(fleet, stop(&tgs)),
+        verdict(fleet <= stop(&ts) && fleet <= stop(&tgs))
     );
 
     println!("\n== 6d. panic-to-restart latency of a child, zero backoff, {RESTARTS} restarts ==");
