@@ -17,7 +17,7 @@ use super::report::GroupReport;
 use crate::lease::Backend;
 use crate::registry::current;
 use crate::registry::Subsystem;
-use crate::supervisor::{handoff, panic, Escalated, RunOutcome};
+use crate::supervisor::{handoff, panic, ChildFailure, RunOutcome};
 use crate::{Exit, Step, Supervision, Supervisor};
 
 /// Whether a child is started again after it ends, with OTP's names.
@@ -283,10 +283,11 @@ async fn gated_run(
             Step::Exit(Exit::Completed(ended)) => return ended,
             Step::Exit(Exit::Cancelled { .. }) => return ChildEnd::normal(),
             Step::Exit(Exit::GaveUp(_)) => {
-                return ChildEnd::failed(supervision.take_escalated().map_or_else(
-                    || ChildFailure::Error("failed".to_owned()),
-                    ChildFailure::from,
-                ))
+                return ChildEnd::failed(
+                    supervision
+                        .take_escalated()
+                        .unwrap_or_else(|| ChildFailure::Error("failed".to_owned())),
+                )
             }
         }
     }
@@ -330,42 +331,6 @@ impl Drop for Restore<'_> {
 impl RunOutcome for ChildEnd {
     fn failure(&self) -> Option<String> {
         self.failure.as_ref().map(ToString::to_string)
-    }
-}
-
-/// How a child's run failed.
-#[derive(Debug)]
-pub(super) enum ChildFailure {
-    Error(String),
-    Panic {
-        message: String,
-        location: Option<String>,
-    },
-    /// A nested group gave up.
-    GaveUp(String),
-}
-
-impl From<Escalated> for ChildFailure {
-    fn from(escalated: Escalated) -> Self {
-        match escalated {
-            Escalated::Error(message) => ChildFailure::Error(message),
-            Escalated::Panic { message, location } => ChildFailure::Panic { message, location },
-            Escalated::Stall(silent) => ChildFailure::Error(format!("no heartbeat for {silent:?}")),
-        }
-    }
-}
-
-impl fmt::Display for ChildFailure {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ChildFailure::Error(error) => f.write_str(error),
-            ChildFailure::Panic {
-                message,
-                location: Some(at),
-            } => write!(f, "panicked at {at}: {message}"),
-            ChildFailure::Panic { message, .. } => write!(f, "panicked: {message}"),
-            ChildFailure::GaveUp(why) => f.write_str(why),
-        }
     }
 }
 
@@ -482,7 +447,7 @@ impl ChildRun {
         };
         let handed_up = handoff::take_handed_up(entry);
         if let (Some(failure), Some(_)) = (handed_up, &ended.failure) {
-            ended.failure = Some(ChildFailure::from(failure));
+            ended.failure = Some(failure);
         }
         ended
     }

@@ -9,7 +9,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio_util::sync::CancellationToken;
 
-use super::child::{judged, Child, ChildEnd, ChildFailure, RunSource};
+use super::child::{judged, Child, ChildEnd, RunSource};
+use crate::supervisor::ChildFailure;
 use crate::supervisor::RunOutcome;
 
 /// Where a kept value waits between runs.

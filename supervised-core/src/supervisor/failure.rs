@@ -1,5 +1,16 @@
-//! Every kind of failure a supervision handles, from the panic caught in a
-//! poll to what a supervisor that gave up hands back.
+//! Every kind of failure a supervision handles, one type per meaning:
+//!
+//! - [`Caught`] (with [`CaughtPanic`]): a failure caught in one run, with
+//!   all there is of it (a panic's payload, location and backtrace),
+//!   before it is logged;
+//! - [`Failure`]: the last failure of a supervision that gave up, handed
+//!   back to its caller (`Failure<()>` inside, where the caller holds the
+//!   output);
+//! - [`ChildFailure`]: a failure as the layer above sees it, in text: what
+//!   a group logs and records for its child.
+//!
+//! How a run ended, failed or not, is the engine's `BodyEnd` and a group's
+//! `ChildEnd`; what the registry keeps of a failure is its `FailureRecord`.
 
 use std::any::Any;
 use std::backtrace::Backtrace;
@@ -37,12 +48,37 @@ pub(crate) enum Caught {
     Stall(Duration),
 }
 
-/// The last failure of a supervision that gave up, without the output
-/// (which the caller holds).
-pub(crate) enum GaveUpWith {
-    Returned,
-    Panicked(Box<dyn Any + Send>),
+/// A failure as the layer above sees it, in text: what a supervision that
+/// leaves its failures to its caller hands up (a gated group child's
+/// wrapper, or a fn its group restarts), and how a group child's run
+/// failed. The one failure type a group logs and records.
+#[derive(Debug)]
+pub(crate) enum ChildFailure {
+    /// An `Err`, by its text.
+    Error(String),
+    Panic {
+        message: String,
+        location: Option<String>,
+    },
+    /// No beat for this long (`restart_on_stall`).
     Stalled(Duration),
+    /// A nested group gave up.
+    GaveUp(String),
+}
+
+impl fmt::Display for ChildFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ChildFailure::Error(error) => f.write_str(error),
+            ChildFailure::Panic {
+                message,
+                location: Some(at),
+            } => write!(f, "panicked at {at}: {message}"),
+            ChildFailure::Panic { message, .. } => write!(f, "panicked: {message}"),
+            ChildFailure::Stalled(silent) => write!(f, "no heartbeat for {silent:?}"),
+            ChildFailure::GaveUp(why) => f.write_str(why),
+        }
+    }
 }
 
 /// An item whose future panicked inside [`isolate`](super::isolate).

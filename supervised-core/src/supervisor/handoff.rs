@@ -19,13 +19,13 @@
 use std::cell::{Cell, RefCell};
 use std::mem::ManuallyDrop;
 
-use super::engine::Escalated;
+use super::failure::ChildFailure;
 use crate::registry::Subsystem;
 
 thread_local! {
     static OFFER: Cell<ManuallyDrop<Option<Subsystem>>> =
         const { Cell::new(ManuallyDrop::new(None)) };
-    static HANDED_UP: RefCell<Option<(Subsystem, Escalated)>> = const { RefCell::new(None) };
+    static HANDED_UP: RefCell<Option<(Subsystem, ChildFailure)>> = const { RefCell::new(None) };
 }
 
 /// Offers the entry in `slot` for the duration of a poll; returns what it
@@ -47,7 +47,7 @@ pub(crate) fn claim() -> Option<Subsystem> {
 }
 
 /// Leaves `failure`, the one that ends `sub`'s supervised fn, for its group.
-pub(crate) fn hand_up(sub: &Subsystem, failure: Escalated) {
+pub(crate) fn hand_up(sub: &Subsystem, failure: ChildFailure) {
     // `try_with`: the thread may be tearing down its locals.
     let _ = HANDED_UP.try_with(|slot| {
         if let Ok(mut slot) = slot.try_borrow_mut() {
@@ -59,7 +59,7 @@ pub(crate) fn hand_up(sub: &Subsystem, failure: Escalated) {
 /// The failure handed up for `entry`, if the fn that ran it left one. One
 /// left for another entry (a fn whose caller caught its re-raise) is
 /// dropped: it belongs to nobody now.
-pub(crate) fn take_handed_up(entry: &Subsystem) -> Option<Escalated> {
+pub(crate) fn take_handed_up(entry: &Subsystem) -> Option<ChildFailure> {
     let (sub, failure) = HANDED_UP
         .try_with(|slot| slot.try_borrow_mut().ok().and_then(|mut slot| slot.take()))
         .ok()

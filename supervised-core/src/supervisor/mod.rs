@@ -64,7 +64,7 @@ mod watch;
 
 pub use backoff::Backoff;
 pub use builder::Supervisor;
-pub(crate) use engine::Escalated;
+pub(crate) use failure::ChildFailure;
 pub use failure::{Failure, ItemPanicked};
 pub use isolate::isolate;
 pub use outcome::{Cancelled, Exit, RunOutcome};

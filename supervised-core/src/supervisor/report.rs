@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::failure::{Caught, CaughtPanic, GaveUpWith};
+use super::failure::{Caught, CaughtPanic, Failure};
 use crate::registry::{FailureRecord, LastPanic, Subsystem, SubsystemState};
 use crate::text::Escaped;
 
@@ -116,23 +116,23 @@ pub(crate) fn give_up(
     failure: Caught,
     restarts: usize,
     within: Duration,
-) -> GaveUpWith {
+) -> Failure<()> {
     let now = Instant::now();
     let (message, record, with) = match failure {
         Caught::Error(message) => (
             message.clone(),
             FailureRecord::Error(message),
-            GaveUpWith::Returned,
+            Failure::Returned(()),
         ),
         Caught::Panic(panic) => (
             panic.message.clone(),
             FailureRecord::Panic(last_panic_of(&panic, now)),
-            GaveUpWith::Panicked(panic.payload),
+            Failure::Panicked(panic.payload),
         ),
         Caught::Stall(silent) => (
             stall_message(silent),
             FailureRecord::Error(stall_message(silent)),
-            GaveUpWith::Stalled(silent),
+            Failure::Stalled(silent),
         ),
     };
     sub.record_failure(consecutive_failures, record);

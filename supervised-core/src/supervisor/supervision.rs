@@ -10,8 +10,8 @@ use std::task::{ready, Context, Poll};
 
 use tokio_util::sync::CancellationToken;
 
-use super::engine::{CancelledWith, Engine, Escalated, RunEnd, RunState};
-use super::failure::GaveUpWith;
+use super::engine::{CancelledWith, Engine, RunEnd, RunState};
+use super::failure::ChildFailure;
 use super::{Exit, Failure, RunOutcome, Supervisor};
 use crate::macro_support::Judged;
 use crate::registry::Subsystem;
@@ -116,7 +116,7 @@ impl<'a, O: RunOutcome> Supervision<'a, O> {
     }
 
     /// The failure an escalating supervision ended with.
-    pub(crate) fn take_escalated(&mut self) -> Option<Escalated> {
+    pub(crate) fn take_escalated(&mut self) -> Option<ChildFailure> {
         self.engine.take_escalated()
     }
 
@@ -194,11 +194,11 @@ fn step<O>(end: RunEnd, this_run: Option<O>, last_failure: &mut Option<O>) -> St
             },
         }),
         RunEnd::GaveUp(with) => Step::Exit(Exit::GaveUp(match with {
-            GaveUpWith::Returned => {
+            Failure::Returned(()) => {
                 Failure::Returned(this_run.expect("a run that returned a failure keeps its output"))
             }
-            GaveUpWith::Panicked(payload) => Failure::Panicked(payload),
-            GaveUpWith::Stalled(silent) => Failure::Stalled(silent),
+            Failure::Panicked(payload) => Failure::Panicked(payload),
+            Failure::Stalled(silent) => Failure::Stalled(silent),
         })),
     }
 }

@@ -34,12 +34,13 @@ use tokio::time::{Instant, Sleep};
 use tokio_util::sync::CancellationToken;
 
 use super::builder::GroupDef;
-use super::child::{ChildEnd, ChildFailure, ChildRun, RunFuture, RunSource};
+use super::child::{ChildEnd, ChildRun, RunFuture, RunSource};
 use super::handle::{Command, RunPhase};
 use super::record::{ChildRecord, ChildState, Running};
 use super::report::{GroupExit, GroupReport};
 use super::signal::Signals;
 use crate::registry::{deadline, FailureRecord, Subsystem};
+use crate::supervisor::ChildFailure;
 use crate::supervisor::{Policy, RestartWindow, RunProgress, Verdict};
 use crate::{LastPanic, Registry, RemoveError, Restart, SubsystemKind, SubsystemState};
 

@@ -20,7 +20,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::failure::{Caught, CaughtPanic, GaveUpWith};
+use super::failure::{Caught, CaughtPanic, ChildFailure, Failure};
 use super::handoff;
 use super::panic;
 use super::policy::{Policy, ResetRule, RestartWindow, RunProgress, Verdict};
@@ -35,7 +35,7 @@ pub(super) enum RunEnd {
     Restart,
     Completed,
     Cancelled(CancelledWith),
-    GaveUp(GaveUpWith),
+    GaveUp(Failure<()>),
 }
 
 /// Which failing output a cancelled supervision returns.
@@ -153,7 +153,7 @@ struct Extras {
     released_end: Option<RunEnd>,
     /// The failure an escalating supervision (a gated group child's
     /// wrapper) ended with.
-    escalated: Option<Escalated>,
+    escalated: Option<ChildFailure>,
     /// A group child's fn whose group restarts it after every failure
     /// ([`Subsystem::group_restarts`]): each failure ends the fn and is
     /// handed up (`handoff.rs`).
@@ -181,17 +181,6 @@ impl Extras {
             })
         })
     }
-}
-
-/// A failure an escalating supervision hands up as it is, for its caller
-/// to log and record.
-pub(crate) enum Escalated {
-    Error(String),
-    Panic {
-        message: String,
-        location: Option<String>,
-    },
-    Stall(Duration),
 }
 
 impl Drop for Engine<'_> {
@@ -250,7 +239,7 @@ impl<'a> Engine<'a> {
     }
 
     /// The failure an escalating supervision ended with, once.
-    pub(super) fn take_escalated(&mut self) -> Option<Escalated> {
+    pub(super) fn take_escalated(&mut self) -> Option<ChildFailure> {
         self.extras
             .as_mut()
             .and_then(|extras| extras.escalated.take())
@@ -473,15 +462,15 @@ impl<'a> Engine<'a> {
         let hands_up = self.extras.as_ref().is_some_and(|extras| extras.hands_up);
         if self.policy.escalate || hands_up {
             let (with, escalated) = match failure {
-                Caught::Error(message) => (GaveUpWith::Returned, Escalated::Error(message)),
+                Caught::Error(message) => (Failure::Returned(()), ChildFailure::Error(message)),
                 Caught::Panic(panic) => (
-                    GaveUpWith::Panicked(panic.payload),
-                    Escalated::Panic {
+                    Failure::Panicked(panic.payload),
+                    ChildFailure::Panic {
                         message: panic.message,
                         location: panic.location,
                     },
                 ),
-                Caught::Stall(silent) => (GaveUpWith::Stalled(silent), Escalated::Stall(silent)),
+                Caught::Stall(silent) => (Failure::Stalled(silent), ChildFailure::Stalled(silent)),
             };
             if hands_up {
                 handoff::hand_up(sub, escalated);
