@@ -284,7 +284,9 @@ fn time_liveness(n: usize, runs: usize) -> (Duration, usize) {
     use tower::ServiceExt;
 
     let registry = registry_of(n);
-    let router = supervised::http::router_for(&registry);
+    let router: axum::Router = supervised::http::RouterOptions::new()
+        .registry(&registry)
+        .router();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .build()

@@ -26,19 +26,15 @@
 //! whichever module emits it, so one filter selects them all:
 //! `RUST_LOG=supervised=debug`.
 //!
-//! # Layout
+//! # Choosing a registry
 //!
-//! - `supervisor/`: runs a body, catches its failures, restarts it with
-//!   backoff ([`Supervisor`], [`Supervision`], [`run_with_recover`]);
-//! - `group/`: trees of supervised loops ([`Group`], [`Child`],
-//!   [`GroupHandle`], [`GroupReport`]);
-//! - `lease/`: lease-gated runs and the stores behind them ([`lease`]);
-//! - `registry/`: the liveness registry they report into ([`Registry`],
-//!   [`Subsystem`], [`SubsystemStatus`], [`Health`], [`Readiness`]);
-//! - readers of a registry: `stall.rs` ([`StallWatchdog`]), `http/`,
-//!   `metrics.rs`, `systemd.rs`;
-//! - `macro_support.rs`: what the `#[supervised]` expansion names, which
-//!   the `supervised` facade re-exports as its one private path.
+//! Everything reports into the process-wide [`registry()`] unless told
+//! otherwise, and is told one way: what runs or serves takes
+//! `.registry(&registry)` in its builder ([`Group::registry`],
+//! [`Supervisor::registry`], `http::RouterOptions::registry`,
+//! `http::ServeOptions::registry`); what reads a registry once takes it as
+//! its argument (`metrics::Collector::new(&registry)`); a nested group and
+//! every child use their root group's.
 //!
 //! Optional modules, each behind the cargo feature of the same name:
 //!
@@ -50,6 +46,21 @@
 //! | `postgres` | `lease::Postgres` | leases in a PostgreSQL table |
 //! | `etcd` | `lease::Etcd` | leases on etcd's own leases |
 #![cfg_attr(docsrs, feature(doc_cfg))]
+
+// The layout, for readers of the source: a one-way chain, each folder
+// importing only those below it (text.rs < registry < lease < supervisor
+// < group), and readers of a registry beside them.
+// - `supervisor/`: runs a body, catches its failures, restarts it with
+//   backoff ([`Supervisor`], [`Supervision`], [`run_with_recover`]);
+// - `group/`: trees of supervised loops ([`Group`], [`Child`],
+//   [`GroupHandle`], [`GroupReport`]);
+// - `lease/`: lease-gated runs and the stores behind them ([`lease`]);
+// - `registry/`: the liveness registry they report into ([`Registry`],
+//   [`Subsystem`], [`SubsystemStatus`], [`Health`], [`Readiness`]);
+// - readers of a registry: `stall.rs` ([`StallWatchdog`]), `http/`,
+//   `metrics.rs`, `systemd.rs`;
+// - `macro_support.rs`: what the `#[supervised]` expansion names, which
+//   the `supervised` facade re-exports as its one private path.
 
 mod group;
 pub mod lease;

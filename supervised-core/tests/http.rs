@@ -551,3 +551,52 @@ impl ServerAddr {
         http_support::get(self.0, path).await
     }
 }
+
+/// The probes merge into an application's router of its own state type,
+/// in the usual order (merge, then `with_state`), and report the registry
+/// their options name.
+#[tokio::test]
+async fn the_routes_merge_into_an_app_router_with_its_own_state() {
+    use axum::extract::State;
+    use axum::routing::get;
+    use tower::ServiceExt;
+
+    #[derive(Clone)]
+    struct AppState {
+        greeting: &'static str,
+    }
+
+    let registry = Registry::new();
+    registry.subsystem("only-here").beat();
+    let app: axum::Router = axum::Router::new()
+        .route(
+            "/",
+            get(|State(app): State<AppState>| async move { app.greeting }),
+        )
+        .merge(RouterOptions::new().registry(&registry).router())
+        .with_state(AppState { greeting: "hello" });
+    let get_body = |path: &'static str| {
+        let app = app.clone();
+        async move {
+            let request = axum::http::Request::get(path)
+                .body(axum::body::Body::empty())
+                .unwrap();
+            let response = app.oneshot(request).await.unwrap();
+            let status = response.status();
+            let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+                .await
+                .unwrap();
+            (status, String::from_utf8(bytes.to_vec()).unwrap())
+        }
+    };
+    assert_eq!(get_body("/").await, (StatusCode::OK, "hello".to_string()));
+    let (status, body) = get_body("/admin/liveness").await;
+    assert_eq!(status, StatusCode::OK);
+    let report: Value = serde_json::from_str(&body).unwrap();
+    let names: Vec<&String> = report["subsystems"].as_object().unwrap().keys().collect();
+    assert_eq!(
+        names,
+        ["only-here"],
+        "the options' registry, not the process-wide one"
+    );
+}

@@ -174,23 +174,64 @@ pub const STATUS_PATH: &str = "/admin/";
 #[cfg(feature = "prometheus")]
 pub const METRICS_PATH: &str = "/metrics";
 
-/// What the routes of [`router_with`] serve beyond the defaults.
+/// Which registry the routes report and what they serve beyond the
+/// defaults; [`RouterOptions::router`] builds them.
 ///
 /// ```
 /// use supervised_core::http::RouterOptions;
-/// let options = RouterOptions::new().expose_failure_details(true);
-/// # let _ = options;
+/// use supervised_core::Registry;
+///
+/// let registry = Registry::new();
+/// let routes: axum::Router = RouterOptions::new()
+///     .registry(&registry)
+///     .expose_failure_details(true)
+///     .router();
+/// # let _ = routes;
 /// ```
 #[derive(Debug, Clone, Default)]
 pub struct RouterOptions {
     expose_failure_details: bool,
     pub(crate) status_page: bool,
+    pub(crate) registry: Option<Registry>,
 }
 
 impl RouterOptions {
-    /// The defaults: panic messages and error texts are not served.
+    /// The defaults: the process-wide registry; panic messages and error
+    /// texts are not served; no status page.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Reports `registry` instead of the process-wide one, as
+    /// [`Group::registry`](crate::Group::registry) and
+    /// [`Supervisor::registry`](crate::Supervisor::registry) do.
+    pub fn registry(mut self, registry: &Registry) -> Self {
+        self.registry = Some(registry.clone());
+        self
+    }
+
+    /// The routes with these options, for any state type `S` of the
+    /// application's router (they carry their own state), so they merge
+    /// before or after the application's `with_state`.
+    ///
+    /// ```
+    /// use axum::{routing::get, Router};
+    /// use supervised_core::http::RouterOptions;
+    ///
+    /// #[derive(Clone)]
+    /// struct AppState { greeting: &'static str }
+    ///
+    /// let app: Router = Router::new()
+    ///     .route("/", get(|axum::extract::State(s): axum::extract::State<AppState>| async move { s.greeting }))
+    ///     .merge(RouterOptions::new().status_page(true).router())
+    ///     .with_state(AppState { greeting: "hello" });
+    /// # let _ = app;
+    /// ```
+    pub fn router<S>(self) -> Router<S>
+    where
+        S: Clone + Send + Sync + 'static,
+    {
+        routes(self).layer(middleware::map_response(no_store))
     }
 
     /// Serves each subsystem's last panic (message, location, time) and last
@@ -231,49 +272,81 @@ pub(crate) struct AppState {
     pub(crate) rendering: Arc<Semaphore>,
 }
 
-/// The routes over the process-wide [`registry()`], with default options.
+/// The routes over the process-wide [`registry()`], with default options,
+/// for an application router of any state type.
 ///
-/// Merge it into the application's router, behind its own authentication:
+/// Merge it into the application's router, behind its own authentication,
+/// before or after the application's `with_state`:
 ///
 /// ```
 /// use axum::Router;
 ///
+/// #[derive(Clone)]
+/// struct AppState;
+///
 /// let app: Router = Router::new()
 ///     .nest("/api", Router::new())
-///     .merge(supervised_core::http::router());
+///     .merge(supervised_core::http::router())
+///     .with_state(AppState);
 /// # let _ = app;
 /// ```
-pub fn router() -> Router {
-    router_with(registry(), RouterOptions::default())
+pub fn router<S>() -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
+    RouterOptions::new().router()
 }
 
 /// The routes over `registry`, with default options.
 ///
 /// ```
+/// # #![allow(deprecated)]
 /// let registry = supervised_core::Registry::new();
 /// let app: axum::Router = supervised_core::http::router_for(&registry);
 /// # let _ = app;
 /// ```
-pub fn router_for(registry: &Registry) -> Router {
-    router_with(registry, RouterOptions::default())
+#[deprecated(
+    since = "0.1.0",
+    note = "use `RouterOptions::new().registry(&registry).router()`: one way to choose a registry"
+)]
+pub fn router_for<S>(registry: &Registry) -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
+    RouterOptions::new().registry(registry).router()
 }
 
 /// The routes over `registry`, with `options`.
 ///
 /// ```
+/// # #![allow(deprecated)]
 /// use supervised_core::http::{router_with, RouterOptions};
 ///
 /// let registry = supervised_core::Registry::new();
 /// let app = router_with(&registry, RouterOptions::new().expose_failure_details(true));
 /// # let _: axum::Router = app;
 /// ```
-pub fn router_with(registry: &Registry, options: RouterOptions) -> Router {
-    routes(registry, options).layer(middleware::map_response(no_store))
+#[deprecated(
+    since = "0.1.0",
+    note = "use `options.registry(&registry).router()`: one way to choose a registry"
+)]
+pub fn router_with<S>(registry: &Registry, options: RouterOptions) -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
+    options.registry(registry).router()
 }
 
 /// The routes alone, with no fallback (an application merging them keeps
-/// its own) and no layer, for [`router_with`] and [`serve`].
-fn routes(registry: &Registry, options: RouterOptions) -> Router {
+/// its own) and no layer, for [`RouterOptions::router`] and [`serve`].
+fn routes<S>(options: RouterOptions) -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
+    let registry = options
+        .registry
+        .clone()
+        .unwrap_or_else(|| registry().clone());
     let router = Router::new()
         .route(LIVENESS_PATH, get(reports::liveness))
         .route(HEALTH_PATH, get(reports::health))
@@ -286,7 +359,7 @@ fn routes(registry: &Registry, options: RouterOptions) -> Router {
         router
     };
     router.with_state(AppState {
-        registry: registry.clone(),
+        registry,
         options,
         rendering: Arc::new(Semaphore::new(1)),
     })

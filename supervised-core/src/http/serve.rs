@@ -13,7 +13,7 @@ use tokio::net::{TcpListener, ToSocketAddrs};
 use super::accept::{self, Limits};
 use super::auth::{require_bearer, Auth, BearerGate};
 use super::{no_store, reports, routes, RouterOptions};
-use crate::{registry, CancellationToken, Registry};
+use crate::{CancellationToken, Registry};
 
 /// The shortest bearer token [`serve`] accepts, in bytes.
 pub const MIN_BEARER_TOKEN_LEN: usize = 16;
@@ -156,7 +156,8 @@ impl ServeOptions {
         self
     }
 
-    /// Serves `registry` instead of the process-wide one.
+    /// Serves `registry` instead of the process-wide one (and instead of
+    /// one given in [`router_options`](ServeOptions::router_options)).
     pub fn registry(mut self, registry: &Registry) -> Self {
         self.registry = Some(registry.clone());
         self
@@ -205,7 +206,7 @@ impl ServeOptions {
     }
 }
 
-/// Binds `addr` and serves the routes of [`router_with`](super::router_with)
+/// Binds `addr` and serves the routes of [`RouterOptions::router`](super::RouterOptions::router)
 /// there until the options' cancellation token is cancelled, then lets the
 /// requests in flight finish within the shutdown timeout and returns.
 ///
@@ -265,9 +266,12 @@ pub async fn serve_listener(listener: TcpListener, options: ServeOptions) -> io:
         router: router_options,
         limits,
     } = options;
-    let registry = chosen.unwrap_or_else(|| registry().clone());
+    let router_options = match chosen {
+        Some(registry) => router_options.registry(&registry),
+        None => router_options,
+    };
     let status_page = router_options.status_page;
-    let mut app = routes(&registry, router_options).fallback(reports::not_found);
+    let mut app: axum::Router = routes(router_options).fallback(reports::not_found);
     match auth {
         Auth::Bearer(token) => {
             tracing::info!(target: "supervised", addr = %local, auth = "bearer", open_probes, "serving liveness over HTTP");

@@ -134,7 +134,9 @@ pub async fn route(registry: &supervised_core::Registry, path: &str) -> Reply {
     let request = axum::http::Request::get(path)
         .body(axum::body::Body::empty())
         .unwrap();
-    let response = supervised_core::http::router_for(registry)
+    let response = supervised_core::http::RouterOptions::new()
+        .registry(registry)
+        .router::<()>()
         .oneshot(request)
         .await
         .unwrap();
