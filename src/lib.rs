@@ -94,7 +94,7 @@ pub use supervised_core::systemd;
 /// | key | default | meaning |
 /// | --- | --- | --- |
 /// | `name = "..."` | the fn's name | the subsystem's name in the registry and logs (not empty) |
-/// | `tick = "60s"` | none: no staleness check | expected interval between beats, registered at the first call so the subsystem is listed before it beats |
+/// | `tick = "60s"` | none, with one WARN per subsystem | expected interval between beats, registered at the first call so the subsystem is listed before it beats. Without it the loop is never reported stale, which the first call logs as a WARN; `tick = "none"` says that is meant (a loop that waits on events) and logs nothing |
 /// | `stale_after = "2m"` | twice `tick` | how long without a beat makes it stale; needs `tick`, at least `tick` |
 /// | `initial_backoff = "1s"` | `1s` | first restart delay (not zero, at most `max_backoff`) |
 /// | `max_backoff = "30s"` | `30s` | cap on the restart delay |

@@ -786,6 +786,13 @@ async fn every_group_decision_is_one_event_with_group_child_strategy_and_reason(
         .collect();
     assert_eq!(unstopped.len(), 1);
     assert_eq!(unstopped[0].level, Level::ERROR);
+    // It says why and what to do, not only what happened.
+    let message = unstopped[0].message();
+    assert!(
+        message.contains("does not watch the CancellationToken")
+            && message.contains("stop_timeout"),
+        "{message}"
+    );
     assert_eq!(
         (unstopped[0].field("child"), unstopped[0].field("bound")),
         (Some("deaf"), Some("shutdown_timeout"))

@@ -53,6 +53,9 @@ pub(crate) struct Spanned<T> {
 pub(crate) struct Args {
     pub(crate) name: Option<Spanned<String>>,
     pub(crate) tick: Option<Spanned<Duration>>,
+    /// `tick = "none"`: a loop that waits on events, with no period, says
+    /// so on purpose (no staleness check, and no warning that it has none).
+    pub(crate) no_tick: bool,
     pub(crate) stale_after: Option<Spanned<Duration>>,
     pub(crate) initial_backoff: Option<Spanned<Duration>>,
     pub(crate) max_backoff: Option<Spanned<Duration>>,
@@ -71,6 +74,23 @@ pub(crate) struct Args {
 }
 
 impl Args {
+    /// `tick = "60s"`, or `tick = "none"` for a loop that waits on events.
+    fn set_tick(&mut self, meta: &ParseNestedMeta<'_>) -> syn::Result<()> {
+        if self.tick.is_some() || self.no_tick {
+            return Err(meta.error("duplicate `tick` key: give it once"));
+        }
+        let lit = string(
+            meta,
+            "a duration such as `\"60s\"`, or `\"none\"` for a loop that waits on events",
+        )?;
+        if lit.value() == "none" {
+            self.no_tick = true;
+        } else {
+            self.tick = Some(duration_of("tick", &lit, false)?);
+        }
+        Ok(())
+    }
+
     /// The names in `keep(...)`; empty without the key.
     pub(crate) fn kept(&self) -> &[Ident] {
         self.keep.as_ref().map_or(&[], |keep| &keep.value)
@@ -80,7 +100,7 @@ impl Args {
     pub(crate) fn parse_one(&mut self, meta: ParseNestedMeta<'_>) -> syn::Result<()> {
         match key_name(&meta).as_str() {
             "name" => set(&mut self.name, &meta, parse_name),
-            "tick" => set(&mut self.tick, &meta, parse_duration),
+            "tick" => self.set_tick(&meta),
             "stale_after" => set(&mut self.stale_after, &meta, parse_duration),
             "initial_backoff" => set(&mut self.initial_backoff, &meta, parse_duration),
             "max_backoff" => set(&mut self.max_backoff, &meta, parse_duration),
@@ -192,6 +212,11 @@ fn duration(meta: &ParseNestedMeta<'_>, allow_zero: bool) -> syn::Result<Spanned
         meta,
         "a duration such as `\"250ms\"`, `\"60s\"` or `\"1m30s\"`",
     )?;
+    duration_of(&key, &lit, allow_zero)
+}
+
+/// The duration in `lit`, the value of `key`.
+fn duration_of(key: &str, lit: &LitStr, allow_zero: bool) -> syn::Result<Spanned<Duration>> {
     let text = lit.value();
     let value = humantime::parse_duration(&text).map_err(|e| {
         syn::Error::new(

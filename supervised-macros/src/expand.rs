@@ -225,6 +225,11 @@ fn supervisor_knobs(args: &Args, private: &TokenStream) -> TokenStream {
             knobs.extend(quote!(.#method(#d)));
         }
     }
+    if args.tick.is_none() && !args.no_tick {
+        // Forgetting `tick` turns off the staleness check: said once at
+        // run time, unless `tick = "none"` says it is meant.
+        knobs.extend(quote!(.undeclared_tick()));
+    }
     if let Some(jitter) = &args.jitter {
         let j = jitter.value;
         knobs.extend(quote!(.jitter(#j)));

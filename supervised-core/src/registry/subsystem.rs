@@ -28,6 +28,8 @@ struct Meta {
     membership: Option<Box<Membership>>,
     /// Set by the supervisor of a lease-gated subsystem.
     lease: Option<Box<LeaseView>>,
+    /// The WARN that a `#[supervised]` loop declares no tick was logged.
+    warned_undeclared_tick: bool,
 }
 
 /// See [`Meta::lease`].
@@ -445,6 +447,12 @@ impl Subsystem {
     /// every failure (under `OneForAll` or `RestForOne`, or a temporary
     /// child): a `#[supervised]` fn running it hands each failure up rather
     /// than restarting itself, so one layer decides every restart.
+    /// `true` the first time only: the WARN that a loop declares no tick
+    /// is logged once per subsystem, not at every call of its fn.
+    pub(crate) fn first_undeclared_tick(&self) -> bool {
+        !std::mem::replace(&mut self.meta().warned_undeclared_tick, true)
+    }
+
     pub(crate) fn group_restarts(&self) -> bool {
         self.0.group_restarts.load(Ordering::Relaxed)
     }

@@ -59,6 +59,9 @@ pub struct Supervisor {
     tick: Option<Duration>,
     stale_after: Option<Duration>,
     registry: Option<Registry>,
+    /// Set by `#[supervised]` without `tick`: say once that the loop can
+    /// never be reported stale.
+    undeclared_tick: bool,
 }
 
 impl Default for Supervisor {
@@ -90,6 +93,7 @@ impl Supervisor {
             tick: None,
             stale_after: None,
             registry: None,
+            undeclared_tick: false,
         }
     }
 
@@ -293,6 +297,15 @@ impl Supervisor {
         self.registry.as_ref().unwrap_or_else(|| registry())
     }
 
+    /// Marks a supervisor that `#[supervised]` was given no `tick` for: the
+    /// first registration of each subsystem under it logs one WARN that the
+    /// loop can never be reported stale. Not a public API: the expansion's.
+    #[doc(hidden)]
+    pub const fn undeclared_tick(mut self) -> Self {
+        self.undeclared_tick = true;
+        self
+    }
+
     /// Registers `name` (with the tick, if one was set) and returns its handle.
     ///
     /// Any string is a valid name, the empty one included (it is logged
@@ -309,6 +322,12 @@ impl Supervisor {
         // Run as a group's child, the outermost supervised fn takes the
         // child's entry (its name, in the group's registry).
         let sub = super::handoff::claim().unwrap_or_else(|| self.registry_ref().subsystem(name));
+        if self.undeclared_tick && self.tick.is_none() && sub.first_undeclared_tick() {
+            tracing::warn!(
+                target: "supervised", subsystem = %sub.name(),
+                "supervised loop declares no tick, so it can never be reported stale: give it `#[supervised(tick = \"60s\")]` (about one iteration's period), or `tick = \"none\"` for a loop that waits on events"
+            );
+        }
         if self.tick.is_some() {
             sub.declare_tick(self.tick, self.stale_after);
         }

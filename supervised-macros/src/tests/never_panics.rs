@@ -876,6 +876,7 @@ const VALID_ARGS: &[(&[&str], &[&str])] = &[
         &["tick", "stale_after", "on_stall"],
         &[
             "tick = \"60s\"",
+            "tick = \"none\"",
             "tick = \"1ns\", stale_after = \"18446744073709551615s 999999999ns\"",
             "tick = \"30s\", stale_after = \"30s\"",
             "tick = \"584942417355y\"",

@@ -131,7 +131,7 @@ impl Runner<'_> {
                 target: "supervised",
                 group = %self.path, child = %name, strategy = self.strategy(),
                 reason = %reason.describe(), bound, took = ?took,
-                "child unstopped: it did not finish within its bound after cancellation, and its task was aborted"
+                "child unstopped: it did not finish within its bound after cancellation, and its task was aborted. The usual cause: the child does not watch the CancellationToken it was given (or blocks its thread between awaits). Check `cancel.is_cancelled()` in its loop or select on `cancel.cancelled()` around its waits; if it needs longer to finish, raise its stop_timeout"
             );
         } else {
             tracing::info!(
