@@ -33,14 +33,17 @@
 // also re-export the core's hidden `macro_support` as a second private path.
 pub use supervised_core::{
     beat, current, heartbeat, is_healthy, isolate, last_beat, registry, run_with_recover, snapshot,
-    AddError, Backoff, CancellationToken, Cancelled, Child, ChildInfo, Exit, Failure, Group,
-    GroupExit, GroupHandle, GroupReport, Health, ItemPanicked, LastPanic, LeaseStatus, Lent,
-    Readiness, Registry, RemoveError, Restart, RunOutcome, StallWatchdog, Step, Strategy,
-    Subsystem, SubsystemKind, SubsystemState, SubsystemStatus, Supervision, Supervisor,
+    AddError, Backoff, Cancelled, Child, ChildInfo, Exit, Failure, Group, GroupExit, GroupHandle,
+    GroupReport, Health, ItemPanicked, LastPanic, LeaseStatus, Lent, Readiness, Registry,
+    RemoveError, Restart, RunOutcome, StallWatchdog, Step, Strategy, Subsystem, SubsystemKind,
+    SubsystemState, SubsystemStatus, Supervision, Supervisor,
 };
 
 #[allow(deprecated)]
 pub use supervised_core::last_tick;
+/// Re-exported so users and generated code name one version of it.
+#[doc(no_inline)]
+pub use supervised_core::CancellationToken;
 
 #[cfg(feature = "http")]
 #[cfg_attr(docsrs, doc(cfg(feature = "http")))]

@@ -99,4 +99,5 @@ pub use supervisor::{
 };
 
 /// Re-exported so users and generated code name one version of it.
+#[doc(no_inline)]
 pub use tokio_util::sync::CancellationToken;

@@ -28,7 +28,7 @@
 //! or simply `supervised_up == 0` (which also covers a loop that never beat
 //! within its grace and one whose supervisor gave up).
 //!
-//! The registry keeps monotonic [`tokio::time::Instant`]s only: the Unix
+//! The registry keeps monotonic [`tokio::time::Instant`](https://docs.rs/tokio/1/tokio/time/struct.Instant.html)s only: the Unix
 //! time is derived at scrape time as `SystemTime::now()` minus the distance
 //! of the last beat from `Instant::now()`.
 
@@ -66,11 +66,11 @@ const STATES: [SubsystemState; 5] = [
 /// ```
 /// use prometheus_client::encoding::text::encode;
 ///
-/// let registry = supervised_core::Registry::new();
+/// let registry = supervised::Registry::new();
 /// registry.heartbeat("relay");
 ///
 /// let mut metrics = prometheus_client::registry::Registry::default();
-/// metrics.register_collector(Box::new(supervised_core::metrics::Collector::new(&registry)));
+/// metrics.register_collector(Box::new(supervised::metrics::Collector::new(&registry)));
 /// let mut out = String::new();
 /// encode(&mut out, &metrics).unwrap();
 /// assert!(out.contains(r#"supervised_heartbeats_total{subsystem="relay"} 1"#));
@@ -91,7 +91,7 @@ impl Collector {
     /// A collector of the process-wide [`registry()`].
     ///
     /// ```
-    /// let collector = supervised_core::metrics::Collector::global();
+    /// let collector = supervised::metrics::Collector::global();
     /// # let _ = collector;
     /// ```
     pub fn global() -> Self {
@@ -291,9 +291,9 @@ fn scrape_registry(registry: &Registry) -> prometheus_client::registry::Registry
 /// `# EOF`); serve it as [`OPENMETRICS_CONTENT_TYPE`].
 ///
 /// ```
-/// let registry = supervised_core::Registry::new();
+/// let registry = supervised::Registry::new();
 /// registry.heartbeat("relay");
-/// let text = supervised_core::metrics::encode_openmetrics(&registry).unwrap();
+/// let text = supervised::metrics::encode_openmetrics(&registry).unwrap();
 /// assert!(text.ends_with("# EOF\n"));
 /// ```
 pub fn encode_openmetrics(registry: &Registry) -> Result<String, fmt::Error> {
@@ -306,9 +306,9 @@ pub fn encode_openmetrics(registry: &Registry) -> Result<String, fmt::Error> {
 /// (version 0.0.4); serve it as [`PROMETHEUS_TEXT_CONTENT_TYPE`].
 ///
 /// ```
-/// let registry = supervised_core::Registry::new();
+/// let registry = supervised::Registry::new();
 /// registry.heartbeat("relay");
-/// let text = supervised_core::metrics::encode_prometheus_text(&registry).unwrap();
+/// let text = supervised::metrics::encode_prometheus_text(&registry).unwrap();
 /// assert!(text.contains("# TYPE supervised_up gauge"));
 /// ```
 pub fn encode_prometheus_text(registry: &Registry) -> Result<String, fmt::Error> {

@@ -30,7 +30,7 @@ use crate::registry::{registry, Registry};
 /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
 /// # async fn main() {
 /// use std::time::Duration;
-/// use supervised_core::{CancellationToken, Registry, StallWatchdog};
+/// use supervised::{CancellationToken, Registry, StallWatchdog};
 ///
 /// let registry = Registry::new();
 /// registry.subsystem("sweep").declare_tick(Some(Duration::from_secs(30)), None);
@@ -79,7 +79,7 @@ impl StallWatchdog {
     ///
     /// ```should_panic
     /// use std::time::Duration;
-    /// let _ = supervised_core::StallWatchdog::new().period(Duration::ZERO);
+    /// let _ = supervised::StallWatchdog::new().period(Duration::ZERO);
     /// ```
     pub fn period(mut self, period: Duration) -> Self {
         assert!(

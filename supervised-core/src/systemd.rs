@@ -16,9 +16,9 @@
 //! ```no_run
 //! # #[tokio::main]
 //! # async fn main() {
-//! let shutdown = supervised_core::CancellationToken::new();
+//! let shutdown = supervised::CancellationToken::new();
 //! // `None` when the process does not run under a unit with `WatchdogSec=`.
-//! let watchdog = supervised_core::systemd::spawn_watchdog(shutdown.clone());
+//! let watchdog = supervised::systemd::spawn_watchdog(shutdown.clone());
 //! // ... spawn the supervised subsystems, wait for a signal ...
 //! shutdown.cancel();
 //! if let Some(task) = watchdog {
@@ -51,7 +51,7 @@ const MIN_PERIOD: Duration = Duration::from_millis(1);
 /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
 /// # async fn main() {
 /// use std::time::Duration;
-/// use supervised_core::{systemd::SystemdWatchdog, CancellationToken, Registry};
+/// use supervised::{systemd::SystemdWatchdog, CancellationToken, Registry};
 ///
 /// let registry = Registry::new();
 /// let watchdog = SystemdWatchdog::new(Duration::from_secs(30)).registry(&registry);
@@ -76,7 +76,7 @@ impl SystemdWatchdog {
     /// ```
     /// // Outside systemd (and in doctests) there is no watchdog.
     /// # std::env::remove_var("WATCHDOG_USEC");
-    /// assert!(supervised_core::systemd::SystemdWatchdog::from_env().is_none());
+    /// assert!(supervised::systemd::SystemdWatchdog::from_env().is_none());
     /// ```
     pub fn from_env() -> Option<Self> {
         sd_notify::watchdog_enabled()
@@ -89,7 +89,7 @@ impl SystemdWatchdog {
     ///
     /// ```
     /// use std::time::Duration;
-    /// let watchdog = supervised_core::systemd::SystemdWatchdog::new(Duration::from_secs(10));
+    /// let watchdog = supervised::systemd::SystemdWatchdog::new(Duration::from_secs(10));
     /// assert_eq!(watchdog.timeout(), Duration::from_secs(10));
     /// ```
     pub fn new(timeout: Duration) -> Self {
@@ -103,7 +103,7 @@ impl SystemdWatchdog {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use supervised_core::{systemd::SystemdWatchdog, Registry};
+    /// use supervised::{systemd::SystemdWatchdog, Registry};
     /// let watchdog = SystemdWatchdog::new(Duration::from_secs(10)).registry(&Registry::new());
     /// # let _ = watchdog;
     /// ```
@@ -116,7 +116,7 @@ impl SystemdWatchdog {
     ///
     /// ```
     /// use std::time::Duration;
-    /// let watchdog = supervised_core::systemd::SystemdWatchdog::new(Duration::from_secs(4));
+    /// let watchdog = supervised::systemd::SystemdWatchdog::new(Duration::from_secs(4));
     /// assert_eq!(watchdog.timeout(), Duration::from_secs(4));
     /// ```
     pub fn timeout(&self) -> Duration {
@@ -127,7 +127,7 @@ impl SystemdWatchdog {
     ///
     /// ```
     /// use std::time::Duration;
-    /// let watchdog = supervised_core::systemd::SystemdWatchdog::new(Duration::from_secs(4));
+    /// let watchdog = supervised::systemd::SystemdWatchdog::new(Duration::from_secs(4));
     /// assert_eq!(watchdog.period(), Duration::from_secs(2));
     /// ```
     pub fn period(&self) -> Duration {
@@ -140,7 +140,7 @@ impl SystemdWatchdog {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use supervised_core::{systemd::SystemdWatchdog, Registry};
+    /// use supervised::{systemd::SystemdWatchdog, Registry};
     ///
     /// let registry = Registry::new();
     /// registry.heartbeat("relay");
@@ -232,7 +232,7 @@ impl SystemdWatchdog {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
     /// use std::time::Duration;
-    /// use supervised_core::{systemd::SystemdWatchdog, CancellationToken};
+    /// use supervised::{systemd::SystemdWatchdog, CancellationToken};
     /// let shutdown = CancellationToken::new();
     /// let task = SystemdWatchdog::new(Duration::from_secs(20)).spawn(shutdown.clone());
     /// shutdown.cancel();
@@ -252,8 +252,8 @@ impl SystemdWatchdog {
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
 /// # std::env::remove_var("WATCHDOG_USEC");
-/// let shutdown = supervised_core::CancellationToken::new();
-/// assert!(supervised_core::systemd::spawn_watchdog(shutdown).is_none());
+/// let shutdown = supervised::CancellationToken::new();
+/// assert!(supervised::systemd::spawn_watchdog(shutdown).is_none());
 /// # }
 /// ```
 pub fn spawn_watchdog(cancel: CancellationToken) -> Option<JoinHandle<()>> {

@@ -46,7 +46,7 @@ async fn fail_for_good(registry: &Registry, name: &str, panic: bool) {
 }
 
 #[tokio::test]
-async fn liveness_reports_every_subsystem_in_the_seed_shape() {
+async fn liveness_reports_every_subsystem_in_its_documented_shape() {
     let registry = Registry::new();
     let scheduler = registry.subsystem("scheduler");
     scheduler.declare_tick(Some(Duration::from_millis(5_500)), None);

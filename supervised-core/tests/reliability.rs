@@ -63,7 +63,7 @@ async fn the_watchdog_logs_one_warn_per_stall_and_one_info_per_recovery() {
     watchdog.await.unwrap();
 }
 
-/// The seed's later incident: a 130 s tick with `tick = "30s"`.
+/// A real incident's shape: a 130 s tick with `tick = "30s"`.
 async fn slow_tick_scheduler(registry: Registry, name: &'static str, beat_mid_tick: bool) {
     let _ = Supervisor::new()
         .registry(&registry)

@@ -50,7 +50,7 @@ async fn clean_return_does_not_restart() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn panics_restart_with_the_seeds_backoff_gaps() {
+async fn panics_restart_with_the_default_backoff_gaps() {
     let calls = Calls::default();
     let c = calls.clone();
     run_with_recover(CancellationToken::new(), "sup-seed-gaps", move |_| {

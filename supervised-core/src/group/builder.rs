@@ -94,7 +94,7 @@ impl GroupDef {
 /// ```no_run
 /// use std::process::ExitCode;
 /// use std::time::Duration;
-/// use supervised_core::{CancellationToken, Child, Group, Restart, Strategy};
+/// use supervised::{CancellationToken, Child, Group, Restart, Strategy};
 ///
 /// async fn broadcaster(cancel: CancellationToken) { cancel.cancelled().await }
 /// async fn scheduler(cancel: CancellationToken) { cancel.cancelled().await }
@@ -118,7 +118,7 @@ impl GroupDef {
 /// # Children
 ///
 /// Each child runs in its own tokio task, with a child token of the
-/// group's [`CancellationToken`]. A child is usually a `#[supervised]` fn;
+/// group's [`CancellationToken`](https://docs.rs/tokio-util/0.7/tokio_util/sync/struct.CancellationToken.html). A child is usually a `#[supervised]` fn;
 /// any future works: the group catches its panics. A fn whose argument
 /// cannot be made again for each run (an `mpsc::Receiver`, a connection,
 /// `mut self`) runs as a child through [`Child::keep`]. Children start in the order they

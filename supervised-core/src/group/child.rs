@@ -34,7 +34,7 @@ use crate::{Exit, Step, Supervision, Supervisor};
 /// ended neither way.
 ///
 /// ```
-/// assert_eq!(supervised_core::Restart::default(), supervised_core::Restart::Transient);
+/// assert_eq!(supervised::Restart::default(), supervised::Restart::Transient);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Restart {
@@ -90,7 +90,7 @@ pub(super) enum RunSource {
 
 /// A child of a [`Group`](crate::Group): a name and a factory of runs.
 ///
-/// The factory is called with the run's [`CancellationToken`] (a child
+/// The factory is called with the run's [`CancellationToken`](https://docs.rs/tokio-util/0.7/tokio_util/sync/struct.CancellationToken.html) (a child
 /// token of the group's) each time the child starts, and its future runs
 /// in a task of its own. The output is `()` or `Result<T, E>` with
 /// `E: Display` ([`RunOutcome`]): the group judges it where the type is
@@ -98,7 +98,7 @@ pub(super) enum RunSource {
 ///
 /// ```
 /// use std::time::Duration;
-/// use supervised_core::{Child, Restart};
+/// use supervised::{Child, Restart};
 ///
 /// let sweep = Child::new("health-sweep", |cancel| async move {
 ///     cancel.cancelled().await;
@@ -189,7 +189,7 @@ impl Child {
     /// [who restarts a `#[supervised]` child](crate::Group#who-restarts-a-supervised-child)).
     ///
     /// ```
-    /// use supervised_core::Child;
+    /// use supervised::Child;
     /// let scheduler = Child::new("scheduler", |cancel| async move { cancel.cancelled().await })
     ///     .lease("scheduler");
     /// # let _ = scheduler;

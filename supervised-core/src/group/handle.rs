@@ -129,7 +129,7 @@ impl Shared {
 /// ```
 /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
 /// # async fn main() {
-/// use supervised_core::{CancellationToken, Child, Group, Registry};
+/// use supervised::{CancellationToken, Child, Group, Registry};
 ///
 /// let registry = Registry::new();
 /// let group = Group::new("channels").registry(&registry);

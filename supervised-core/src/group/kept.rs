@@ -27,7 +27,7 @@ fn lock<T>(home: &Mutex<Option<T>>) -> MutexGuard<'_, Option<T>> {
 /// stopped by the group, or its task was aborted).
 ///
 /// ```
-/// use supervised_core::{CancellationToken, Child, Lent};
+/// use supervised::{CancellationToken, Child, Lent};
 /// use tokio::sync::mpsc;
 ///
 /// async fn relay(mut jobs: Lent<mpsc::Receiver<u32>>, cancel: CancellationToken) {
@@ -99,7 +99,7 @@ impl Child {
     /// `#[supervised(name = "relay", keep(jobs))] async fn relay(mut jobs: Lent<Receiver<Job>>, cancel: CancellationToken)`.
     ///
     /// ```
-    /// use supervised_core::{CancellationToken, Child, Group, Lent, Strategy};
+    /// use supervised::{CancellationToken, Child, Group, Lent, Strategy};
     /// use tokio::sync::mpsc;
     ///
     /// async fn relay(mut jobs: Lent<mpsc::Receiver<u32>>, cancel: CancellationToken) {

@@ -28,7 +28,7 @@ pub enum GroupExit {
 ///
 /// ```
 /// use std::process::ExitCode;
-/// use supervised_core::{CancellationToken, Group, GroupExit};
+/// use supervised::{CancellationToken, Group, GroupExit};
 ///
 /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
 /// # async fn main() {

@@ -1,6 +1,6 @@
 //! Liveness and health over HTTP (cargo feature `http`), built on axum.
 //!
-//! [`router`] gives an [`axum::Router`] to merge into an application's own,
+//! [`router`] gives an [`axum::Router`](https://docs.rs/axum/0.8/axum/struct.Router.html) to merge into an application's own,
 //! behind its own middleware (authentication above all: subsystem cadence
 //! tells how tenants work). [`serve`] runs the same routes on a listener of
 //! their own for programs without an HTTP server, and insists on being told
@@ -11,11 +11,11 @@
 //! | `GET /admin/liveness` | 200, every subsystem's liveness as JSON (see below) |
 //! | `GET /admin/health` | 200 `{"status":"ok"}`, or 503 with the stale and failed names |
 //! | `GET /admin/ready` | 200 `{"status":"ready"}`, or 503 `starting` (with the names waited for) or `draining` |
-//! | `GET /metrics` | Prometheus metrics, with the `prometheus` feature (see `crate::metrics`) |
+//! | `GET /metrics` | Prometheus metrics, with the `prometheus` feature (see [`metrics`](crate::metrics)) |
 //!
 //! The reports (`/admin/liveness`, `/metrics`) render one at a time:
 //! rendering is synchronous CPU work, and a flood of report requests must
-//! not take every worker from the supervised loops (BENCHMARKS.md, "Load").
+//! not take every worker from the supervised loops.
 //! `/admin/health` does not wait for them.
 //!
 //! Every route answers `HEAD` as `GET` without the body; other methods get
@@ -105,7 +105,7 @@
 //!   [`RouterOptions::expose_failure_details`]: panic messages and error
 //!   texts can hold tenant data.
 //!
-//! The registry keeps monotonic [`tokio::time::Instant`]s only. Timestamps
+//! The registry keeps monotonic [`tokio::time::Instant`](https://docs.rs/tokio/1/tokio/time/struct.Instant.html)s only. Timestamps
 //! are derived when the answer is rendered: `SystemTime::now()` minus the
 //! distance of the instant from `Instant::now()`.
 //!
@@ -178,8 +178,8 @@ pub const METRICS_PATH: &str = "/metrics";
 /// defaults; [`RouterOptions::router`] builds them.
 ///
 /// ```
-/// use supervised_core::http::RouterOptions;
-/// use supervised_core::Registry;
+/// use supervised::http::RouterOptions;
+/// use supervised::Registry;
 ///
 /// let registry = Registry::new();
 /// let routes: axum::Router = RouterOptions::new()
@@ -216,7 +216,7 @@ impl RouterOptions {
     ///
     /// ```
     /// use axum::{routing::get, Router};
-    /// use supervised_core::http::RouterOptions;
+    /// use supervised::http::RouterOptions;
     ///
     /// #[derive(Clone)]
     /// struct AppState { greeting: &'static str }
@@ -255,7 +255,7 @@ impl RouterOptions {
     /// finds `liveness` beside it when the routes are nested under a prefix.
     ///
     /// ```
-    /// let options = supervised_core::http::RouterOptions::new().status_page(true);
+    /// let options = supervised::http::RouterOptions::new().status_page(true);
     /// # let _ = options;
     /// ```
     pub fn status_page(mut self, serve: bool) -> Self {
@@ -286,7 +286,7 @@ pub(crate) struct AppState {
 ///
 /// let app: Router = Router::new()
 ///     .nest("/api", Router::new())
-///     .merge(supervised_core::http::router())
+///     .merge(supervised::http::router())
 ///     .with_state(AppState);
 /// # let _ = app;
 /// ```
@@ -301,8 +301,8 @@ where
 ///
 /// ```
 /// # #![allow(deprecated)]
-/// let registry = supervised_core::Registry::new();
-/// let app: axum::Router = supervised_core::http::router_for(&registry);
+/// let registry = supervised::Registry::new();
+/// let app: axum::Router = supervised::http::router_for(&registry);
 /// # let _ = app;
 /// ```
 #[deprecated(
@@ -320,9 +320,9 @@ where
 ///
 /// ```
 /// # #![allow(deprecated)]
-/// use supervised_core::http::{router_with, RouterOptions};
+/// use supervised::http::{router_with, RouterOptions};
 ///
-/// let registry = supervised_core::Registry::new();
+/// let registry = supervised::Registry::new();
 /// let app = router_with(&registry, RouterOptions::new().expose_failure_details(true));
 /// # let _: axum::Router = app;
 /// ```

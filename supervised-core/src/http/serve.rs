@@ -33,15 +33,15 @@ pub const MIN_BEARER_TOKEN_LEN: usize = 16;
 ///
 /// ```
 /// use std::time::Duration;
-/// use supervised_core::http::ServeOptions;
-/// use supervised_core::CancellationToken;
+/// use supervised::http::ServeOptions;
+/// use supervised::CancellationToken;
 ///
 /// let shutdown = CancellationToken::new();
 /// let guarded = ServeOptions::bearer_token("0123456789abcdef0123", shutdown.clone())
 ///     .max_connections(64)
 ///     .shutdown_timeout(Duration::from_secs(2));
 /// assert!(!format!("{guarded:?}").contains("0123456789abcdef0123"));
-/// let open = ServeOptions::no_auth(shutdown).registry(&supervised_core::Registry::new());
+/// let open = ServeOptions::no_auth(shutdown).registry(&supervised::Registry::new());
 /// # let _ = open;
 /// ```
 #[derive(Clone)]
@@ -92,8 +92,8 @@ impl ServeOptions {
     /// is unset, empty, or not valid Unicode.
     ///
     /// ```
-    /// use supervised_core::http::ServeOptions;
-    /// use supervised_core::CancellationToken;
+    /// use supervised::http::ServeOptions;
+    /// use supervised::CancellationToken;
     ///
     /// let error = ServeOptions::bearer_token_from_env("DOC_UNSET_TOKEN", CancellationToken::new())
     ///     .unwrap_err();
@@ -146,8 +146,8 @@ impl ServeOptions {
     /// token.
     ///
     /// ```
-    /// use supervised_core::http::ServeOptions;
-    /// let options = ServeOptions::bearer_token("0123456789abcdef0123", supervised_core::CancellationToken::new())
+    /// use supervised::http::ServeOptions;
+    /// let options = ServeOptions::bearer_token("0123456789abcdef0123", supervised::CancellationToken::new())
     ///     .open_probes(true);
     /// assert!(format!("{options:?}").contains("open_probes: true"));
     /// ```
@@ -221,8 +221,8 @@ impl ServeOptions {
 /// ```no_run
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> std::io::Result<()> {
-/// use supervised_core::http::{serve, ServeOptions};
-/// use supervised_core::CancellationToken;
+/// use supervised::http::{serve, ServeOptions};
+/// use supervised::CancellationToken;
 ///
 /// let shutdown = CancellationToken::new();
 /// let options = ServeOptions::bearer_token_from_env("ADMIN_TOKEN", shutdown)?;
@@ -236,13 +236,13 @@ pub async fn serve(addr: impl ToSocketAddrs, options: ServeOptions) -> io::Resul
 }
 
 /// [`serve`] on a listener bound beforehand, for instance on port 0 to let
-/// the system choose (read the port with [`TcpListener::local_addr`]).
+/// the system choose (read the port with [`TcpListener::local_addr`](tokio::net::TcpListener::local_addr)).
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> std::io::Result<()> {
-/// use supervised_core::http::{serve_listener, ServeOptions};
-/// use supervised_core::CancellationToken;
+/// use supervised::http::{serve_listener, ServeOptions};
+/// use supervised::CancellationToken;
 ///
 /// let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
 /// let port = listener.local_addr()?.port();

@@ -34,7 +34,7 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 ///
 /// ```
 /// use std::time::Duration;
-/// use supervised_core::lease::{Acquired, Backend, BoxFuture, Grant, LeaseError, Renewal};
+/// use supervised::lease::{Acquired, Backend, BoxFuture, Grant, LeaseError, Renewal};
 ///
 /// /// A store that never grants anything.
 /// struct Never;
@@ -96,7 +96,7 @@ impl Grant {
     ///
     /// ```
     /// use std::time::Duration;
-    /// let grant = supervised_core::lease::Grant::new("scheduler", "replica-a", 7, Duration::from_secs(15));
+    /// let grant = supervised::lease::Grant::new("scheduler", "replica-a", 7, Duration::from_secs(15));
     /// assert_eq!(grant.epoch, 7);
     /// ```
     pub fn new(name: &str, holder: &str, epoch: u64, ttl: Duration) -> Self {
@@ -113,7 +113,7 @@ impl Grant {
     ///
     /// ```
     /// # use std::time::Duration;
-    /// let grant = supervised_core::lease::Grant::new("scheduler", "a", 1, Duration::from_secs(15))
+    /// let grant = supervised::lease::Grant::new("scheduler", "a", 1, Duration::from_secs(15))
     ///     .with_token("lease-42");
     /// assert_eq!(grant.token, "lease-42");
     /// ```
@@ -141,7 +141,7 @@ impl Holder {
     ///
     /// ```
     /// # use std::time::Duration;
-    /// let other = supervised_core::lease::Holder::new("replica-b", 3, Duration::from_secs(9));
+    /// let other = supervised::lease::Holder::new("replica-b", 3, Duration::from_secs(9));
     /// assert_eq!(other.holder.as_deref(), Some("replica-b"));
     /// ```
     pub fn new(holder: &str, epoch: u64, expires_in: Duration) -> Self {
@@ -181,7 +181,7 @@ impl LeaseError {
     /// An error with the backend's `message`.
     ///
     /// ```
-    /// let e = supervised_core::lease::LeaseError::new("connection refused");
+    /// let e = supervised::lease::LeaseError::new("connection refused");
     /// assert_eq!(e.to_string(), "connection refused");
     /// ```
     pub fn new(message: impl fmt::Display) -> Self {

@@ -5,8 +5,8 @@
 //! ```
 //! # #[tokio::main(flavor = "current_thread", start_paused = true)]
 //! # async fn main() {
-//! let store = supervised_core::lease::Memory::new("replica-a");
-//! supervised_core::lease::conformance::run(&store).await.unwrap();
+//! let store = supervised::lease::Memory::new("replica-a");
+//! supervised::lease::conformance::run(&store).await.unwrap();
 //! # }
 //! ```
 

@@ -25,9 +25,9 @@ const PREFIX: &str = "supervised/leases/";
 /// revokes the etcd lease, which deletes the key.
 ///
 /// ```no_run
-/// # async fn start() -> Result<(), supervised_core::lease::LeaseError> {
-/// let leases = supervised_core::lease::Etcd::connect(["http://etcd:2379"], "replica-a").await?;
-/// supervised_core::lease::install(leases);
+/// # async fn start() -> Result<(), supervised::lease::LeaseError> {
+/// let leases = supervised::lease::Etcd::connect(["http://etcd:2379"], "replica-a").await?;
+/// supervised::lease::install(leases);
 /// # Ok(()) }
 /// ```
 #[derive(Clone)]

@@ -24,7 +24,7 @@ use crate::registry::deadline;
 /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
 /// # async fn main() {
 /// use std::time::Duration;
-/// use supervised_core::lease::{Acquired, Backend, Memory};
+/// use supervised::lease::{Acquired, Backend, Memory};
 ///
 /// let a = Memory::new("replica-a");
 /// let b = a.replica("replica-b");
@@ -80,7 +80,7 @@ impl Memory {
     /// ```
     /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
     /// # async fn main() {
-    /// use supervised_core::lease::{Backend, Memory};
+    /// use supervised::lease::{Backend, Memory};
     /// let store = Memory::new("a");
     /// store.set_down(true);
     /// assert!(store.acquire("x", std::time::Duration::from_secs(1)).await.is_err());
@@ -96,7 +96,7 @@ impl Memory {
     /// ```
     /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
     /// # async fn main() {
-    /// use supervised_core::lease::{Acquired, Backend, Memory, Renewal};
+    /// use supervised::lease::{Acquired, Backend, Memory, Renewal};
     /// let store = Memory::new("a");
     /// let Ok(Acquired::Granted(grant)) = store.acquire("x", std::time::Duration::from_secs(9)).await else { panic!() };
     /// store.revoke("x");
@@ -112,7 +112,7 @@ impl Memory {
     /// ```
     /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
     /// # async fn main() {
-    /// use supervised_core::lease::{Backend, Memory};
+    /// use supervised::lease::{Backend, Memory};
     /// let store = Memory::new("a");
     /// store.acquire("x", std::time::Duration::from_secs(9)).await.unwrap();
     /// assert_eq!(store.holder_of("x"), Some(("a".to_owned(), 1)));

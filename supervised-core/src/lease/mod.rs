@@ -46,8 +46,8 @@
 //! # async fn main() {
 //! use std::sync::Arc;
 //! use std::time::Duration;
-//! use supervised_core::{lease, Registry, SubsystemState, Supervisor};
-//! use tokio_util::sync::CancellationToken;
+//! use supervised::{lease, Registry, SubsystemState, Supervisor};
+//! use supervised::CancellationToken;
 //!
 //! let registry = Registry::new();
 //! let replica_a = lease::Memory::new("replica-a");
@@ -122,7 +122,7 @@ static INSTALLED: RwLock<Option<Arc<dyn Backend>>> = RwLock::new(None);
 /// standby, asking again every ttl/3: it never runs without its lease.
 ///
 /// ```
-/// supervised_core::lease::install(supervised_core::lease::Memory::new("replica-a"));
+/// supervised::lease::install(supervised::lease::Memory::new("replica-a"));
 /// ```
 pub fn install(backend: impl Backend) {
     install_arc(Arc::new(backend));
@@ -132,7 +132,7 @@ pub fn install(backend: impl Backend) {
 ///
 /// ```
 /// use std::sync::Arc;
-/// supervised_core::lease::install_arc(Arc::new(supervised_core::lease::Memory::new("replica-a")));
+/// supervised::lease::install_arc(Arc::new(supervised::lease::Memory::new("replica-a")));
 /// ```
 pub fn install_arc(backend: Arc<dyn Backend>) {
     *INSTALLED.write().unwrap_or_else(|e| e.into_inner()) = Some(backend);
@@ -150,7 +150,7 @@ pub(crate) fn installed() -> Option<Arc<dyn Backend>> {
 /// lease-gated body.
 ///
 /// ```
-/// assert_eq!(supervised_core::lease::epoch(), None); // not in a gated body
+/// assert_eq!(supervised::lease::epoch(), None); // not in a gated body
 /// ```
 pub fn epoch() -> Option<u64> {
     crate::registry::current().and_then(|sub| sub.lease_epoch())

@@ -65,9 +65,9 @@ const RELEASE: &str = "UPDATE supervised_leases SET expires_at = clock_timestamp
 /// (put the database on a private network, or terminate TLS in front of it).
 ///
 /// ```no_run
-/// # async fn start() -> Result<(), supervised_core::lease::LeaseError> {
-/// let leases = supervised_core::lease::Postgres::connect("postgres://app@db/app", "replica-a").await?;
-/// supervised_core::lease::install(leases);
+/// # async fn start() -> Result<(), supervised::lease::LeaseError> {
+/// let leases = supervised::lease::Postgres::connect("postgres://app@db/app", "replica-a").await?;
+/// supervised::lease::install(leases);
 /// # Ok(()) }
 /// ```
 pub struct Postgres {

@@ -64,14 +64,14 @@ fn with_current<R>(f: impl FnOnce(Option<&Subsystem>) -> R) -> R {
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
-/// use tokio_util::sync::CancellationToken;
+/// use supervised::CancellationToken;
 ///
-/// assert!(!supervised_core::beat()); // not inside a supervised body
-/// supervised_core::run_with_recover(CancellationToken::new(), "doc-beat", |_cancel| async {
-///     assert!(supervised_core::beat());
+/// assert!(!supervised::beat()); // not inside a supervised body
+/// supervised::run_with_recover(CancellationToken::new(), "doc-beat", |_cancel| async {
+///     assert!(supervised::beat());
 /// })
 /// .await;
-/// assert_eq!(supervised_core::registry().subsystem("doc-beat").beats(), 1);
+/// assert_eq!(supervised::registry().subsystem("doc-beat").beats(), 1);
 /// # }
 /// ```
 pub fn beat() -> bool {
@@ -82,7 +82,7 @@ pub fn beat() -> bool {
 /// task, if any.
 ///
 /// ```
-/// assert!(supervised_core::current().is_none());
+/// assert!(supervised::current().is_none());
 /// ```
 pub fn current() -> Option<Subsystem> {
     with_current(|sub| sub.cloned())

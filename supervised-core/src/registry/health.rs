@@ -17,7 +17,7 @@ use super::status::{SubsystemState, SubsystemStatus};
 /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
 /// # async fn main() {
 /// use std::time::Duration;
-/// use supervised_core::Registry;
+/// use supervised::Registry;
 ///
 /// let registry = Registry::new();
 /// let sweep = registry.subsystem("sweep");

@@ -121,7 +121,7 @@ struct RegistryInner {
 ///
 /// ```
 /// use std::time::Duration;
-/// use supervised_core::Registry;
+/// use supervised::Registry;
 ///
 /// let registry = Registry::new();
 /// registry.heartbeat("scheduler");
@@ -143,7 +143,7 @@ struct RegistryInner {
 /// per episode, and the subsystems already registered are unaffected.
 ///
 /// ```
-/// let registry = supervised_core::Registry::with_max_subsystems(2);
+/// let registry = supervised::Registry::with_max_subsystems(2);
 /// registry.heartbeat("a");
 /// registry.heartbeat("b");
 /// registry.heartbeat("c"); // refused: logged once, counted
@@ -432,8 +432,8 @@ impl Registry {
 /// The process-wide registry behind the free functions.
 ///
 /// ```
-/// supervised_core::registry().heartbeat("doc-registry");
-/// assert!(supervised_core::last_beat("doc-registry").is_some());
+/// supervised::registry().heartbeat("doc-registry");
+/// assert!(supervised::last_beat("doc-registry").is_some());
 /// ```
 #[inline]
 pub fn registry() -> &'static Registry {
@@ -448,8 +448,8 @@ pub fn registry() -> &'static Registry {
 /// [`crate::beat`] without naming itself.
 ///
 /// ```
-/// supervised_core::heartbeat("doc-heartbeat");
-/// assert!(supervised_core::last_beat("doc-heartbeat").is_some());
+/// supervised::heartbeat("doc-heartbeat");
+/// assert!(supervised::last_beat("doc-heartbeat").is_some());
 /// ```
 #[inline]
 pub fn heartbeat(name: &str) {
@@ -460,7 +460,7 @@ pub fn heartbeat(name: &str) {
 /// beat ([`Registry::last_beat`]).
 ///
 /// ```
-/// assert!(supervised_core::last_beat("doc-never-beat").is_none());
+/// assert!(supervised::last_beat("doc-never-beat").is_none());
 /// ```
 pub fn last_beat(name: &str) -> Option<Instant> {
     registry().last_beat(name)
@@ -470,7 +470,7 @@ pub fn last_beat(name: &str) -> Option<Instant> {
 ///
 /// ```
 /// #[allow(deprecated)]
-/// let never = supervised_core::last_tick("doc-never-ticked");
+/// let never = supervised::last_tick("doc-never-ticked");
 /// assert!(never.is_none());
 /// ```
 #[deprecated(
@@ -484,8 +484,8 @@ pub fn last_tick(name: &str) -> Option<Instant> {
 /// Every subsystem of the process-wide registry, sorted by name.
 ///
 /// ```
-/// supervised_core::heartbeat("doc-snapshot");
-/// assert!(supervised_core::snapshot().iter().any(|s| s.name == "doc-snapshot"));
+/// supervised::heartbeat("doc-snapshot");
+/// assert!(supervised::snapshot().iter().any(|s| s.name == "doc-snapshot"));
 /// ```
 pub fn snapshot() -> Vec<SubsystemStatus> {
     registry().snapshot()
@@ -497,9 +497,9 @@ pub fn snapshot() -> Vec<SubsystemStatus> {
 ///
 /// ```
 /// use std::time::Duration;
-/// supervised_core::heartbeat("doc-healthy");
+/// supervised::heartbeat("doc-healthy");
 /// assert_eq!(
-///     supervised_core::is_healthy(&["doc-healthy"], Duration::from_secs(60)),
+///     supervised::is_healthy(&["doc-healthy"], Duration::from_secs(60)),
 ///     (true, vec![])
 /// );
 /// ```

@@ -27,7 +27,7 @@ use super::status::{SubsystemState, SubsystemStatus};
 /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
 /// # async fn main() {
 /// use std::time::Duration;
-/// use supervised_core::{Readiness, Registry};
+/// use supervised::{Readiness, Registry};
 ///
 /// let registry = Registry::new();
 /// let sweep = registry.subsystem("sweep");

@@ -29,7 +29,7 @@ impl SubsystemState {
     /// `stopped`, `failed`, `standby`.
     ///
     /// ```
-    /// assert_eq!(supervised_core::SubsystemState::BackingOff.as_str(), "backing_off");
+    /// assert_eq!(supervised::SubsystemState::BackingOff.as_str(), "backing_off");
     /// ```
     #[inline]
     pub const fn as_str(self) -> &'static str {
@@ -88,7 +88,7 @@ impl SubsystemKind {
     /// The lower-case name used in JSON: `subsystem` or `group`.
     ///
     /// ```
-    /// assert_eq!(supervised_core::SubsystemKind::Group.as_str(), "group");
+    /// assert_eq!(supervised::SubsystemKind::Group.as_str(), "group");
     /// ```
     pub const fn as_str(self) -> &'static str {
         match self {

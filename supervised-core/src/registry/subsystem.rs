@@ -113,7 +113,7 @@ struct SubsystemInner {
 /// no lookup, no allocation, no lock.
 ///
 /// ```
-/// let registry = supervised_core::Registry::new();
+/// let registry = supervised::Registry::new();
 /// let relay = registry.subsystem("relay");
 /// relay.beat();
 /// assert_eq!(relay.status().beats, 1);
@@ -189,7 +189,7 @@ impl Subsystem {
     ///
     /// ```
     /// use std::time::Duration;
-    /// let registry = supervised_core::Registry::new();
+    /// let registry = supervised::Registry::new();
     /// let sweep = registry.subsystem("sweep");
     /// sweep.declare_tick(Some(Duration::from_secs(30)), None);
     /// assert_eq!(sweep.status().stale_after, Some(Duration::from_secs(60)));
@@ -207,7 +207,7 @@ impl Subsystem {
     /// service.
     ///
     /// ```
-    /// let registry = supervised_core::Registry::new();
+    /// let registry = supervised::Registry::new();
     /// let probe = registry.subsystem("upstream-probe");
     /// probe.set_advisory(true);
     /// assert!(probe.status().advisory);

@@ -18,7 +18,7 @@ use std::time::Duration;
 ///
 /// ```
 /// use std::time::Duration;
-/// use supervised_core::Backoff;
+/// use supervised::Backoff;
 ///
 /// let default = Backoff::default();
 /// let gaps: Vec<u64> = (1..=7).map(|n| default.nominal(n).as_secs()).collect();
@@ -51,7 +51,7 @@ impl Backoff {
     ///
     /// ```
     /// use std::time::Duration;
-    /// let b = supervised_core::Backoff::new(Duration::from_millis(100), Duration::from_secs(1));
+    /// let b = supervised::Backoff::new(Duration::from_millis(100), Duration::from_secs(1));
     /// assert_eq!(b.nominal(5), Duration::from_secs(1));
     /// ```
     pub fn new(initial: Duration, max: Duration) -> Self {
@@ -70,7 +70,7 @@ impl Backoff {
     ///
     /// ```
     /// use std::time::Duration;
-    /// let b = supervised_core::Backoff::default().multiplier(3.0);
+    /// let b = supervised::Backoff::default().multiplier(3.0);
     /// assert_eq!(b.nominal(3), Duration::from_secs(9));
     /// ```
     pub fn multiplier(mut self, multiplier: f64) -> Self {
@@ -86,7 +86,7 @@ impl Backoff {
     ///
     /// ```
     /// use std::time::Duration;
-    /// let b = supervised_core::Backoff::default().jitter(true);
+    /// let b = supervised::Backoff::default().jitter(true);
     /// let d = b.delay(10);
     /// assert!(d >= Duration::from_secs(15) && d <= Duration::from_secs(30));
     /// ```

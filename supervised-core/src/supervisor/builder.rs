@@ -29,8 +29,8 @@ use std::sync::Arc;
 /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
 /// # async fn main() {
 /// use std::time::Duration;
-/// use supervised_core::{Exit, Registry, Supervisor};
-/// use tokio_util::sync::CancellationToken;
+/// use supervised::{Exit, Registry, Supervisor};
+/// use supervised::CancellationToken;
 ///
 /// let registry = Registry::new();
 /// let supervisor = Supervisor::new()
@@ -80,7 +80,7 @@ impl Supervisor {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use supervised_core::Supervisor;
+    /// use supervised::Supervisor;
     ///
     /// static SCHEDULER: Supervisor = Supervisor::new()
     ///     .tick(Duration::from_secs(60))
@@ -225,7 +225,7 @@ impl Supervisor {
     /// before the lease is acquired but not polled until it is held.
     ///
     /// ```
-    /// use supervised_core::Supervisor;
+    /// use supervised::Supervisor;
     /// static SCHEDULER: Supervisor = Supervisor::new().lease("scheduler");
     /// # let _ = &SCHEDULER;
     /// ```
@@ -239,7 +239,7 @@ impl Supervisor {
     ///
     /// ```
     /// let tenant = "acme";
-    /// let supervisor = supervised_core::Supervisor::new().lease_named(format!("billing-{tenant}"));
+    /// let supervisor = supervised::Supervisor::new().lease_named(format!("billing-{tenant}"));
     /// # let _ = supervisor;
     /// ```
     pub fn lease_named(mut self, name: impl Into<String>) -> Self {
@@ -267,7 +267,7 @@ impl Supervisor {
     ///
     /// ```
     /// use std::sync::Arc;
-    /// use supervised_core::{lease::Memory, Supervisor};
+    /// use supervised::{lease::Memory, Supervisor};
     /// let supervisor = Supervisor::new()
     ///     .lease("scheduler")
     ///     .lease_backend(Arc::new(Memory::new("replica-a")));

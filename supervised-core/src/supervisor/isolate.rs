@@ -21,7 +21,7 @@ use crate::text::{displayed, Escaped};
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
-/// use supervised_core::isolate;
+/// use supervised::isolate;
 ///
 /// let mut done = Vec::new();
 /// for tenant in ["acme", "broken", "globex"] {

@@ -13,7 +13,7 @@ use crate::text::displayed;
 /// is what the log line and the snapshot show (as `#[instrument(err)]` does).
 ///
 /// ```
-/// use supervised_core::RunOutcome;
+/// use supervised::RunOutcome;
 /// assert_eq!(().failure(), None);
 /// assert_eq!(Err::<(), _>("disk full").failure().as_deref(), Some("disk full"));
 /// ```
@@ -62,7 +62,7 @@ pub enum Exit<O> {
 /// `Box<dyn Error + Send + Sync>` (and so into `anyhow::Error`).
 ///
 /// ```
-/// use supervised_core::Cancelled;
+/// use supervised::Cancelled;
 ///
 /// let s: String = Cancelled.into();
 /// assert_eq!(s, "supervised subsystem was cancelled before it produced a value");

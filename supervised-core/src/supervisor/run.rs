@@ -72,8 +72,8 @@ impl Supervisor {
 /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
 /// # async fn main() {
 /// use std::sync::atomic::{AtomicU32, Ordering};
-/// use supervised_core::run_with_recover;
-/// use tokio_util::sync::CancellationToken;
+/// use supervised::run_with_recover;
+/// use supervised::CancellationToken;
 ///
 /// let calls = AtomicU32::new(0);
 /// run_with_recover(CancellationToken::new(), "doc-relay", |_cancel| {

@@ -36,8 +36,8 @@ pub enum Step<O> {
 /// ```
 /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
 /// # async fn main() {
-/// use supervised_core::{Exit, Registry, Step, Supervision, Supervisor};
-/// use tokio_util::sync::CancellationToken;
+/// use supervised::{Exit, Registry, Step, Supervision, Supervisor};
+/// use supervised::CancellationToken;
 ///
 /// let registry = Registry::new();
 /// let supervisor = Supervisor::new().registry(&registry);
@@ -125,8 +125,8 @@ impl<'a, O: RunOutcome> Supervision<'a, O> {
     /// is also cancelled when the lease is lost. Call it once per body.
     ///
     /// ```
-    /// use supervised_core::{Supervision, Supervisor};
-    /// use tokio_util::sync::CancellationToken;
+    /// use supervised::{Supervision, Supervisor};
+    /// use supervised::CancellationToken;
     ///
     /// let supervisor = Supervisor::new();
     /// let sub = supervisor.register("doc-body-token");
