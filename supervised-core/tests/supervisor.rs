@@ -593,10 +593,17 @@ async fn the_error_event_carries_every_field() {
         "{location}"
     );
     let backtrace = e.field("backtrace").unwrap();
-    assert!(
-        backtrace.contains("the_error_event_carries_every_field"),
-        "backtrace of the panicking thread: {backtrace}"
-    );
+    if backtraces_enabled() {
+        assert!(
+            backtrace.contains("the_error_event_carries_every_field"),
+            "backtrace of the panicking thread: {backtrace}"
+        );
+    } else {
+        assert_eq!(
+            backtrace,
+            "<disabled: set RUST_BACKTRACE=1, or RUST_LIB_BACKTRACE=1, to capture one>"
+        );
+    }
     assert_eq!(e.field("panic_message"), Some("tenant 7: unexpected null"));
 }
 
@@ -916,4 +923,45 @@ fn a_supervised_loop_future_stays_within_its_task_size_step() {
         small_size <= 232,
         "Supervisor::run's future is {small_size} bytes"
     );
+}
+
+/// Whether std captures backtraces in this process: `RUST_LIB_BACKTRACE`,
+/// else `RUST_BACKTRACE`, as `Backtrace::capture` reads them.
+fn backtraces_enabled() -> bool {
+    let on = |v: String| v != "0";
+    match std::env::var("RUST_LIB_BACKTRACE") {
+        Ok(v) => on(v),
+        Err(_) => std::env::var("RUST_BACKTRACE").is_ok_and(on),
+    }
+}
+
+/// The event's backtrace follows Rust's conventions: this runs
+/// `the_error_event_carries_every_field` again in a process of its own
+/// with backtraces on, then off, and it checks each (std reads the
+/// variables once per process, so one process cannot test both).
+#[test]
+fn the_event_carries_a_backtrace_only_when_rust_backtrace_asks_for_one() {
+    for (var, value) in [
+        ("RUST_BACKTRACE", "1"),
+        ("RUST_BACKTRACE", "0"),
+        ("RUST_LIB_BACKTRACE", "1"),
+    ] {
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "the_error_event_carries_every_field",
+                "--nocapture",
+            ])
+            .env_remove("RUST_BACKTRACE")
+            .env_remove("RUST_LIB_BACKTRACE")
+            .env(var, value)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.contains("1 passed"),
+            "{var}={value}: {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }

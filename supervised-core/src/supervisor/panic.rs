@@ -39,7 +39,10 @@ pub(crate) fn install_hook() {
             if DEPTH.with(Cell::get) > 0 || current::is_set() {
                 let record = HookRecord {
                     location: info.location().map(|l| l.to_string()),
-                    backtrace: Backtrace::force_capture(),
+                    // Rust's conventions decide: RUST_LIB_BACKTRACE, else
+                    // RUST_BACKTRACE. Off by default, so a caught panic is a
+                    // readable line, not a 190-line event.
+                    backtrace: Backtrace::capture(),
                 };
                 // `try_with`: the thread may be tearing down its locals.
                 let _ = LAST.try_with(|last| {

@@ -1,6 +1,7 @@
 //! Reporting a failed run: the one structured log event per failure, what
 //! the registry keeps of it, and how a supervision that ends is recorded.
 
+use std::backtrace::BacktraceStatus;
 use std::fmt;
 use std::time::Duration;
 
@@ -84,6 +85,11 @@ impl Caught {
     }
 }
 
+/// What the event says when backtraces are off (the default, as for std's
+/// own panic message).
+pub(crate) const BACKTRACE_DISABLED: &str =
+    "<disabled: set RUST_BACKTRACE=1, or RUST_LIB_BACKTRACE=1, to capture one>";
+
 /// The backtrace of a storm's first panic; a one-line note for the rest.
 struct LazyBacktrace<'a> {
     backtrace: Option<&'a std::backtrace::Backtrace>,
@@ -93,7 +99,8 @@ struct LazyBacktrace<'a> {
 impl fmt::Display for LazyBacktrace<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.backtrace {
-            Some(backtrace) => backtrace.fmt(f),
+            Some(backtrace) if backtrace.status() == BacktraceStatus::Captured => backtrace.fmt(f),
+            Some(_) => f.write_str(BACKTRACE_DISABLED),
             None if self.storm > 1 => write!(
                 f,
                 "<omitted: failure {} of a storm; its first panic carries the backtrace>",
