@@ -26,7 +26,7 @@
 //! ```sh
 //! cargo run --example platform --features http
 //! curl -s http://127.0.0.1:8080/admin/liveness
-//! openssl rand -hex 32 > admin.token
+//! printf '%s' "$(openssl rand -hex 32)" > admin.token   # no newline: Prometheus reads it too
 //! cargo run --example platform --features http -- --duration 20s --token-file admin.token
 //! curl -s -H "Authorization: Bearer $(cat admin.token)" http://127.0.0.1:8080/admin/health
 //! ```
@@ -282,7 +282,11 @@ fn admin_token(flags: &Flags) -> Result<Option<String>, String> {
         // The library's checks, and its messages, for the variable.
         ServeOptions::bearer_token_from_env(VAR, CancellationToken::new())
             .map_err(|e| e.to_string())?;
-        return Ok(std::env::var(VAR).ok());
+        // Trimmed as the library trims it: a Secret made with
+        // `--from-file` keeps the file's newline.
+        return Ok(std::env::var(VAR)
+            .ok()
+            .map(|token| token.trim().to_string()));
     }
     tracing::warn!(
         addr = %flags.addr,

@@ -104,6 +104,18 @@ fn every_alert_has_tests_a_runbook_and_annotations() {
     assert_eq!(rules.matches("runbook_url:").count(), alerts.len());
 }
 
+/// The Deployment meets the restricted Pod Security Standard (and sets a
+/// memory limit), as `deploy/kubernetes/check-restricted.py` reads it.
+#[test]
+fn the_deployment_meets_the_restricted_pod_security_standard() {
+    let Some(mut python) = tool("python3", "apt-get install -y python3") else {
+        return;
+    };
+    python.args(["check-restricted.py", "deployment.yaml"]);
+    let out = run_in(python, &deploy().join("kubernetes"));
+    assert!(out.contains("deployment.yaml: restricted"), "{out}");
+}
+
 #[test]
 fn kubernetes_validate_accepts_the_manifests() {
     let Some(mut validate) = tool(

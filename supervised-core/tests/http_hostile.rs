@@ -339,3 +339,54 @@ async fn the_token_never_appears_in_logs_or_debug_output() {
         }
     }
 }
+
+/// A token file's trailing newline (as `openssl rand -hex 32 > admin.token`
+/// and `kubectl create secret --from-file` leave it) is trimmed on both
+/// paths that read a token, and a token that still carries one is refused
+/// at start rather than answering 401 to the right token forever.
+#[tokio::test]
+async fn a_token_with_a_trailing_newline_is_trimmed_when_read_and_refused_when_given() {
+    let with_newline = format!("{TOKEN}\n");
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let error = serve_listener(
+        listener,
+        ServeOptions::bearer_token(with_newline.clone(), CancellationToken::new()),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::InvalidInput);
+    assert!(error.to_string().contains("trailing newline"), "{error}");
+
+    let var = "SUPERVISED_HOSTILE_TEST_NEWLINE_TOKEN";
+    // No other test reads this variable.
+    std::env::set_var(var, &with_newline);
+    let file = std::env::temp_dir().join(format!("supervised-token-{}", std::process::id()));
+    std::fs::write(&file, &with_newline).unwrap();
+    for from_file in [false, true] {
+        let registry = Registry::new();
+        let server = Server::start(|s| {
+            let options = if from_file {
+                ServeOptions::bearer_token_from_file(&file, s)
+            } else {
+                ServeOptions::bearer_token_from_env(var, s)
+            };
+            short(options.unwrap().registry(&registry))
+        })
+        .await;
+        let reply = server.get_with_token("/admin/liveness", TOKEN).await;
+        assert_eq!(
+            reply.status,
+            StatusCode::OK,
+            "from_file {from_file}: {reply:?}"
+        );
+        server.stop().await;
+    }
+    let _ = std::fs::remove_file(&file);
+    let missing =
+        ServeOptions::bearer_token_from_file("/nonexistent/admin.token", CancellationToken::new())
+            .unwrap_err();
+    assert!(
+        missing.to_string().contains("/nonexistent/admin.token"),
+        "{missing}"
+    );
+}

@@ -168,6 +168,12 @@ impl Child {
     /// How long it may take to finish after its token is cancelled before
     /// its task is aborted (default 10 s). Within a shutdown, the group's
     /// [`shutdown_timeout`](crate::Group::shutdown_timeout) bounds it too.
+    ///
+    /// A `#[supervised]` fn run as the child has a stop timeout of its own
+    /// (the attribute's `stop_timeout`, default 5 s): how long its body may
+    /// take to return before the fn drops it and returns. The child's
+    /// bounds the whole: keep the fn's shorter, so the fn ends by itself
+    /// before the group aborts its task.
     pub fn stop_timeout(mut self, timeout: Duration) -> Self {
         self.stop_timeout = timeout;
         self

@@ -86,10 +86,11 @@ impl ServeOptions {
     }
 
     /// [`bearer_token`](ServeOptions::bearer_token) with the token read from
-    /// the environment variable `var`.
+    /// the environment variable `var`, whitespace around it trimmed (a
+    /// Kubernetes Secret made with `--from-file` keeps the file's newline).
     ///
     /// Errors ([`io::ErrorKind::InvalidInput`], naming `var`): the variable
-    /// is unset, empty, or not valid Unicode.
+    /// is unset, empty (or only whitespace), or not valid Unicode.
     ///
     /// ```
     /// use supervised::http::ServeOptions;
@@ -107,11 +108,55 @@ impl ServeOptions {
             )
         };
         match std::env::var(var) {
-            Ok(token) if token.is_empty() => Err(invalid("empty")),
-            Ok(token) => Ok(Self::bearer_token(token, shutdown)),
+            Ok(token) if token.trim().is_empty() => Err(invalid("empty")),
+            Ok(token) => Ok(Self::bearer_token(token.trim(), shutdown)),
             Err(std::env::VarError::NotPresent) => Err(invalid("not set")),
             Err(std::env::VarError::NotUnicode(_)) => Err(invalid("not valid Unicode")),
         }
+    }
+
+    /// [`bearer_token`](ServeOptions::bearer_token) with the token read from
+    /// the file at `path` (such as a mounted Secret, or systemd's
+    /// `$CREDENTIALS_DIRECTORY/token`), whitespace around it trimmed, as
+    /// [`bearer_token_from_env`](ServeOptions::bearer_token_from_env) does.
+    ///
+    /// Errors: the file cannot be read (its error, with the path), or holds
+    /// no token ([`io::ErrorKind::InvalidInput`]).
+    ///
+    /// ```
+    /// use supervised::http::ServeOptions;
+    /// use supervised::CancellationToken;
+    ///
+    /// let path = std::env::temp_dir().join("doc-admin.token");
+    /// std::fs::write(&path, "0123456789abcdef0123456789abcdef\n").unwrap();
+    /// let options = ServeOptions::bearer_token_from_file(&path, CancellationToken::new());
+    /// assert!(options.is_ok());
+    /// ```
+    pub fn bearer_token_from_file(
+        path: impl AsRef<std::path::Path>,
+        shutdown: CancellationToken,
+    ) -> io::Result<Self> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!(
+                    "cannot read the bearer token file `{}`: {e}",
+                    path.display()
+                ),
+            )
+        })?;
+        let token = text.trim();
+        if token.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "the bearer token file `{}` is empty; write a token such as the output of `openssl rand -hex 32` to it",
+                    path.display()
+                ),
+            ));
+        }
+        Ok(Self::bearer_token(token, shutdown))
     }
 
     /// No authentication: anyone who reaches the address reads the routes.
@@ -304,6 +349,18 @@ pub async fn serve_listener(listener: TcpListener, options: ServeOptions) -> io:
 fn check(options: &ServeOptions) -> io::Result<()> {
     let invalid = |message: String| Err(io::Error::new(io::ErrorKind::InvalidInput, message));
     if let Auth::Bearer(token) = &options.auth {
+        // A client can never send these in an `Authorization` header, so
+        // such a token would answer 401 to everyone, silently: most often a
+        // token file's trailing newline.
+        if token
+            .iter()
+            .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
+        {
+            return invalid(
+                "the bearer token contains whitespace or a control character (a token file's trailing newline?), which no client can send; trim it, or read it with ServeOptions::bearer_token_from_file or bearer_token_from_env, which do"
+                    .to_string(),
+            );
+        }
         if token.len() < MIN_BEARER_TOKEN_LEN {
             return invalid(format!(
                 "the bearer token is {} bytes; it needs at least {MIN_BEARER_TOKEN_LEN} (make one with `openssl rand -hex 32`), or choose ServeOptions::no_auth",
