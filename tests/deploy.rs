@@ -104,16 +104,20 @@ fn every_alert_has_tests_a_runbook_and_annotations() {
     assert_eq!(rules.matches("runbook_url:").count(), alerts.len());
 }
 
-/// The Deployment meets the restricted Pod Security Standard (and sets a
-/// memory limit), as `deploy/kubernetes/check-restricted.py` reads it.
+/// The Deployment meets the restricted Pod Security Standard, sets a
+/// memory limit and points each probe where it belongs, as
+/// `deploy/kubernetes/check-deployment.py` reads it.
 #[test]
-fn the_deployment_meets_the_restricted_pod_security_standard() {
+fn the_deployment_is_restricted_and_its_probes_are_in_place() {
     let Some(mut python) = tool("python3", "apt-get install -y python3") else {
         return;
     };
-    python.args(["check-restricted.py", "deployment.yaml"]);
+    python.args(["check-deployment.py", "deployment.yaml"]);
     let out = run_in(python, &deploy().join("kubernetes"));
-    assert!(out.contains("deployment.yaml: restricted"), "{out}");
+    assert!(
+        out.contains("deployment.yaml: restricted, probes in place"),
+        "{out}"
+    );
 }
 
 #[test]

@@ -1,8 +1,15 @@
 #!/usr/bin/env python3
-"""Checks a Deployment against Kubernetes' restricted Pod Security Standard
-(https://kubernetes.io/docs/concepts/security/pod-security-standards/),
-plus a memory limit on every container. Prints each violation and exits 1
-if there is any. Usage: check-restricted.py deployment.yaml
+"""Checks the Deployment of a service built on `supervised`:
+- Kubernetes' restricted Pod Security Standard
+  (https://kubernetes.io/docs/concepts/security/pod-security-standards/)
+  and a memory limit on every container;
+- the probes where they belong: liveness on /admin/health, readiness on
+  /admin/ready allowing one slow answer, and the startup probe on
+  /admin/ready, which says "starting" until every loop with a tick has
+  beaten once (/admin/health answers 200 before that, so a startup probe
+  there protects nothing).
+Prints each violation and exits 1 if there is any.
+Usage: check-deployment.py deployment.yaml
 """
 import sys
 
@@ -50,6 +57,27 @@ def check(doc):
                 bad.append(f"{name}: hostPort must not be set")
         if not ((c.get("resources") or {}).get("limits") or {}).get("memory"):
             bad.append(f"{name}: a memory limit is required")
+    for c in pod.get("containers") or []:
+        bad += probes(c)
+    return bad
+
+
+def path(probe):
+    return ((probe or {}).get("httpGet") or {}).get("path")
+
+
+def probes(c):
+    bad = []
+    name = c["name"]
+    if path(c.get("livenessProbe")) != "/admin/health":
+        bad.append(f"{name}: livenessProbe must GET /admin/health")
+    readiness = c.get("readinessProbe") or {}
+    if path(readiness) != "/admin/ready":
+        bad.append(f"{name}: readinessProbe must GET /admin/ready")
+    if readiness.get("failureThreshold", 3) < 2:
+        bad.append(f"{name}: readinessProbe.failureThreshold below 2 drops the pod on one slow answer")
+    if path(c.get("startupProbe")) != "/admin/ready":
+        bad.append(f"{name}: startupProbe must GET /admin/ready (/admin/health is 200 before any loop beats)")
     return bad
 
 
@@ -63,7 +91,7 @@ def main():
     for v in bad:
         print(v)
     if not bad:
-        print(f"{sys.argv[1]}: restricted")
+        print(f"{sys.argv[1]}: restricted, probes in place")
     return 1 if bad else 0
 
 
