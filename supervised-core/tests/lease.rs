@@ -223,6 +223,9 @@ async fn a_body_ignoring_cancellation_is_dropped_before_the_lease_can_expire() {
                         let _guard = guard;
                         loop {
                             polls.fetch_add(1, Ordering::Relaxed);
+                            // Making progress: only the store's outage
+                            // takes the lease away.
+                            supervised_core::beat();
                             sleep(Duration::from_millis(100)).await;
                         }
                         #[allow(unreachable_code)]
@@ -461,10 +464,15 @@ async fn two_replicas_never_run_at_once() {
                         if running.fetch_add(1, Ordering::SeqCst) > 0 {
                             overlap.fetch_add(1, Ordering::SeqCst);
                         }
-                        // Runs for a while, then hands over by returning an error.
-                        tokio::select! {
-                            () = sleep(Duration::from_secs(7)) => {}
-                            () = token.cancelled() => {}
+                        // Runs for a while, beating (a leader that is
+                        // stale gives its lease up, which is another
+                        // test's), then hands over by returning an error.
+                        for _ in 0..7 {
+                            supervised_core::beat();
+                            tokio::select! {
+                                () = sleep(Duration::from_secs(1)) => {}
+                                () = token.cancelled() => break,
+                            }
                         }
                         running.fetch_sub(1, Ordering::SeqCst);
                         Err::<(), _>("hand over")
@@ -607,4 +615,86 @@ async fn a_body_that_panics_after_losing_its_lease_is_still_reported() {
     );
     cancel.cancel();
     task.await.unwrap();
+}
+
+/// A leader that stops making progress gives its lease up: at the first
+/// renewal after it goes stale it cancels and drops its body, releases the
+/// lease and waits one acquire interval before asking again, so another
+/// replica takes over instead of waiting for this process to restart.
+#[tokio::test(start_paused = true)]
+async fn a_stale_leader_gives_its_lease_up_to_another_replica() {
+    let (events, _guard) = common::capture();
+    let registry = Registry::new();
+    let a = Memory::new("replica-a");
+    let b = a.replica("replica-b");
+    let cancel = CancellationToken::new();
+    // Beats twice, then waits forever on something that never comes,
+    // deaf to its token: a stuck leader.
+    let runs = Arc::new(AtomicUsize::new(0));
+    let counted = runs.clone();
+    let supervisor = gated(&registry, &a);
+    let token = cancel.clone();
+    let task = tokio::spawn(async move {
+        supervisor
+            .run(token, "scheduler", move |_token| {
+                let counted = counted.clone();
+                async move {
+                    // Counted when the body runs (it is built before its
+                    // run stands by).
+                    counted.fetch_add(1, Ordering::SeqCst);
+                    for _ in 0..2 {
+                        supervised_core::beat();
+                        sleep(Duration::from_secs(1)).await;
+                    }
+                    std::future::pending::<()>().await;
+                }
+            })
+            .await
+    });
+    sleep(Duration::from_secs(1)).await;
+    assert!(
+        registry
+            .subsystem("scheduler")
+            .status()
+            .lease
+            .unwrap()
+            .leader
+    );
+
+    // Stale from 4 s (last beat at 1 s, stale_after 2 s with a 1 s tick);
+    // the renewal at 5 s gives up, the body is dropped by its 5 s stop
+    // timeout, and the lease is released. B, asking every second, gets it
+    // before A asks again.
+    let mut took_over = None;
+    for second in 2..30 {
+        sleep(Duration::from_secs(1)).await;
+        if let Ok(Acquired::Granted(grant)) = b.acquire("scheduler", TTL).await {
+            took_over = Some((second, grant));
+            break;
+        }
+    }
+    let (second, grant) = took_over.expect("another replica takes the lease over");
+    assert!(second <= 12, "taken over at {second} s");
+    assert_eq!(
+        runs.load(Ordering::SeqCst),
+        1,
+        "A did not take it back first"
+    );
+    let gave_up = events
+        .all()
+        .into_iter()
+        .filter(|e| e.message().starts_with("giving up the lease"))
+        .count();
+    assert_eq!(gave_up, 1);
+
+    // A stands by behind B, and is healthy there (standby is never stale).
+    for _ in 0..6 {
+        sleep(Duration::from_secs(3)).await;
+        assert!(matches!(b.renew(&grant).await, Ok(lease::Renewal::Renewed)));
+    }
+    let status = registry.subsystem("scheduler").status();
+    assert_eq!(status.state, SubsystemState::Standby, "{status:?}");
+    assert!(status.healthy);
+    cancel.cancel();
+    let _ = task.await.unwrap();
 }

@@ -49,6 +49,10 @@ pub(crate) enum Lost {
     Refused(Holder),
     /// No renewal was confirmed in time.
     Unconfirmed(Option<String>),
+    /// The subsystem went stale while it led (silent past its
+    /// `stale_after`): it gives the lease up rather than renew it, so a
+    /// replica that can make progress takes over.
+    Stale(Duration),
 }
 
 /// What the acquire and renewal futures share with the engine.
@@ -67,6 +71,10 @@ pub(crate) struct Gate {
     held: Option<Held>,
     /// The body's token for the current run, cancelled when the lease is lost.
     run_token: Option<CancellationToken>,
+    /// Set when a stale leader gave its lease up: its next standby asks
+    /// only after one acquire interval, so a replica that can make
+    /// progress gets the lease first.
+    hold_off_until: Option<Instant>,
     shared: Arc<Shared>,
 }
 
@@ -78,6 +86,7 @@ impl Gate {
             step: GateStep::Free,
             held: None,
             run_token: None,
+            hold_off_until: None,
             shared: Arc::new(Shared {
                 confirmed: Mutex::new(Instant::now()),
                 outage: AtomicBool::new(false),
@@ -100,6 +109,7 @@ impl Gate {
             self.spec.clone(),
             sub.clone(),
             self.shared.clone(),
+            self.hold_off_until.take(),
         )));
     }
 
@@ -175,6 +185,15 @@ impl Gate {
                 epoch, error = %Escaped(error.as_deref().unwrap_or("none")),
                 "lost lease: no renewal confirmed in time; cancelling the body before the lease can expire"
             ),
+            Lost::Stale(silent) => tracing::warn!(
+                target: "supervised", subsystem = %sub.name(), lease = %Escaped(&self.spec.name),
+                epoch, silent = ?silent,
+                "giving up the lease: the subsystem is stale while it leads, so another replica takes over; cancelling the body, then releasing"
+            ),
+        }
+        if let Lost::Stale(_) = &lost {
+            // Counted from when the body is gone (`forfeit`).
+            self.hold_off_until = Some(Instant::now());
         }
         if let Lost::Refused(by) = &lost {
             self.show_holder(sub, by);
@@ -201,6 +220,9 @@ impl Gate {
     /// deadline): back to free, and shown as not leading.
     pub(crate) fn forfeit(&mut self, sub: &Subsystem) {
         self.step = GateStep::Free;
+        if self.hold_off_until.is_some() {
+            self.hold_off_until = Some(deadline(Instant::now(), self.spec.interval()));
+        }
         // Not confirmed, so perhaps still live in the store (etcd even
         // extends its leases when it restarts): released as soon as the
         // store answers again, so the replicas need not wait out its ttl.
@@ -296,8 +318,16 @@ impl Shared {
 
 /// Standby: asks for the lease every ttl/3 until it is granted, and sooner
 /// when the holder's grant is about to run out.
-async fn acquire(spec: LeaseSpec, sub: Subsystem, shared: Arc<Shared>) -> Held {
+async fn acquire(
+    spec: LeaseSpec,
+    sub: Subsystem,
+    shared: Arc<Shared>,
+    hold_off_until: Option<Instant>,
+) -> Held {
     let interval = spec.interval();
+    if let Some(at) = hold_off_until {
+        tokio::time::sleep_until(at).await;
+    }
     // The holder last logged, so standby is logged once per holder.
     let mut logged: Option<Option<String>> = None;
     let mut missing_logged = false;
@@ -355,6 +385,11 @@ async fn renew(held: Held, spec: LeaseSpec, sub: Subsystem, shared: Arc<Shared>)
     loop {
         let confirmed = *shared.confirmed.lock().unwrap_or_else(|e| e.into_inner());
         tokio::time::sleep_until(deadline(confirmed, spec.interval())).await;
+        // A leader that makes no progress gives the lease up instead of
+        // keeping it from a replica that could.
+        if let Some(silent) = sub.stale_for(Instant::now()) {
+            return Lost::Stale(silent);
+        }
         let give_up_at = deadline(confirmed, spec.give_up_after());
         let mut last_error = None;
         loop {

@@ -39,6 +39,11 @@
 //! What cannot be preempted is a body that blocks its thread without
 //! `.await`: it is dropped when it next yields.
 //!
+//! A leader that stops making progress does not keep the lease: a gated
+//! subsystem with a tick that goes stale gives the lease up at its next
+//! renewal (cancelled, dropped, released) and waits one acquire interval
+//! before it asks again, so another replica takes over.
+//!
 //! # Using it
 //!
 //! ```

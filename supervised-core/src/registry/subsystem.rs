@@ -221,6 +221,19 @@ impl Subsystem {
         self.status_at(Instant::now())
     }
 
+    /// How long it has been silent, if it is stale at `now` (as its status
+    /// would say): for a lease-gated leader that gives its lease up.
+    pub(crate) fn stale_for(&self, now: Instant) -> Option<Duration> {
+        let meta = self.meta();
+        let limit = meta.stale_limit()?;
+        if self.state() == SubsystemState::Standby {
+            return None;
+        }
+        let stale_from = meta.lease.as_deref().and_then(|lease| lease.stale_from);
+        let reference = staleness_reference(self.last_beat(), self.0.registered_at, stale_from);
+        (now > deadline(reference, limit)).then(|| now.saturating_duration_since(reference))
+    }
+
     pub(super) fn status_at(&self, now: Instant) -> SubsystemStatus {
         let inner = &*self.0;
         let meta = self.meta();

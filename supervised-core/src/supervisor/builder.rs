@@ -220,6 +220,13 @@ impl Supervisor {
     /// lease is released at once, so a standby replica takes over within
     /// ttl/3; a failed body's backoff is then waited out without the lease.
     ///
+    /// A leader that goes stale (with a [`tick`](Supervisor::tick), silent
+    /// past its `stale_after`) gives its lease up at its next renewal,
+    /// within ttl/3: its body is cancelled and dropped as after a loss, the
+    /// lease released, and it asks again only one acquire interval later,
+    /// so a replica that can make progress takes over. Without a tick a
+    /// leader is never stale and keeps its lease while it runs.
+    ///
     /// The token a lease-gated body gets is a child of the supervision's,
     /// cancelled also when the lease is lost. The body's future is made
     /// before the lease is acquired but not polled until it is held.
