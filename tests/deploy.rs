@@ -186,3 +186,42 @@ fn the_prometheusrule_is_generated_from_the_rules() {
         .collect();
     assert_eq!(spec, rules.lines().collect::<Vec<_>>());
 }
+
+/// The dashboard reads right across replicas: every stat panel says with
+/// its own thresholds which value is bad (Grafana's defaults would show
+/// "Failed = 1" and "Ready = 0" green), and every legend names the
+/// instance, so two replicas' series are told apart.
+#[test]
+fn the_dashboards_stats_have_thresholds_and_its_legends_name_the_instance() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/grafana/supervised.json");
+    let dashboard: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let panels = dashboard["panels"].as_array().unwrap();
+    let mut stats = 0;
+    for panel in panels {
+        let title = panel["title"].as_str().unwrap_or("");
+        for target in panel["targets"].as_array().into_iter().flatten() {
+            let legend = target["legendFormat"].as_str().unwrap_or("");
+            assert!(
+                legend.contains("{{instance}}"),
+                "{title}: legend {legend:?}"
+            );
+        }
+        if panel["type"] == "stat" {
+            stats += 1;
+            let steps = panel["fieldConfig"]["defaults"]["thresholds"]["steps"]
+                .as_array()
+                .unwrap_or_else(|| panic!("{title}: no thresholds"));
+            let colors: Vec<&str> = steps.iter().filter_map(|s| s["color"].as_str()).collect();
+            assert!(
+                colors.contains(&"red") && colors.contains(&"green"),
+                "{title}: {colors:?}"
+            );
+            assert_eq!(
+                panel["fieldConfig"]["defaults"]["color"]["mode"], "thresholds",
+                "{title}"
+            );
+        }
+    }
+    assert_eq!(stats, 2);
+}

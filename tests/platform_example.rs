@@ -880,6 +880,14 @@ fn the_status_page_in_headless_chromium() {
         assert_eq!(stale, name == "scheduler", "{name}: {row}");
     }
     assert!(row(&dom, "scheduler").is_some_and(|r| r.contains(">stale<")));
+    // The stale loop's state badge is not a green "running", and the
+    // header counts the unhealthy ones rather than calling them all so.
+    assert!(
+        row(&dom, "scheduler")
+            .is_some_and(|r| r.contains("state-stale") && r.contains("running, stale")),
+        "{dom}"
+    );
+    assert!(dom.contains("Unhealthy: 1 of "), "{dom}");
     // Polled once a second: a 4 s budget gives several polls, each re-rendered.
     let polls: u32 = dom
         .split("data-polls=\"")

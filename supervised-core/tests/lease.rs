@@ -661,12 +661,17 @@ async fn a_stale_leader_gives_its_lease_up_to_another_replica() {
             .leader
     );
 
-    // Stale from 4 s (last beat at 1 s, stale_after 2 s with a 1 s tick);
-    // the renewal at 5 s gives up, the body is dropped by its 5 s stop
-    // timeout, and the lease is released. B, asking every second, gets it
-    // before A asks again.
+    // Stale from 3 s (last beat at 1 s, stale_after 2 s with a 1 s tick),
+    // and reported so while it keeps the lease, for a whole ttl: the
+    // renewal at 20 s (silent 19 s, over 2 + 15) gives up; the deaf body is
+    // dropped at its 5 s stop timeout, and the lease released. B, asking
+    // every second, gets it before A asks again.
+    sleep(Duration::from_secs(9)).await;
+    let status = registry.subsystem("scheduler").status();
+    assert!(status.stale, "reported stale while it leads: {status:?}");
+    assert!(status.lease.as_ref().unwrap().leader, "{status:?}");
     let mut took_over = None;
-    for second in 2..30 {
+    for second in 11..40 {
         sleep(Duration::from_secs(1)).await;
         if let Ok(Acquired::Granted(grant)) = b.acquire("scheduler", TTL).await {
             took_over = Some((second, grant));
@@ -674,7 +679,7 @@ async fn a_stale_leader_gives_its_lease_up_to_another_replica() {
         }
     }
     let (second, grant) = took_over.expect("another replica takes the lease over");
-    assert!(second <= 12, "taken over at {second} s");
+    assert!((20..=27).contains(&second), "taken over at {second} s");
     assert_eq!(
         runs.load(Ordering::SeqCst),
         1,
@@ -686,6 +691,16 @@ async fn a_stale_leader_gives_its_lease_up_to_another_replica() {
         .filter(|e| e.message().starts_with("giving up the lease"))
         .count();
     assert_eq!(gave_up, 1);
+    // Counted and kept like a failure.
+    let status = registry.subsystem("scheduler").status();
+    assert_eq!(status.restarts, 1);
+    assert!(
+        status
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.starts_with("stalled while leading")),
+        "{status:?}"
+    );
 
     // A stands by behind B, and is healthy there (standby is never stale).
     for _ in 0..6 {

@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::spec::LeaseSpec;
 use super::{installed, Acquired, Backend, BoxFuture, Grant, Holder, Renewal};
-use crate::registry::{deadline, Subsystem};
+use crate::registry::{deadline, FailureRecord, Subsystem};
 use crate::text::Escaped;
 
 /// Where a gated supervision is with its lease.
@@ -185,11 +185,19 @@ impl Gate {
                 epoch, error = %Escaped(error.as_deref().unwrap_or("none")),
                 "lost lease: no renewal confirmed in time; cancelling the body before the lease can expire"
             ),
-            Lost::Stale(silent) => tracing::warn!(
-                target: "supervised", subsystem = %sub.name(), lease = %Escaped(&self.spec.name),
-                epoch, silent = ?silent,
-                "giving up the lease: the subsystem is stale while it leads, so another replica takes over; cancelling the body, then releasing"
-            ),
+            Lost::Stale(silent) => {
+                tracing::warn!(
+                    target: "supervised", subsystem = %sub.name(), lease = %Escaped(&self.spec.name),
+                    epoch, silent = ?silent,
+                    "giving up the lease: the subsystem has been stale for a ttl while it leads, so another replica takes over; cancelling the body, then releasing"
+                );
+                // Counted and kept like a failure, so a leader that keeps
+                // stalling shows in its restarts and last error.
+                sub.count_restart();
+                sub.note_failure(FailureRecord::Error(format!(
+                    "stalled while leading: no heartbeat for {silent:?}; gave the lease up"
+                )));
+            }
         }
         if let Lost::Stale(_) = &lost {
             // Counted from when the body is gone (`forfeit`).
@@ -386,9 +394,13 @@ async fn renew(held: Held, spec: LeaseSpec, sub: Subsystem, shared: Arc<Shared>)
         let confirmed = *shared.confirmed.lock().unwrap_or_else(|e| e.into_inner());
         tokio::time::sleep_until(deadline(confirmed, spec.interval())).await;
         // A leader that makes no progress gives the lease up instead of
-        // keeping it from a replica that could.
+        // keeping it from a replica that could: once it has been reported
+        // stale for a whole ttl, so its staleness shows (and alerts) first.
         if let Some(silent) = sub.stale_for(Instant::now()) {
-            return Lost::Stale(silent);
+            let limit = sub.stale_limit().unwrap_or_default();
+            if silent > limit.saturating_add(spec.ttl) {
+                return Lost::Stale(silent);
+            }
         }
         let give_up_at = deadline(confirmed, spec.give_up_after());
         let mut last_error = None;

@@ -40,9 +40,10 @@
 //! `.await`: it is dropped when it next yields.
 //!
 //! A leader that stops making progress does not keep the lease: a gated
-//! subsystem with a tick that goes stale gives the lease up at its next
-//! renewal (cancelled, dropped, released) and waits one acquire interval
-//! before it asks again, so another replica takes over.
+//! subsystem with a tick that has been stale for a whole ttl (reported
+//! stale all the while) gives the lease up at its next renewal
+//! (cancelled, dropped, released, counted as a restart) and waits one
+//! acquire interval before it asks again, so another replica takes over.
 //!
 //! # Using it
 //!

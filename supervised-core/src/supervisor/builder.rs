@@ -221,11 +221,13 @@ impl Supervisor {
     /// ttl/3; a failed body's backoff is then waited out without the lease.
     ///
     /// A leader that goes stale (with a [`tick`](Supervisor::tick), silent
-    /// past its `stale_after`) gives its lease up at its next renewal,
-    /// within ttl/3: its body is cancelled and dropped as after a loss, the
-    /// lease released, and it asks again only one acquire interval later,
-    /// so a replica that can make progress takes over. Without a tick a
-    /// leader is never stale and keeps its lease while it runs.
+    /// past its `stale_after`) is reported stale while it keeps its lease
+    /// for one more ttl, then gives the lease up at its next renewal: its
+    /// body is cancelled and dropped as after a loss, the lease released,
+    /// a restart and a last error recorded, and it asks again only one
+    /// acquire interval later, so a replica that can make progress takes
+    /// over. Without a tick a leader is never stale and keeps its lease
+    /// while it runs.
     ///
     /// The token a lease-gated body gets is a child of the supervision's,
     /// cancelled also when the lease is lost. The body's future is made
