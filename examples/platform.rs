@@ -859,7 +859,7 @@ async fn main() -> ExitCode {
         .child("channel-manager", with(&workers, channel_manager))
         .group(outside_world(&platform, started));
     #[cfg(all(feature = "systemd", unix))]
-    let tree = match supervised::systemd::SystemdWatchdog::from_env() {
+    let tree = match supervised::systemd::SystemdWatchdog::from_unit() {
         Some(watchdog) => tree.child("systemd-watchdog", move |cancel| {
             watchdog.clone().run(cancel)
         }),

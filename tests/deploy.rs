@@ -225,3 +225,22 @@ fn the_dashboards_stats_have_thresholds_and_its_legends_name_the_instance() {
     }
     assert_eq!(stats, 2);
 }
+
+/// `systemd-analyze security` rates the unit's sandbox 5 or lower ("OK"):
+/// a network service needs nothing of the host but its sockets and its
+/// credential. The unit's comment says the same.
+#[test]
+fn systemd_analyze_security_rates_the_unit_ok() {
+    let Some(mut analyze) = tool("systemd-analyze", "apt-get install -y systemd") else {
+        return;
+    };
+    analyze.args(["security", "--offline=yes", "platform.service"]);
+    let out = run_in(analyze, &deploy().join("systemd"));
+    let score: f64 = out
+        .split("Overall exposure level for platform.service:")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no overall exposure level:\n{out}"));
+    assert!(score <= 5.0, "exposure {score}, above 5 (OK):\n{out}");
+}

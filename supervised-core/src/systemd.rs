@@ -17,7 +17,8 @@
 //! # #[tokio::main]
 //! # async fn main() {
 //! let shutdown = supervised::CancellationToken::new();
-//! // `None` when the process does not run under a unit with `WatchdogSec=`.
+//! // `None` outside systemd; under a `Type=notify` unit without
+//! // `WatchdogSec=`, it only says READY=1 and STOPPING=1.
 //! let watchdog = supervised::systemd::spawn_watchdog(shutdown.clone());
 //! // ... spawn the supervised subsystems, wait for a signal ...
 //! shutdown.cancel();
@@ -66,6 +67,9 @@ const MIN_PERIOD: Duration = Duration::from_millis(1);
 pub struct SystemdWatchdog {
     registry: Registry,
     timeout: Duration,
+    /// `false` for a unit without `WatchdogSec=`: only `READY=1` and
+    /// `STOPPING=1` are sent.
+    pings: bool,
 }
 
 impl SystemdWatchdog {
@@ -96,7 +100,40 @@ impl SystemdWatchdog {
         SystemdWatchdog {
             registry: registry().clone(),
             timeout,
+            pings: true,
         }
+    }
+
+    /// What a unit asks of the process: the watchdog of
+    /// [`from_env`](SystemdWatchdog::from_env) under `WatchdogSec=`; else,
+    /// under any `Type=notify` unit (`NOTIFY_SOCKET` set), one that only
+    /// says `READY=1` and `STOPPING=1` (without them a `Type=notify` unit
+    /// never starts); else `None`.
+    ///
+    /// ```
+    /// # std::env::remove_var("WATCHDOG_USEC");
+    /// # std::env::remove_var("NOTIFY_SOCKET");
+    /// assert!(supervised::systemd::SystemdWatchdog::from_unit().is_none());
+    /// ```
+    pub fn from_unit() -> Option<Self> {
+        Self::from_env().or_else(|| {
+            std::env::var_os("NOTIFY_SOCKET").map(|_| SystemdWatchdog {
+                pings: false,
+                ..SystemdWatchdog::new(Duration::ZERO)
+            })
+        })
+    }
+
+    /// Whether it pings the watchdog (`false` for a unit without
+    /// `WatchdogSec=`, where it only says `READY=1` and `STOPPING=1`).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let watchdog = supervised::systemd::SystemdWatchdog::new(Duration::from_secs(10));
+    /// assert!(watchdog.pings());
+    /// ```
+    pub fn pings(&self) -> bool {
+        self.pings
     }
 
     /// Watches `registry` instead of the process-wide one.
@@ -171,7 +208,8 @@ impl SystemdWatchdog {
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
         tracing::info!(
             target: "supervised", timeout_ms = u64::try_from(self.timeout.as_millis()).unwrap_or(u64::MAX),
-            "systemd watchdog started"
+            pings = self.pings,
+            "systemd notifications started"
         );
         let mut withholding = false;
         // READY=1 and STOPPING=1 are looked for more often than the pings
@@ -180,11 +218,14 @@ impl SystemdWatchdog {
         lifecycle.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let (mut ready_sent, mut stopping_sent) = (false, false);
         loop {
-            let ping_due = tokio::select! {
+            let (ping_due, stop) = tokio::select! {
                 biased;
-                () = cancel.cancelled() => break,
-                _ = ticker.tick() => true,
-                _ = lifecycle.tick(), if !stopping_sent => false,
+                // Cancelled first thing in a shutdown (it may be the last
+                // child started, so the first stopped): the drain has begun,
+                // so STOPPING=1 still goes out below.
+                () = cancel.cancelled() => (false, true),
+                _ = ticker.tick(), if self.pings => (true, false),
+                _ = lifecycle.tick(), if !stopping_sent => (false, false),
             };
             if !ready_sent && self.registry.readiness().is_ready() {
                 ready_sent = true;
@@ -198,6 +239,9 @@ impl SystemdWatchdog {
                 if let Err(error) = sd_notify::notify(&[NotifyState::Stopping]) {
                     tracing::warn!(target: "supervised", %error, "sending STOPPING=1 to systemd failed");
                 }
+            }
+            if stop {
+                break;
             }
             if !ping_due {
                 continue;
@@ -244,18 +288,20 @@ impl SystemdWatchdog {
     }
 }
 
-/// Spawns the [`SystemdWatchdog`] systemd asked for ([`SystemdWatchdog::from_env`]) over
-/// the process-wide registry; `None`, and nothing spawned, when it asked for
-/// none.
+/// Spawns what the unit asked for ([`SystemdWatchdog::from_unit`]) over
+/// the process-wide registry: the watchdog under `WatchdogSec=`, the
+/// `READY=1` and `STOPPING=1` notifications alone under any other
+/// `Type=notify` unit; `None`, and nothing spawned, outside systemd.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
 /// # std::env::remove_var("WATCHDOG_USEC");
+/// # std::env::remove_var("NOTIFY_SOCKET");
 /// let shutdown = supervised::CancellationToken::new();
 /// assert!(supervised::systemd::spawn_watchdog(shutdown).is_none());
 /// # }
 /// ```
 pub fn spawn_watchdog(cancel: CancellationToken) -> Option<JoinHandle<()>> {
-    SystemdWatchdog::from_env().map(|watchdog| watchdog.spawn(cancel))
+    SystemdWatchdog::from_unit().map(|watchdog| watchdog.spawn(cancel))
 }

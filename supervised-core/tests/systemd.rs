@@ -255,8 +255,44 @@ async fn the_watchdog_systemd_asked_for_is_read_from_the_environment() {
     shutdown.cancel();
     task.await.unwrap();
 
+    // A Type=notify unit without WatchdogSec=: no pings, but READY=1
+    // (without it the unit never starts) and STOPPING=1.
     std::env::remove_var("WATCHDOG_USEC");
+    let shutdown = CancellationToken::new();
+    let task = spawn_watchdog(shutdown.clone()).expect("READY=1 is still owed");
+    let messages = systemd.drain(Duration::from_secs(1)).await;
+    assert_eq!(messages, [READY], "no pings: {messages:?}");
+    supervised_core::registry().set_draining();
+    shutdown.cancel();
+    task.await.unwrap();
+    assert_eq!(systemd.drain(Duration::from_millis(200)).await, [STOPPING]);
+
+    std::env::remove_var("NOTIFY_SOCKET");
     assert!(spawn_watchdog(CancellationToken::new()).is_none());
+}
+
+/// Cancelled at the first moment of a shutdown (the watchdog is often the
+/// last child started, so the first stopped), it still says STOPPING=1.
+#[tokio::test(start_paused = true)]
+async fn stopping_is_said_even_when_the_watchdog_is_stopped_first() {
+    let systemd = FakeSystemd::bind().await;
+    let registry = Registry::new();
+    let shutdown = CancellationToken::new();
+    let task = SystemdWatchdog::new(Duration::from_secs(60))
+        .registry(&registry)
+        .spawn(shutdown.clone());
+    assert_eq!(
+        lifecycle(&systemd.drain(Duration::from_millis(150)).await),
+        [READY]
+    );
+    // Draining and cancelled at once, before its next look.
+    registry.set_draining();
+    shutdown.cancel();
+    task.await.unwrap();
+    assert_eq!(
+        lifecycle(&systemd.drain(Duration::from_millis(150)).await),
+        [STOPPING]
+    );
 }
 
 /// Ends `name` in [`SubsystemState::Failed`]: a supervisor that gives up on the
