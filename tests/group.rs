@@ -395,3 +395,48 @@ async fn a_kept_receiver_loses_no_queued_job_whichever_layer_restarts_the_relay(
         assert!(run.await.unwrap().is_clean(), "{strategy:?}");
     }
 }
+
+/// A lease-gated `#[supervised]` child under `OneForAll`: the group is the
+/// authority, and the failure it records still carries the panic's own
+/// location, though the child's end reaches it only after the lease is
+/// released, polls later.
+#[tokio::test(start_paused = true)]
+async fn a_gated_supervised_childs_failure_keeps_its_location() {
+    let registry = Registry::new();
+    let starts = Starts::default();
+    let runs = Arc::new(AtomicU32::new(0));
+    let (runs_in, starts_in) = (runs.clone(), starts.clone());
+    let leases: Arc<dyn supervised::lease::Backend> =
+        Arc::new(supervised::lease::Memory::new("replica-a"));
+    let cancel = CancellationToken::new();
+    let run = tokio::spawn(
+        Group::new("platform")
+            .registry(&registry)
+            .strategy(Strategy::OneForAll)
+            .spec(
+                Child::new("pool", move |cancel| {
+                    pool(runs_in.clone(), starts_in.clone(), cancel)
+                })
+                .lease("pool")
+                .lease_backend(leases),
+            )
+            .spec(waiter(&starts, "user"))
+            .run(cancel.clone()),
+    );
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let status = registry.get("pool").unwrap().status();
+    let panic = status.last_panic.expect("the panic is recorded");
+    assert_eq!(panic.message, "tenant 7's row broke the pool");
+    assert!(
+        panic
+            .location
+            .as_deref()
+            .is_some_and(|at| at.contains("tests/group.rs")),
+        "{:?}",
+        panic.location
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(starts.count("user"), 2, "restarted with it by the group");
+    cancel.cancel();
+    assert!(run.await.unwrap().is_clean());
+}

@@ -117,10 +117,18 @@ impl SystemdWatchdog {
     /// ```
     pub fn from_unit() -> Option<Self> {
         Self::from_env().or_else(|| {
-            std::env::var_os("NOTIFY_SOCKET").map(|_| SystemdWatchdog {
-                pings: false,
-                ..SystemdWatchdog::new(Duration::ZERO)
-            })
+            // A process that inherited a unit's environment but is not its
+            // main process (WATCHDOG_PID names another) says nothing.
+            let another = std::env::var("WATCHDOG_PID")
+                .ok()
+                .and_then(|pid| pid.parse::<u32>().ok())
+                .is_some_and(|pid| pid != std::process::id());
+            std::env::var_os("NOTIFY_SOCKET")
+                .filter(|_| !another)
+                .map(|_| SystemdWatchdog {
+                    pings: false,
+                    ..SystemdWatchdog::new(Duration::ZERO)
+                })
         })
     }
 

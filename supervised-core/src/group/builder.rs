@@ -201,7 +201,10 @@ impl GroupDef {
 ///
 /// When every child has ended and none is to be restarted, the run ends
 /// with [`GroupExit::Completed`](crate::GroupExit::Completed). A group with
-/// no children (yet) waits for [`GroupHandle::add`] or a shutdown instead.
+/// no children (yet) waits for [`GroupHandle::add`] or a shutdown instead,
+/// and so does one whose children were all temporary and have all ended
+/// (they are forgotten): a group that runs a temporary child per job
+/// outlives its jobs.
 ///
 /// # Shutdown
 ///

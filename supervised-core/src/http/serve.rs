@@ -108,8 +108,8 @@ impl ServeOptions {
             )
         };
         match std::env::var(var) {
-            Ok(token) if token.trim().is_empty() => Err(invalid("empty")),
-            Ok(token) => Ok(Self::bearer_token(token.trim(), shutdown)),
+            Ok(token) if trim_token(&token).is_empty() => Err(invalid("empty")),
+            Ok(token) => Ok(Self::bearer_token(trim_token(&token), shutdown)),
             Err(std::env::VarError::NotPresent) => Err(invalid("not set")),
             Err(std::env::VarError::NotUnicode(_)) => Err(invalid("not valid Unicode")),
         }
@@ -146,7 +146,7 @@ impl ServeOptions {
                 ),
             )
         })?;
-        let token = text.trim();
+        let token = trim_token(&text);
         if token.is_empty() {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -344,6 +344,13 @@ pub async fn serve_listener(listener: TcpListener, options: ServeOptions) -> io:
     accept::run(listener, app, limits, shutdown).await;
     tracing::info!(target: "supervised", addr = %local, "liveness HTTP server stopped");
     Ok(())
+}
+
+/// A token as read from a file or a variable, without the ASCII whitespace
+/// around it (a trailing newline above all). Only ASCII: anything else is
+/// kept, so a token is never changed in a way `check` cannot see.
+fn trim_token(token: &str) -> &str {
+    token.trim_matches(|c: char| c.is_ascii_whitespace())
 }
 
 fn check(options: &ServeOptions) -> io::Result<()> {

@@ -590,6 +590,18 @@ impl Drop for Runner<'_> {
             roster.phase = RunPhase::Ended;
             drop(roster);
             self.settle_records();
+            // As `finish` does: a nested group that its parent runs again
+            // does not start its temporary children again.
+            let temporary: Vec<u64> = self
+                .def
+                .members
+                .iter()
+                .filter(|(_, m)| m.restart == Restart::Temporary)
+                .map(|(seq, _)| *seq)
+                .collect();
+            for seq in temporary {
+                self.forget(seq);
+            }
             self.entry.set_state(SubsystemState::Stopped);
             self.settle_commands();
         }

@@ -475,6 +475,12 @@ impl<'a> Engine<'a> {
             if hands_up {
                 handoff::hand_up(sub, escalated);
             } else {
+                // A gated child's wrapper: the fn inside, on the same
+                // entry, may have handed up its failure as it was caught
+                // (with its location) in this very poll; that one is kept,
+                // since the wrapper's end reaches the group polls later,
+                // after the lease is released.
+                let escalated = handoff::take_handed_up(sub).unwrap_or(escalated);
                 self.extras_mut().escalated = Some(escalated);
             }
             return Some(RunEnd::GaveUp(with));
