@@ -23,6 +23,12 @@
 //! the job was taken off the queue before it blew up, so the new run does not
 //! meet it again. Every other subsystem keeps running meanwhile.
 //!
+//! For the operator's kit, three flags make trouble on purpose: `--stall
+//! SUBSYSTEM` stops a loop's iterations (the stale alert), `--storm` adds
+//! `imports`, which panics on every run (the restart-storm alert), and
+//! `--give-up` adds `billing-sync`, whose supervisor gives up (the
+//! failed-subsystem alert).
+//!
 //! ```sh
 //! cargo run --example platform --features http
 //! curl -s http://127.0.0.1:8080/admin/liveness
@@ -86,6 +92,7 @@ const AGENT_OFFLINE_AFTER: Duration = Duration::from_secs(3);
 const USAGE: &str = "\
 usage: platform [--addr IP:PORT] [--duration DURATION] [--token-file PATH]
                 [--open-probes] [--stall SUBSYSTEM [--after DURATION]]
+                [--storm] [--give-up]
                 [--replica-id NAME] [--postgres URL | --etcd URL]
 
   --addr IP:PORT       where /admin/liveness and /admin/health are served
@@ -101,6 +108,10 @@ usage: platform [--addr IP:PORT] [--duration DURATION] [--token-file PATH]
   --stall SUBSYSTEM    make that loop stop iterating (a stuck loop: alive,
                        no beats), to see the stale alerts and the page
   --after DURATION     ... this long after the start (default: at once)
+  --storm              add `imports`, a loop that panics on every iteration
+                       and restarts within half a second: a restart storm
+  --give-up            add `billing-sync`, a loop that fails on every run and
+                       gives up after 2 restarts: a failed subsystem
   --replica-id NAME    this replica's id, shown as the lease holder
                        (default: replica-PID)
   --postgres URL       run the scheduler on one replica at a time, with the
@@ -122,6 +133,10 @@ struct Flags {
     open_probes: bool,
     /// `--stall SUBSYSTEM --after DURATION`.
     stall: Option<(String, Duration)>,
+    /// `--storm`: add the `imports` loop, a restart storm.
+    storm: bool,
+    /// `--give-up`: add the `billing-sync` loop, which gives up.
+    give_up: bool,
 }
 
 /// Where the scheduler's lease lives.
@@ -161,6 +176,7 @@ fn parse_flags(args: impl IntoIterator<Item = String>) -> Result<Command, String
     let mut postgres = None;
     let mut etcd = None;
     let mut open_probes = false;
+    let (mut storm, mut give_up) = (false, false);
     let mut stall = None;
     let mut after = None;
     let mut args = args.into_iter();
@@ -170,6 +186,14 @@ fn parse_flags(args: impl IntoIterator<Item = String>) -> Result<Command, String
         }
         if arg == "--open-probes" {
             open_probes = true;
+            continue;
+        }
+        if arg == "--storm" {
+            storm = true;
+            continue;
+        }
+        if arg == "--give-up" {
+            give_up = true;
             continue;
         }
         let (flag, inline) = match arg.split_once('=') {
@@ -261,6 +285,8 @@ fn parse_flags(args: impl IntoIterator<Item = String>) -> Result<Command, String
         leases,
         open_probes,
         stall,
+        storm,
+        give_up,
     }))
 }
 
@@ -460,6 +486,51 @@ async fn ticked(ticker: &mut Interval, cancel: &CancellationToken) -> bool {
         () = cancel.cancelled() => false,
         _ = ticker.tick() => true,
     }
+}
+
+/// `--storm`: one tenant's import row that is never fixed. The loop panics
+/// on every iteration and restarts within half a second, so the
+/// restart-storm alert fires; it never beats, so it declares no tick.
+#[supervised(
+    name = "imports",
+    tick = "none",
+    initial_backoff = "100ms",
+    max_backoff = "500ms"
+)]
+async fn imports(cancel: CancellationToken) {
+    let mut row = 15;
+    while !cancel.is_cancelled() {
+        row += 1;
+        if row == 17 {
+            panic!("tenant initech: import row {row} has no id");
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// `--give-up`: a dependency that rejects every call. The loop fails on
+/// every run, and its supervisor gives up after 2 restarts, so the
+/// failed-subsystem alert fires.
+#[supervised(
+    name = "billing-sync",
+    tick = "none",
+    max_restarts = 2,
+    within = "1m",
+    initial_backoff = "100ms"
+)]
+async fn billing_sync(cancel: CancellationToken) -> Result<(), String> {
+    while !cancel.is_cancelled() {
+        if !billing_provider_accepts_our_key() {
+            return Err("the billing provider rejects our API key".to_string());
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    Ok(())
+}
+
+/// The stand-in for the provider's answer: never, for `--give-up`.
+fn billing_provider_accepts_our_key() -> bool {
+    false
 }
 
 /// `--stall SUBSYSTEM --after DURATION`: which loop stops iterating, and when.
@@ -858,6 +929,22 @@ async fn main() -> ExitCode {
         .group(channels)
         .child("channel-manager", with(&workers, channel_manager))
         .group(outside_world(&platform, started));
+    let tree = if flags.storm {
+        tree.child("imports", imports)
+    } else {
+        tree
+    };
+    let tree = if flags.give_up {
+        // Its supervisor gives up and stays failed in the registry; the
+        // child then waits for the shutdown rather than have the group
+        // restart it.
+        tree.child("billing-sync", |cancel: CancellationToken| async move {
+            let _ = billing_sync(cancel.clone()).await;
+            cancel.cancelled().await;
+        })
+    } else {
+        tree
+    };
     #[cfg(all(feature = "systemd", unix))]
     let tree = match supervised::systemd::SystemdWatchdog::from_unit() {
         Some(watchdog) => tree.child("systemd-watchdog", move |cancel| {

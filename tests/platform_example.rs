@@ -968,32 +968,30 @@ fn encode(value: &str) -> String {
         .collect()
 }
 
-/// A real Prometheus server scraping the example every second with
-/// `deploy/prometheus/rules.yml` loaded, while `--stall` stops the
-/// scheduler: the stale alert fires for exactly that subsystem, no other
-/// alert fires, and every PromQL expression of the Grafana dashboard
-/// parses and returns data.
+/// Stops a Prometheus server and removes its directory, however the test
+/// ends.
 #[cfg(all(unix, feature = "prometheus"))]
-#[test]
-fn a_real_prometheus_fires_the_stale_alert_for_the_stalled_loop_only() {
-    if Command::new("prometheus")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        assert!(
-            std::env::var("SUPERVISED_REQUIRE_SERVERS").as_deref() != Ok("1"),
-            "prometheus is not installed, and SUPERVISED_REQUIRE_SERVERS=1 forbids skipping"
-        );
-        eprintln!("## SKIPPED: prometheus is not installed (apt-get install -y prometheus).");
-        return;
-    }
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut platform =
-        Platform::start(&["--duration", "60s", "--stall", "scheduler", "--after", "5s"]);
-    platform.liveness(None);
+struct StopPrometheus(Child, PathBuf);
 
-    let dir = std::env::temp_dir().join(format!("supervised-prometheus-{}", std::process::id()));
+#[cfg(all(unix, feature = "prometheus"))]
+impl Drop for StopPrometheus {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+        let _ = std::fs::remove_dir_all(&self.1);
+    }
+}
+
+/// A real Prometheus scraping the example on `target` every second, with
+/// `deploy/prometheus/rules.yml` loaded and evaluated every second: its
+/// port, and what stops it.
+#[cfg(all(unix, feature = "prometheus"))]
+fn start_prometheus(target: u16, tag: &str) -> (u16, StopPrometheus) {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = std::env::temp_dir().join(format!(
+        "supervised-prometheus-{}-{tag}",
+        std::process::id()
+    ));
     std::fs::create_dir_all(&dir).unwrap();
     let config = dir.join("prometheus.yml");
     std::fs::write(
@@ -1002,7 +1000,7 @@ fn a_real_prometheus_fires_the_stale_alert_for_the_stalled_loop_only() {
             "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files:\n  - {}\n\
              scrape_configs:\n  - job_name: platform\n    static_configs:\n      - targets: ['127.0.0.1:{}']\n",
             root.join("deploy/prometheus/rules.yml").display(),
-            platform.port
+            target
         ),
     )
     .unwrap();
@@ -1018,16 +1016,78 @@ fn a_real_prometheus_fires_the_stale_alert_for_the_stalled_loop_only() {
         .stderr(Stdio::null())
         .spawn()
         .expect("prometheus starts");
-    /// Stops the server and removes its directory, however the test ends.
-    struct Stop(Child, PathBuf);
-    impl Drop for Stop {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-            let _ = std::fs::remove_dir_all(&self.1);
+    (port, StopPrometheus(server, dir))
+}
+
+/// Whether `prometheus` can run here (a skip says why when it cannot).
+#[cfg(all(unix, feature = "prometheus"))]
+fn prometheus_installed() -> bool {
+    if Command::new("prometheus").arg("--version").output().is_ok() {
+        return true;
+    }
+    assert!(
+        std::env::var("SUPERVISED_REQUIRE_SERVERS").as_deref() != Ok("1"),
+        "prometheus is not installed, and SUPERVISED_REQUIRE_SERVERS=1 forbids skipping"
+    );
+    eprintln!("## SKIPPED: prometheus is not installed (apt-get install -y prometheus).");
+    false
+}
+
+/// The example's `--storm` and `--give-up` under a real Prometheus: the
+/// two critical-path alerts fire for the loops that earn them, so they are
+/// proven against the running example, not only by promtool.
+#[cfg(all(unix, feature = "prometheus"))]
+#[test]
+fn a_real_prometheus_fires_the_storm_and_failed_alerts() {
+    if !prometheus_installed() {
+        return;
+    }
+    let mut platform = Platform::start(&["--duration", "60s", "--storm", "--give-up"]);
+    platform.liveness(None);
+    let (port, _stop) = start_prometheus(platform.port, "critical");
+    let deadline = Instant::now() + Duration::from_secs(45);
+    let mut seen = (false, false);
+    while seen != (true, true) {
+        assert!(Instant::now() < deadline, "not every alert fired: {seen:?}");
+        thread::sleep(Duration::from_millis(500));
+        let Ok((200, body)) = http10_get(port, "/api/v1/alerts") else {
+            continue;
+        };
+        let alerts: Value = serde_json::from_str(&body).expect("JSON");
+        for alert in alerts["data"]["alerts"].as_array().into_iter().flatten() {
+            if alert["state"] != "firing" {
+                continue;
+            }
+            let (name, subsystem) = (&alert["labels"]["alertname"], &alert["labels"]["subsystem"]);
+            if name == "SupervisedRestartStorm" && subsystem == "imports" {
+                seen.0 = true;
+            }
+            if name == "SupervisedSubsystemFailed" && subsystem == "billing-sync" {
+                assert_eq!(alert["labels"]["severity"], "critical");
+                seen.1 = true;
+            }
         }
     }
-    let _stop = Stop(server, dir);
+    platform.signal_and_wait("TERM", Duration::from_secs(20));
+}
+
+/// A real Prometheus server scraping the example every second with
+/// `deploy/prometheus/rules.yml` loaded, while `--stall` stops the
+/// scheduler: the stale alert fires for exactly that subsystem, no other
+/// alert fires, and every PromQL expression of the Grafana dashboard
+/// parses and returns data.
+#[cfg(all(unix, feature = "prometheus"))]
+#[test]
+fn a_real_prometheus_fires_the_stale_alert_for_the_stalled_loop_only() {
+    if !prometheus_installed() {
+        return;
+    }
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut platform =
+        Platform::start(&["--duration", "60s", "--stall", "scheduler", "--after", "5s"]);
+    platform.liveness(None);
+
+    let (port, _stop) = start_prometheus(platform.port, "stale");
 
     let api = |path: &str| -> Value {
         let (status, body) = http10_get(port, path).expect("the Prometheus API answers");
