@@ -3,7 +3,7 @@
 //! body keeps a model of what the supervisor must do; the registry and the
 //! restart times are checked against it at random points and at the end.
 //!
-//! The seed is printed; rerun one with `SUPERVISED_SOAK_SEED=<n>`.
+//! The random seed is printed; rerun one with `SUPERVISED_SOAK_SEED=<n>`.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};

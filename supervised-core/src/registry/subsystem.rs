@@ -225,13 +225,29 @@ impl Subsystem {
     /// would say): for a lease-gated leader that gives its lease up.
     pub(crate) fn stale_for(&self, now: Instant) -> Option<Duration> {
         let meta = self.meta();
+        let (reference, _) = self.stale_at(&meta, self.last_beat(), self.state(), now)?;
+        Some(now.saturating_duration_since(reference))
+    }
+
+    /// The one staleness rule, for [`status`](Subsystem::status) and
+    /// [`stale_for`](Subsystem::stale_for): if it is stale at `now`, the
+    /// instant silence counts from and the instant it became stale. Never
+    /// without a tick, never in standby.
+    fn stale_at(
+        &self,
+        meta: &Meta,
+        last_beat: Option<Instant>,
+        state: SubsystemState,
+        now: Instant,
+    ) -> Option<(Instant, Instant)> {
         let limit = meta.stale_limit()?;
-        if self.state() == SubsystemState::Standby {
+        if state == SubsystemState::Standby {
             return None;
         }
         let stale_from = meta.lease.as_deref().and_then(|lease| lease.stale_from);
-        let reference = staleness_reference(self.last_beat(), self.0.registered_at, stale_from);
-        (now > deadline(reference, limit)).then(|| now.saturating_duration_since(reference))
+        let reference = staleness_reference(last_beat, self.0.registered_at, stale_from);
+        let since = deadline(reference, limit);
+        (now > since).then_some((reference, since))
     }
 
     pub(super) fn status_at(&self, now: Instant) -> SubsystemStatus {
@@ -240,12 +256,9 @@ impl Subsystem {
         let last_beat = self.last_beat();
         let state = self.state();
         let stale_after = meta.stale_limit();
-        let stale_from = meta.lease.as_deref().and_then(|lease| lease.stale_from);
-        let reference = staleness_reference(last_beat, inner.registered_at, stale_from);
-        let stale_since = stale_after
-            .filter(|_| state != SubsystemState::Standby)
-            .map(|limit| deadline(reference, limit))
-            .filter(|since| now > *since);
+        let stale_since = self
+            .stale_at(&meta, last_beat, state, now)
+            .map(|(_, since)| since);
         let failures = meta.failures();
         let membership = meta.membership.as_deref();
         SubsystemStatus {

@@ -181,13 +181,10 @@ impl RestartRule {
     /// Judges an end at `now` that is to be restarted. `failures` is the
     /// caller's count of ends in a row (reset to 0 on progress before this
     /// one is counted); `window` is the restart intensity, if any.
-    pub(crate) fn judge(
-        &self,
-        failures: &mut u32,
-        window: Option<&mut RestartWindow>,
-        progress: RunProgress,
-        now: Instant,
-    ) -> Verdict {
+    /// Counts one more end in a row in `failures`, reset to 0 first if the
+    /// run made progress: the first half of [`judge`](Self::judge), alone
+    /// for a count that decides no restart (a group child's own).
+    pub(crate) fn count(&self, failures: &mut u32, progress: RunProgress) {
         if self
             .reset
             .progressed(progress.ran, progress.beats_in_run, progress.beats_ever)
@@ -195,6 +192,16 @@ impl RestartRule {
             *failures = 0;
         }
         *failures = failures.saturating_add(1);
+    }
+
+    pub(crate) fn judge(
+        &self,
+        failures: &mut u32,
+        window: Option<&mut RestartWindow>,
+        progress: RunProgress,
+        now: Instant,
+    ) -> Verdict {
+        self.count(failures, progress);
         if let Some(window) = window {
             if !window.admit(now) {
                 return Verdict::GiveUp {

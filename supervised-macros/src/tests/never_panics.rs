@@ -2,7 +2,7 @@
 //! mutated inputs (arguments and items) and must return tokens for each,
 //! either an expansion that parses as a file or output that carries a
 //! `compile_error!`. Each call runs under `catch_unwind`; a panic (or an
-//! expansion that neither parses nor reports an error) prints the seed, the
+//! expansion that neither parses nor reports an error) prints the random seed, the
 //! inputs and a reduced reproduction, and fails the test.
 //!
 //! Seeded, so a failure is reproducible: set `NEVER_PANICS_SEED=<n>` to run

@@ -6,6 +6,8 @@
 //! - `restart.rs`: what an end means: restart (with whom, after which
 //!   backoff, by [`RestartRule`](crate::supervisor::RestartRule)), forget
 //!   (a temporary child), or give up.
+//! - `records.rs`: each child's state (idle, due, running) changed in its
+//!   record and in the run's indexes together.
 //! - `stop.rs`: stopping one child, a fleet at once, or everything for a
 //!   shutdown, within the bounds, and the run's report.
 //! - `nested.rs`: a nested group as its parent's child.
@@ -17,6 +19,7 @@
 //! run of a child from overlapping the old one.
 
 mod nested;
+mod records;
 mod restart;
 mod stop;
 
@@ -318,71 +321,6 @@ impl<'d> Runner<'d> {
         Some(entry)
     }
 
-    // ---- the records' states, and the indexes beside them ----------------------
-
-    /// Member `seq`'s registry entry, once it has started.
-    fn entry(&self, seq: u64) -> Option<&Subsystem> {
-        self.def.members.get(&seq)?.entry.as_ref()
-    }
-
-    fn is_running(&self, seq: u64) -> bool {
-        self.def
-            .members
-            .get(&seq)
-            .is_some_and(ChildRecord::is_running)
-    }
-
-    fn is_due(&self, seq: u64) -> bool {
-        self.def
-            .members
-            .get(&seq)
-            .is_some_and(|m| matches!(m.state, ChildState::Due(_)))
-    }
-
-    /// Takes member `seq`'s run, if it is running: it is idle after.
-    fn take_running(&mut self, seq: u64) -> Option<Running> {
-        let member = self.def.members.get_mut(&seq)?;
-        if !member.is_running() {
-            return None;
-        }
-        let ChildState::Running(run) = std::mem::replace(&mut member.state, ChildState::Idle)
-        else {
-            return None;
-        };
-        self.running -= 1;
-        Some(run)
-    }
-
-    /// Makes member `seq` due at `at` (it is not running).
-    fn set_due(&mut self, seq: u64, at: Instant) {
-        self.clear_due(seq);
-        if let Some(member) = self.def.members.get_mut(&seq) {
-            member.state = ChildState::Due(at);
-            self.due.insert((at, seq));
-        }
-    }
-
-    /// Every record idle again, for a nested group's next run: at the end
-    /// of a run nothing runs (its tasks are stopped or aborted with the
-    /// `JoinSet`) and nothing is due.
-    fn settle_records(&mut self) {
-        for member in self.def.members.values_mut() {
-            member.state = ChildState::Idle;
-        }
-        self.running = 0;
-        self.due.clear();
-    }
-
-    /// Makes member `seq` idle if it was due.
-    fn clear_due(&mut self, seq: u64) {
-        if let Some(member) = self.def.members.get_mut(&seq) {
-            if let ChildState::Due(at) = member.state {
-                member.state = ChildState::Idle;
-                self.due.remove(&(at, seq));
-            }
-        }
-    }
-
     /// Names are one namespace across the registry: a child whose entry
     /// exists already as something else (its own group, a child of another
     /// group, a loop outside any group) would share it, merging beats and
@@ -590,18 +528,7 @@ impl Drop for Runner<'_> {
             roster.phase = RunPhase::Ended;
             drop(roster);
             self.settle_records();
-            // As `finish` does: a nested group that its parent runs again
-            // does not start its temporary children again.
-            let temporary: Vec<u64> = self
-                .def
-                .members
-                .iter()
-                .filter(|(_, m)| m.restart == Restart::Temporary)
-                .map(|(seq, _)| *seq)
-                .collect();
-            for seq in temporary {
-                self.forget(seq);
-            }
+            self.forget_temporaries();
             self.entry.set_state(SubsystemState::Stopped);
             self.settle_commands();
         }

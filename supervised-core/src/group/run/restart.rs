@@ -27,8 +27,8 @@ impl Runner<'_> {
         };
         let member = self.def.members.get_mut(&seq)?;
         if ended.failure.is_some() {
-            // The child's own count, shown on its entry; no window.
-            rule.judge(&mut member.failures, None, progress, now);
+            // The child's own count, shown on its entry.
+            rule.count(&mut member.failures, progress);
         }
         let mut record = ended.failure.as_ref().map(|failure| match failure {
             ChildFailure::Panic { message, location } => FailureRecord::Panic(LastPanic {

@@ -331,19 +331,7 @@ impl Runner<'_> {
         }
         self.token.cancel();
         self.settle_records();
-        // Every child is stopped now; temporary ones are forgotten, as OTP
-        // forgets them when it terminates its children, so a nested group
-        // that its parent restarts does not start them again.
-        let temporary: Vec<u64> = self
-            .def
-            .members
-            .iter()
-            .filter(|(_, m)| m.restart == Restart::Temporary)
-            .map(|(seq, _)| *seq)
-            .collect();
-        for seq in temporary {
-            self.forget(seq);
-        }
+        self.forget_temporaries();
         self.def.shared.roster().phase = RunPhase::Ended;
         self.settle_commands();
         let took = match exit {
