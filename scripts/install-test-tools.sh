@@ -3,7 +3,8 @@
 # PostgreSQL and etcd for the lease tests (which start them on 127.0.0.1
 # themselves), protoc for etcd-client's build, promtool,
 # systemd-analyze and Chromium for the operator's kit, and the pinned
-# kubernetes-validate. Debian or Ubuntu, as root or with sudo.
+# kubernetes-validate and prometheus-operator's CRD models. Debian or
+# Ubuntu, as root or with sudo.
 set -euo pipefail
 
 missing=()
@@ -28,4 +29,10 @@ if ((${#missing[@]})); then
 fi
 if ! command -v kubernetes-validate >/dev/null; then
     python3 -m pip install --quiet --disable-pip-version-check kubernetes-validate==1.34.1
+fi
+# prometheus-operator's CRD schemas as typed models (v0.80.1), for
+# deploy/kubernetes/check-monitoring.py.
+if ! python3 -c "import cloudcoil.models.prometheus_operator" 2>/dev/null; then
+    python3 -m pip install --quiet --disable-pip-version-check \
+        cloudcoil==0.6.0 cloudcoil-models-prometheus-operator==0.80.1.0
 fi

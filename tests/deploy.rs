@@ -16,14 +16,20 @@ fn tool(program: &str, install: &str) -> Option<Command> {
     if Command::new(program).arg("--version").output().is_ok() {
         return Some(Command::new(program));
     }
+    skip(program, install);
+    None
+}
+
+/// Says loudly that `what` is missing and its checks are skipped; fails
+/// instead under `SUPERVISED_REQUIRE_SERVERS=1`.
+fn skip(what: &str, install: &str) {
     assert!(
         std::env::var("SUPERVISED_REQUIRE_SERVERS").as_deref() != Ok("1"),
-        "{program} is not installed, and SUPERVISED_REQUIRE_SERVERS=1 forbids skipping"
+        "{what} is not installed, and SUPERVISED_REQUIRE_SERVERS=1 forbids skipping"
     );
     eprintln!("################################################################");
-    eprintln!("## SKIPPED: {program} is not installed ({install}).");
+    eprintln!("## SKIPPED: {what} is not installed ({install}).");
     eprintln!("################################################################");
-    None
 }
 
 fn promtool() -> Option<Command> {
@@ -143,6 +149,85 @@ fn kubernetes_validate_accepts_the_manifests() {
     // warning that no schema exists, never an error (checked above by the
     // exit status); the PrometheusRule's content is the checked rules.yml.
     assert!(!out.contains("ERROR"), "{out}");
+}
+
+/// The PodMonitor and PrometheusRule match prometheus-operator's CRD
+/// schemas with unknown fields refused (`kubernetes-validate` has no
+/// schema for them), and a misspelt field anywhere fails the check.
+#[test]
+fn the_monitoring_manifests_match_the_operators_crds() {
+    let dir = deploy().join("kubernetes");
+    let check = |files: &[&Path]| -> Option<std::process::Output> {
+        let mut python = tool("python3", "apt-get install -y python3")?;
+        python.arg("check-monitoring.py").args(files);
+        Some(python.current_dir(&dir).output().expect("python3 runs"))
+    };
+    let (podmonitor, rule) = (dir.join("podmonitor.yaml"), dir.join("prometheusrule.yaml"));
+    let models = Command::new("python3")
+        .args(["-c", "import cloudcoil.models.prometheus_operator"])
+        .output();
+    if !models.is_ok_and(|out| out.status.success()) {
+        skip(
+            "the CRD models",
+            "pip install cloudcoil==0.6.0 cloudcoil-models-prometheus-operator==0.80.1.0",
+        );
+        return;
+    }
+    let Some(output) = check(&[&podmonitor, &rule]) else {
+        return;
+    };
+    let out = String::from_utf8_lossy(&output.stdout).into_owned()
+        + &String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{out}");
+    assert!(
+        out.contains("PodMonitor/platform matches the CRD schema"),
+        "{out}"
+    );
+    assert!(
+        out.contains("PrometheusRule/supervised matches the CRD schema"),
+        "{out}"
+    );
+
+    // The misspellings a hand-edited manifest gets, one at a time, each
+    // named by the check with where it is.
+    let scratch = std::env::temp_dir().join(format!("supervised-crds-{}", std::process::id()));
+    std::fs::create_dir_all(&scratch).expect("a scratch dir");
+    let cases = [
+        (
+            &podmonitor,
+            "podMetricsEndpoints:",
+            "podMetricEndpoints:",
+            "spec.podMetricEndpoints",
+        ),
+        (
+            &podmonitor,
+            "path: /metrics",
+            "pathh: /metrics",
+            "spec.podMetricsEndpoints.0.pathh",
+        ),
+        (&podmonitor, "  labels:", "  lables:", "metadata.lables"),
+        (
+            &rule,
+            "    expr:",
+            "    exprr:",
+            "spec.groups.0.rules.0.exprr",
+        ),
+        (&rule, "  groups:", "  group:", "spec.group"),
+    ];
+    for (source, right, wrong, named) in cases {
+        let text = std::fs::read_to_string(source).expect("the manifest reads");
+        assert!(text.contains(right), "{source:?} has no {right:?}");
+        let bad = scratch.join(source.file_name().expect("a file name"));
+        std::fs::write(&bad, text.replacen(right, wrong, 1)).expect("the copy writes");
+        let output = check(&[&bad]).expect("python3 ran above");
+        let out = String::from_utf8_lossy(&output.stdout);
+        assert!(!output.status.success(), "{wrong:?} passed:\n{out}");
+        assert!(
+            out.contains(&format!("{named}: Extra inputs are not permitted")),
+            "{wrong:?}:\n{out}"
+        );
+    }
+    std::fs::remove_dir_all(&scratch).ok();
 }
 
 #[test]
