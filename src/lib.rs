@@ -27,6 +27,21 @@
 //! task.await.unwrap();
 //! # }
 //! ```
+//!
+//! # Panics and the panic hook
+//!
+//! A panic in a supervised loop is caught, logged as one ERROR event
+//! (target `supervised`: subsystem, message, location, restart count, next
+//! backoff) and the loop restarts. To see the location and backtrace, which
+//! `catch_unwind` alone cannot, the first supervised run installs a
+//! process-wide panic hook. It chains to the hook installed before it, so an
+//! app's own hook (a Sentry client's, a counter) sees every panic; install
+//! yours first, as one installed later replaces this one. Where the earlier
+//! hook is std's default and a tracing subscriber takes the crate's ERROR
+//! events, std's `panicked at` text is left out for a caught panic, so each
+//! is reported once. Without such a subscriber std's text is printed,
+//! followed by a note that the panic was caught. The event carries a
+//! backtrace only when `RUST_BACKTRACE` or `RUST_LIB_BACKTRACE` asks for one.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 // Named one by one rather than `pub use supervised_core::*`, which would

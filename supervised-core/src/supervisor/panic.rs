@@ -2,9 +2,13 @@
 //! source location and the backtrace of the panicking thread at the panic.
 //!
 //! `catch_unwind` hands back only the payload, so a hook records the rest in a
-//! thread-local while a supervised poll is on the stack. The hook chains to
-//! whichever hook was installed before it (the application's or the default
-//! one) and is installed once per process.
+//! thread-local while a supervised poll is on the stack. It is installed once
+//! per process and chains to the hook installed before it, with one
+//! exception that makes a caught panic one report, not two: when that hook is
+//! std's default and a subscriber takes the crate's ERROR events, std's
+//! `panicked at` text for a panic inside a supervised poll is left out (the
+//! event says all of it). Without such a subscriber std's text is printed,
+//! followed by a note that the panic was caught.
 
 use std::any::Any;
 use std::backtrace::Backtrace;
@@ -31,29 +35,74 @@ thread_local! {
     static LAST: RefCell<Option<HookRecord>> = const { RefCell::new(None) };
 }
 
+type Hook = Box<dyn Fn(&panic::PanicHookInfo<'_>) + Sync + Send + 'static>;
+
 pub(crate) fn install_hook() {
     static INSTALL: Once = Once::new();
     INSTALL.call_once(|| {
         let previous = panic::take_hook();
+        let previous_is_std = is_std_default(&previous);
         panic::set_hook(Box::new(move |info| {
-            if DEPTH.with(Cell::get) > 0 || current::is_set() {
-                let record = HookRecord {
-                    location: info.location().map(|l| l.to_string()),
-                    // Rust's conventions decide: RUST_LIB_BACKTRACE, else
-                    // RUST_BACKTRACE. Off by default, so a caught panic is a
-                    // readable line, not a 190-line event.
-                    backtrace: Backtrace::capture(),
-                };
-                // `try_with`: the thread may be tearing down its locals.
-                let _ = LAST.try_with(|last| {
-                    if let Ok(mut last) = last.try_borrow_mut() {
-                        *last = Some(record);
-                    }
-                });
+            if DEPTH.with(Cell::get) == 0 && !current::is_set() {
+                return previous(info);
+            }
+            let record = HookRecord {
+                location: info.location().map(|l| l.to_string()),
+                // Rust's conventions decide: RUST_LIB_BACKTRACE, else
+                // RUST_BACKTRACE. Off by default, so a caught panic is a
+                // readable line, not a 190-line event.
+                backtrace: Backtrace::capture(),
+            };
+            // `try_with`: the thread may be tearing down its locals.
+            let _ = LAST.try_with(|last| {
+                if let Ok(mut last) = last.try_borrow_mut() {
+                    *last = Some(record);
+                }
+            });
+            if !previous_is_std {
+                // The app's hook (Sentry's, a counter) sees every panic.
+                return previous(info);
+            }
+            if tracing::enabled!(target: "supervised", tracing::Level::ERROR) {
+                // The ERROR event that follows is the one report.
+                return;
             }
             previous(info);
+            note_caught();
         }));
     });
+}
+
+/// Whether `hook` is std's default hook. `take_hook` hands the default out
+/// as a fresh box of one function (and leaves the default installed), so a
+/// second take is surely the default, and the two are the same hook when
+/// their vtables are. A vtable duplicated across codegen units reads as "not
+/// the default": std's text is then printed as before, never lost.
+fn is_std_default(hook: &Hook) -> bool {
+    let default = panic::take_hook();
+    #[allow(ambiguous_wide_pointer_comparisons)] // the vtable is the point
+    let same = std::ptr::eq(&**hook, &*default);
+    same
+}
+
+/// Follows std's `panicked at` text when no subscriber takes the crate's
+/// events, so a caught panic does not read as a crash. Written to stderr as
+/// std's own hook writes (there is no subscriber to log to); `try` because a
+/// closed stderr must not turn a caught panic into an abort.
+#[cold]
+fn note_caught() {
+    use std::io::Write as _;
+    let name = current::current().map(|s| s.name().to_string());
+    let within = match &name {
+        Some(name) => format!(" in {name:?}"),
+        None => String::new(),
+    };
+    let _ = writeln!(
+        std::io::stderr().lock(),
+        "note: supervised caught this panic{within}; the process goes on, and the \
+         loop's supervisor restarts it or gives up as its policy says. A tracing \
+         subscriber shows its events (target \"supervised\")."
+    );
 }
 
 /// Decrements [`DEPTH`] even when the poll unwinds.
