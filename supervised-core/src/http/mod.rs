@@ -8,7 +8,8 @@
 //!
 //! | route | answer |
 //! | --- | --- |
-//! | `GET /admin/liveness` | 200, every subsystem's liveness as JSON (see below) |
+//! | `GET /admin/liveness` | 200, every subsystem's liveness as JSON (see below), or the ones a filter picks |
+//! | `GET /admin/liveness/summary` | 200, counts by group and state, and the failed and stale names |
 //! | `GET /admin/health` | 200 `{"status":"ok"}`, or 503 with the stale and failed names |
 //! | `GET /admin/ready` | 200 `{"status":"ready"}`, or 503 `starting` (with the names waited for) or `draining` |
 //! | `GET /metrics` | Prometheus metrics, with the `prometheus` feature (see [`metrics`](crate::metrics)) |
@@ -109,6 +110,59 @@
 //! are derived when the answer is rendered: `SystemTime::now()` minus the
 //! distance of the instant from `Instant::now()`.
 //!
+//! # Filters and pages
+//!
+//! With a query string, `/admin/liveness` answers the entries that match
+//! every parameter given, in the same shape, sorted by name:
+//!
+//! | parameter | matches |
+//! | --- | --- |
+//! | `group=app/tenants` | the group `app/tenants`, its children, and the groups nested under it (not `app/tenants-old`) |
+//! | `state=failed` | any of the states given: repeat it or separate them with commas (`state=failed,backing_off`) |
+//! | `stale=true` | stale entries (`false`: fresh ones) |
+//! | `prefix=tenant/` | names that start with it |
+//! | `limit=100` | at most that many entries, from 1 to 10,000 |
+//! | `after=tenant/0099` | names that sort after it: the `next_after` of the previous page |
+//!
+//! A filtered answer adds `next_after`: the name to pass as `after` for the
+//! next page, `null` on the last one. Its `healthy` speaks of the matching
+//! entries only (all of them, not only this page's). Without a query
+//! string the answer is every entry, in exactly the shape above.
+//!
+//! ```text
+//! GET /admin/liveness?group=platform/tenants&state=failed,backing_off&limit=50
+//! ```
+//!
+//! An unknown parameter, a malformed value or a repeated one (other than
+//! `state`) is answered 400, never ignored:
+//!
+//! ```json
+//! {"error": "bad_parameter", "parameter": "stat", "message": "unknown parameter; this route takes group, state, stale, prefix, limit, after"}
+//! ```
+//!
+//! # `/admin/liveness/summary`
+//!
+//! Counts for a fleet too large to list: every group with its entries by
+//! state, and the first failed and stale names (sorted, at most `limit`,
+//! default 100) with their totals. It takes the same filters, except
+//! `after`. `group` is `null` for the entries in no group (a root group's
+//! own entry among them); each group counts the entries directly in it.
+//!
+//! ```json
+//! {
+//!   "healthy": false,
+//!   "subsystems": 100004,
+//!   "groups": [
+//!     {"group": null, "subsystems": 3,
+//!      "states": {"running": 3, "backing_off": 0, "stopped": 0, "failed": 0, "standby": 0}, "stale": 0},
+//!     {"group": "platform/tenants", "subsystems": 100001,
+//!      "states": {"running": 99990, "backing_off": 1, "stopped": 0, "failed": 10, "standby": 0}, "stale": 2}
+//!   ],
+//!   "failed": {"total": 10, "names": ["tenant/00017", "tenant/04410"]},
+//!   "stale": {"total": 2, "names": ["tenant/00731", "tenant/52001"]}
+//! }
+//! ```
+//!
 //! # `/admin/` (the status page)
 //!
 //! Only with [`RouterOptions::status_page`]: a self-contained HTML page that
@@ -136,7 +190,9 @@
 // The files (a map for readers of the source, not the public docs):
 // - this file: the paths, `RouterOptions` and the router builders;
 // - `reports.rs`: the handlers and their JSON shapes, each computed from one
-//   `Registry::snapshot` when the request arrives;
+//   `Registry::snapshot` (or, filtered, one pass of the registry's
+//   `query.rs`) when the request arrives;
+// - `query.rs`: the liveness report's query parameters, parsed strictly;
 // - `serve.rs`: `serve` and `ServeOptions`, a listener of its own;
 // - `accept.rs`: `serve`'s accept loop, with the bounds that keep hostile
 //   clients from holding the process (connection cap, header and idle
@@ -157,6 +213,7 @@ use crate::{registry, Registry};
 mod accept;
 mod auth;
 mod idle;
+mod query;
 mod reports;
 mod serve;
 
@@ -164,6 +221,8 @@ pub use serve::{serve, serve_listener, ServeOptions, MIN_BEARER_TOKEN_LEN};
 
 /// The path of the liveness report.
 pub const LIVENESS_PATH: &str = "/admin/liveness";
+/// The path of the liveness summary: counts by group and state.
+pub const LIVENESS_SUMMARY_PATH: &str = "/admin/liveness/summary";
 /// The path of the readiness probe.
 pub const READY_PATH: &str = "/admin/ready";
 /// The path of the strict health probe.
@@ -349,6 +408,7 @@ where
         .unwrap_or_else(|| registry().clone());
     let router = Router::new()
         .route(LIVENESS_PATH, get(reports::liveness))
+        .route(LIVENESS_SUMMARY_PATH, get(reports::summary))
         .route(HEALTH_PATH, get(reports::health))
         .route(READY_PATH, get(reports::ready));
     #[cfg(feature = "prometheus")]

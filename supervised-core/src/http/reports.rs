@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::State as Extract;
+use axum::extract::{RawQuery, State as Extract};
 use axum::http::StatusCode;
 #[cfg(feature = "prometheus")]
 use axum::http::{header, HeaderMap};
@@ -12,9 +12,10 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
 
+use super::query::{self, BadParameter, Query, Route};
 use super::{AppState, RouterOptions};
 use crate::registry::{Health, WallClock};
-use crate::{Readiness, SubsystemStatus};
+use crate::{Readiness, SubsystemState, SubsystemStatus};
 
 // ---- /admin/liveness ---------------------------------------------------------
 
@@ -22,6 +23,10 @@ use crate::{Readiness, SubsystemStatus};
 struct Liveness {
     healthy: bool,
     subsystems: BTreeMap<String, SubsystemJson>,
+    /// Only with parameters: the `after` of the next page, `null` on the
+    /// last.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_after: Option<Option<String>>,
 }
 
 #[derive(Serialize)]
@@ -103,23 +108,127 @@ impl SubsystemJson {
     }
 }
 
-pub(super) async fn liveness(Extract(app): Extract<AppState>) -> Response {
+pub(super) async fn liveness(Extract(app): Extract<AppState>, RawQuery(raw): RawQuery) -> Response {
+    let query = match query::parse(raw.as_deref(), Route::Liveness) {
+        Ok(query) => query,
+        Err(bad) => return bad_parameter(bad),
+    };
     // Rendering is synchronous CPU work; one at a time, so a flood of
     // report requests can hold one worker, not all of them, and the
     // supervised loops on the others keep their cadence.
     let Ok(_rendering) = app.rendering.acquire().await else {
         return StatusCode::SERVICE_UNAVAILABLE.into_response();
     };
-    let snapshot = app.registry.snapshot();
     let clock = WallClock::now();
+    if query == Query::default() {
+        // Every entry, in the shape that came before the parameters.
+        let snapshot = app.registry.snapshot();
+        let body = Liveness {
+            healthy: Health::of(&snapshot).is_ok(),
+            subsystems: snapshot
+                .iter()
+                .map(|s| (s.name.clone(), SubsystemJson::new(s, &clock, &app.options)))
+                .collect(),
+            next_after: None,
+        };
+        return Json(body).into_response();
+    }
+    let page = app
+        .registry
+        .page(&query.filter, query.after.as_deref(), query.limit);
     let body = Liveness {
-        healthy: Health::of(&snapshot).is_ok(),
-        subsystems: snapshot
+        healthy: page.healthy,
+        subsystems: page
+            .statuses
             .iter()
             .map(|s| (s.name.clone(), SubsystemJson::new(s, &clock, &app.options)))
             .collect(),
+        next_after: Some(page.next),
     };
     Json(body).into_response()
+}
+
+// ---- /admin/liveness/summary -------------------------------------------------
+
+#[derive(Serialize)]
+struct SummaryJson {
+    healthy: bool,
+    subsystems: u64,
+    groups: Vec<GroupJson>,
+    failed: NamesJson,
+    stale: NamesJson,
+}
+
+#[derive(Serialize)]
+struct GroupJson {
+    group: Option<String>,
+    subsystems: u64,
+    states: BTreeMap<&'static str, u64>,
+    stale: u64,
+}
+
+#[derive(Serialize)]
+struct NamesJson {
+    total: u64,
+    names: Vec<String>,
+}
+
+pub(super) async fn summary(Extract(app): Extract<AppState>, RawQuery(raw): RawQuery) -> Response {
+    let query = match query::parse(raw.as_deref(), Route::Summary) {
+        Ok(query) => query,
+        Err(bad) => return bad_parameter(bad),
+    };
+    let Ok(_rendering) = app.rendering.acquire().await else {
+        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+    };
+    let summary = app.registry.summary(
+        &query.filter,
+        query.limit.unwrap_or(query::DEFAULT_SUMMARY_NAMES),
+    );
+    let body = SummaryJson {
+        healthy: summary.healthy,
+        subsystems: summary.total,
+        groups: summary
+            .groups
+            .into_iter()
+            .map(|(group, counts)| GroupJson {
+                group: group.map(String::from),
+                subsystems: counts.total,
+                states: SubsystemState::ALL
+                    .iter()
+                    .map(|s| (s.as_str(), counts.states[usize::from(s.to_u8())]))
+                    .collect(),
+                stale: counts.stale,
+            })
+            .collect(),
+        failed: NamesJson {
+            total: summary.failed_total,
+            names: summary.failed,
+        },
+        stale: NamesJson {
+            total: summary.stale_total,
+            names: summary.stale,
+        },
+    };
+    Json(body).into_response()
+}
+
+#[derive(Serialize)]
+struct BadParameterJson {
+    error: &'static str,
+    parameter: String,
+    message: String,
+}
+
+/// 400 naming the parameter (cut to 64 bytes, JSON-escaped) and what is
+/// wrong with it.
+fn bad_parameter(bad: BadParameter) -> Response {
+    let body = BadParameterJson {
+        error: "bad_parameter",
+        parameter: bad.parameter,
+        message: bad.message,
+    };
+    (StatusCode::BAD_REQUEST, Json(body)).into_response()
 }
 
 // ---- /admin/ (the status page) ----------------------------------------------
@@ -243,7 +352,7 @@ pub(super) async fn metrics(Extract(app): Extract<AppState>, headers: HeaderMap)
 pub(super) async fn not_found() -> Response {
     let body = ErrorJson {
         error: "not_found",
-        message: "no such route; the routes are /admin/liveness, /admin/health, /admin/ready and /metrics",
+        message: "no such route; the routes are /admin/liveness, /admin/liveness/summary, /admin/health, /admin/ready and /metrics",
     };
     (StatusCode::NOT_FOUND, Json(body)).into_response()
 }

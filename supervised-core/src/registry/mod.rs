@@ -16,6 +16,8 @@
 //! - `current.rs`: the thread-local current subsystem behind [`beat`] and
 //!   [`current`]: the supervisor makes a run's handle current for each
 //!   poll of its body.
+//! - `query.rs`: the entries that match a filter, a page at a time, and
+//!   counts by group and state, for the HTTP reports at scale.
 //! - `wallclock.rs`: monotonic instants rendered as wall-clock times.
 //! - `recent.rs`: the handles each thread last beat by name, which
 //!   [`heartbeat(name)`](Registry::heartbeat) tries before the map.
@@ -45,6 +47,8 @@ pub(crate) mod current;
 mod health;
 mod instant;
 mod progress;
+#[cfg(feature = "http")]
+pub(crate) mod query;
 mod readiness;
 mod recent;
 mod status;

@@ -42,8 +42,28 @@ impl SubsystemState {
         }
     }
 
+    /// How many states there are.
+    #[cfg_attr(not(feature = "http"), allow(dead_code))]
+    pub(crate) const COUNT: usize = 5;
+
+    /// Every state, in the order of their numbers.
+    #[cfg_attr(not(feature = "http"), allow(dead_code))]
+    pub(crate) const ALL: [SubsystemState; Self::COUNT] = [
+        SubsystemState::Running,
+        SubsystemState::BackingOff,
+        SubsystemState::Stopped,
+        SubsystemState::Failed,
+        SubsystemState::Standby,
+    ];
+
+    /// The state [`as_str`](SubsystemState::as_str) names.
+    #[cfg_attr(not(feature = "http"), allow(dead_code))]
+    pub(crate) fn from_name(name: &str) -> Option<SubsystemState> {
+        Self::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+
     #[inline]
-    pub(super) const fn to_u8(self) -> u8 {
+    pub(crate) const fn to_u8(self) -> u8 {
         match self {
             SubsystemState::Running => 0,
             SubsystemState::BackingOff => 1,

@@ -299,6 +299,22 @@ impl Subsystem {
         }
     }
 
+    /// What a filter or a summary reads (`query.rs`), under one lock and
+    /// without copying the rest of the status.
+    #[cfg(feature = "http")]
+    pub(super) fn facts(&self, now: Instant) -> super::query::Facts {
+        let meta = self.meta();
+        let state = self.state();
+        let membership = meta.membership.as_deref();
+        super::query::Facts {
+            state,
+            kind: membership.map_or(SubsystemKind::Subsystem, |m| m.kind),
+            group: membership.and_then(|m| m.group.clone()),
+            stale: self.stale_at(&meta, self.last_beat(), state, now).is_some(),
+            advisory: self.0.advisory.load(Ordering::Relaxed),
+        }
+    }
+
     /// Whether the running generation has shown the progress that resets
     /// its failure count: a recovered subsystem reports 0 consecutive
     /// failures while it runs, not only after its next failure.

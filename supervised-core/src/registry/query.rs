@@ -1,0 +1,257 @@
+//! Reading part of a large registry: the entries that match a filter, and
+//! counts by group and state, without copying every entry's status.
+//!
+//! A filter is checked on a handle's cheap facts (its name, state, group and
+//! staleness, read under one lock) before anything is copied out, so an
+//! answer about 10 failed entries of 100,000 copies 10 statuses.
+
+use std::collections::BTreeMap;
+
+use tokio::time::Instant;
+
+use super::status::{SubsystemKind, SubsystemState, SubsystemStatus};
+use super::{Registry, Subsystem};
+
+/// Which entries a reader wants. Every condition that is set must hold.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Filter {
+    /// A group's path: the group's own entry, its children, and everything
+    /// in the groups nested under it.
+    pub(crate) group: Option<String>,
+    /// Any of these states (a bit per state).
+    pub(crate) states: Option<u8>,
+    pub(crate) stale: Option<bool>,
+    /// The name starts with it.
+    pub(crate) prefix: Option<String>,
+}
+
+impl Filter {
+    pub(crate) fn state_bit(state: SubsystemState) -> u8 {
+        1 << state.to_u8()
+    }
+
+    fn admits(&self, name: &str, facts: &Facts) -> bool {
+        if self.prefix.as_deref().is_some_and(|p| !name.starts_with(p)) {
+            return false;
+        }
+        if self
+            .states
+            .is_some_and(|bits| bits & Self::state_bit(facts.state) == 0)
+        {
+            return false;
+        }
+        if self.stale.is_some_and(|stale| stale != facts.stale) {
+            return false;
+        }
+        match &self.group {
+            None => true,
+            Some(path) => {
+                let own = facts.kind == SubsystemKind::Group && name == path;
+                let in_path = |p: &str| {
+                    p == path || (p.starts_with(path.as_str()) && p[path.len()..].starts_with('/'))
+                };
+                own || (facts.kind == SubsystemKind::Group && in_path(name))
+                    || facts.group.as_deref().is_some_and(in_path)
+            }
+        }
+    }
+}
+
+/// What a filter and a summary read of one handle.
+pub(crate) struct Facts {
+    pub(crate) state: SubsystemState,
+    pub(crate) kind: SubsystemKind,
+    pub(crate) group: Option<Box<str>>,
+    pub(crate) stale: bool,
+    pub(crate) advisory: bool,
+}
+
+impl Facts {
+    /// The health rule of [`Health`](super::Health): a critical entry that
+    /// is failed or stale makes the set unhealthy.
+    fn healthy(&self) -> bool {
+        self.advisory || (self.state != SubsystemState::Failed && !self.stale)
+    }
+}
+
+/// One page of matching entries, sorted by name.
+pub(crate) struct Page {
+    pub(crate) statuses: Vec<SubsystemStatus>,
+    /// Whether no critical (not advisory) matching entry, on this page or
+    /// a later one, is failed or stale.
+    pub(crate) healthy: bool,
+    /// The last name on this page when more entries match after it: the
+    /// `after` of the next page.
+    pub(crate) next: Option<String>,
+}
+
+/// Counts of the entries directly in one group (or in none).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(crate) struct GroupCounts {
+    pub(crate) total: u64,
+    /// Indexed by the state's number: running, backing_off, stopped,
+    /// failed, standby.
+    pub(crate) states: [u64; SubsystemState::COUNT],
+    pub(crate) stale: u64,
+}
+
+/// Counts by group and state of the matching entries, and the first failed
+/// and stale names.
+pub(crate) struct Summary {
+    pub(crate) total: u64,
+    /// By group path; `None` for entries in no group.
+    pub(crate) groups: BTreeMap<Option<Box<str>>, GroupCounts>,
+    /// Whether no critical (not advisory) matching entry is failed or stale.
+    pub(crate) healthy: bool,
+    /// Failed entries, sorted by name, at most the limit asked for.
+    pub(crate) failed: Vec<String>,
+    pub(crate) failed_total: u64,
+    pub(crate) stale: Vec<String>,
+    pub(crate) stale_total: u64,
+}
+
+impl Registry {
+    /// The handles that match `filter`, sorted by name.
+    fn matching(&self, filter: &Filter, now: Instant) -> Vec<(Subsystem, Facts)> {
+        let mut found: Vec<(Subsystem, Facts)> = self
+            .0
+            .subsystems
+            .iter()
+            .filter_map(|e| {
+                let handle = &e.key().0;
+                // The prefix needs no lock: check it first.
+                if filter
+                    .prefix
+                    .as_deref()
+                    .is_some_and(|p| !handle.name().starts_with(p))
+                {
+                    return None;
+                }
+                let facts = handle.facts(now);
+                filter
+                    .admits(handle.name(), &facts)
+                    .then(|| (handle.clone(), facts))
+            })
+            .collect();
+        found.sort_unstable_by(|a, b| a.0.name().cmp(b.0.name()));
+        found
+    }
+
+    /// The entries matching `filter` whose names sort after `after`, at
+    /// most `limit` of them (all without one).
+    pub(crate) fn page(&self, filter: &Filter, after: Option<&str>, limit: Option<usize>) -> Page {
+        let now = Instant::now();
+        let found = self.matching(filter, now);
+        let start = after.map_or(0, |after| found.partition_point(|(h, _)| h.name() <= after));
+        let rest = &found[start..];
+        let take = limit.unwrap_or(rest.len()).min(rest.len());
+        let statuses: Vec<SubsystemStatus> =
+            rest[..take].iter().map(|(h, _)| h.status_at(now)).collect();
+        let next = (take < rest.len())
+            .then(|| statuses.last().map(|s| s.name.clone()))
+            .flatten();
+        let healthy = found.iter().all(|(_, f)| f.healthy());
+        Page {
+            statuses,
+            healthy,
+            next,
+        }
+    }
+
+    /// Counts of the entries matching `filter`, and the first `names` failed
+    /// and stale names.
+    pub(crate) fn summary(&self, filter: &Filter, names: usize) -> Summary {
+        let now = Instant::now();
+        let mut summary = Summary {
+            total: 0,
+            groups: BTreeMap::new(),
+            healthy: true,
+            failed: Vec::new(),
+            failed_total: 0,
+            stale: Vec::new(),
+            stale_total: 0,
+        };
+        for (handle, facts) in self.matching(filter, now) {
+            let failed = facts.state == SubsystemState::Failed;
+            summary.healthy &= facts.healthy();
+            summary.total += 1;
+            let counts = summary.groups.entry(facts.group).or_default();
+            counts.total += 1;
+            counts.states[usize::from(facts.state.to_u8())] += 1;
+            if facts.stale {
+                counts.stale += 1;
+                summary.stale_total += 1;
+                if summary.stale.len() < names {
+                    summary.stale.push(handle.name().to_string());
+                }
+            }
+            if failed {
+                summary.failed_total += 1;
+                if summary.failed.len() < names {
+                    summary.failed.push(handle.name().to_string());
+                }
+            }
+        }
+        summary
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn facts(kind: SubsystemKind, group: Option<&str>) -> Facts {
+        Facts {
+            state: SubsystemState::Running,
+            kind,
+            group: group.map(Box::from),
+            stale: false,
+            advisory: false,
+        }
+    }
+
+    #[test]
+    fn a_group_filter_takes_the_group_its_children_and_nested_groups_only() {
+        let filter = Filter {
+            group: Some("app/tenants".into()),
+            ..Filter::default()
+        };
+        let child = facts(SubsystemKind::Subsystem, Some("app/tenants"));
+        let nested_group = facts(SubsystemKind::Group, Some("app/tenants"));
+        let nested_child = facts(SubsystemKind::Subsystem, Some("app/tenants/eu"));
+        let own = facts(SubsystemKind::Group, Some("app"));
+        assert!(filter.admits("tenant/1", &child));
+        assert!(filter.admits("app/tenants/eu", &nested_group));
+        assert!(filter.admits("tenant/2", &nested_child));
+        assert!(filter.admits("app/tenants", &own));
+        // A sibling whose path only starts with the same letters.
+        let sibling = facts(SubsystemKind::Subsystem, Some("app/tenants-old"));
+        assert!(!filter.admits("tenant/3", &sibling));
+        assert!(!filter.admits("app/tenants-old", &facts(SubsystemKind::Group, Some("app"))));
+        // A loop named like the group is not the group.
+        assert!(!filter.admits("app/tenants", &facts(SubsystemKind::Subsystem, None)));
+        assert!(!filter.admits("x", &facts(SubsystemKind::Subsystem, None)));
+    }
+
+    #[test]
+    fn state_stale_and_prefix_must_all_hold() {
+        let filter = Filter {
+            states: Some(
+                Filter::state_bit(SubsystemState::Failed)
+                    | Filter::state_bit(SubsystemState::BackingOff),
+            ),
+            stale: Some(false),
+            prefix: Some("tenant/".into()),
+            ..Filter::default()
+        };
+        let mut f = facts(SubsystemKind::Subsystem, None);
+        f.state = SubsystemState::Failed;
+        assert!(filter.admits("tenant/1", &f));
+        assert!(!filter.admits("other", &f));
+        f.stale = true;
+        assert!(!filter.admits("tenant/1", &f));
+        f.stale = false;
+        f.state = SubsystemState::Running;
+        assert!(!filter.admits("tenant/1", &f));
+    }
+}
