@@ -62,7 +62,7 @@ fn promtool_checks_the_rules() {
     };
     promtool.args(["check", "rules", "rules.yml"]);
     let out = run(promtool);
-    assert!(out.contains("SUCCESS: 8 rules found"), "{out}");
+    assert!(out.contains("SUCCESS: 10 rules found"), "{out}");
 }
 
 #[test]
@@ -89,7 +89,7 @@ fn every_alert_has_tests_a_runbook_and_annotations() {
         .lines()
         .filter_map(|l| l.trim().strip_prefix("- alert: "))
         .collect();
-    assert_eq!(alerts.len(), 6, "{alerts:?}");
+    assert_eq!(alerts.len(), 8, "{alerts:?}");
     for alert in &alerts {
         assert!(
             tests.contains(&format!("alertname: {alert}")),

@@ -1147,7 +1147,7 @@ fn a_real_prometheus_fires_the_stale_alert_for_the_stalled_loop_only() {
             queried += 1;
         }
     }
-    assert_eq!(queried, 8);
+    assert_eq!(queried, 10);
     // The dashboard's variables query real labels too.
     for variable in dashboard["templating"]["list"]
         .as_array()

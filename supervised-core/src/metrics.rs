@@ -20,8 +20,22 @@
 //! | `supervised_subsystem_info` | gauge | `subsystem`, `group` | 1 for every entry that runs in a [`Group`](crate::Group): `group` is the group's path (the info-metric convention: join on `subsystem` to add it to the other families) |
 //! | `supervised_lease_held` | gauge | `subsystem`, `lease` | 1 while this process holds the lease of a lease-gated subsystem, 0 in standby; absent unless gated |
 //! | `supervised_lease_acquisitions_total` | counter | `subsystem`, `lease` | times this process acquired that lease |
+//! | `supervised_group_children` | gauge | `group`, `state` | entries directly in the group (children and nested groups), by state |
+//! | `supervised_group_stale_children` | gauge | `group` | those of them that are stale |
+//! | `supervised_group_restarts_total` | counter | `group` | their restarts, those of removed children included (it never goes down) |
+//! | `supervised_group_oldest_heartbeat_timestamp_seconds` | gauge | `group` | Unix time of the oldest last beat among its running children with a tick; absent when none beat |
 //! | `supervised_ready` | gauge | none | 1 when [`Registry::readiness`] is ready, 0 while starting or draining |
 //! | `supervised_registry_rejected_total` | counter | none | new subsystem names refused because the registry was full ([`Registry::max_subsystems`]) |
+//!
+//! # Which entries have series of their own
+//!
+//! The `subsystem`-labelled families cover every loop outside a group and
+//! every child given to a [`Group`](crate::Group) builder. Children added
+//! through a [`GroupHandle`](crate::GroupHandle) (the fleet: a worker per
+//! tenant) have none by default; their group's `supervised_group_*`
+//! families count them, so 100,000 tenants make a few series per group,
+//! not a million. [`Child::own_metrics`](crate::Child::own_metrics) turns
+//! a child's own series on (a fleet child worth watching alone) or off.
 //!
 //! A fleet alerts on a dead loop with
 //! `time() - supervised_last_heartbeat_timestamp_seconds > supervised_stale_after_seconds`,
@@ -40,6 +54,9 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Unit;
 
+use std::collections::BTreeMap;
+
+use crate::registry::query::GroupMetrics;
 use crate::registry::WallClock;
 use crate::{registry, Registry, SubsystemState, SubsystemStatus};
 
@@ -101,7 +118,8 @@ impl Collector {
 
 impl prometheus_client::collector::Collector for Collector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), fmt::Error> {
-        let snapshot = self.registry.snapshot();
+        let view = self.registry.metrics_view();
+        let snapshot = view.own;
         let clock = WallClock::now();
 
         let seconds = Some(&Unit::Seconds);
@@ -234,6 +252,7 @@ impl prometheus_client::collector::Collector for Collector {
                 }
             }
         }
+        encode_groups(&mut encoder, &view.groups, &clock)?;
         let ready = encoder.encode_descriptor(
             "supervised_ready",
             "Whether the process should be sent traffic (1) or is starting or draining (0).",
@@ -250,6 +269,72 @@ impl prometheus_client::collector::Collector for Collector {
         ConstCounter::new(self.registry.rejected_subsystems()).encode(rejected)?;
         Ok(())
     }
+}
+
+/// The per-group aggregates: a few series per group, however many
+/// children it has.
+fn encode_groups(
+    encoder: &mut DescriptorEncoder<'_>,
+    groups: &BTreeMap<Box<str>, GroupMetrics>,
+    clock: &WallClock,
+) -> Result<(), fmt::Error> {
+    {
+        let mut family = encoder.encode_descriptor(
+            "supervised_group_children",
+            "Entries directly in the group (children and nested groups), by state.",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (group, metrics) in groups {
+            for state in STATES {
+                let labels = [("group", &**group), ("state", state.as_str())];
+                let count = metrics.counts.states[usize::from(state.to_u8())];
+                ConstGauge::new(clamp(count)).encode(family.encode_family(&labels)?)?;
+            }
+        }
+    }
+    {
+        let mut family = encoder.encode_descriptor(
+            "supervised_group_stale_children",
+            "Entries directly in the group that are stale.",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (group, metrics) in groups {
+            let labels = [("group", &**group)];
+            ConstGauge::new(clamp(metrics.counts.stale)).encode(family.encode_family(&labels)?)?;
+        }
+    }
+    {
+        let mut family = encoder.encode_descriptor(
+            "supervised_group_restarts",
+            "Restarts of the entries directly in the group, those removed since included.",
+            None,
+            MetricType::Counter,
+        )?;
+        for (group, metrics) in groups {
+            let labels = [("group", &**group)];
+            ConstCounter::new(metrics.restarts).encode(family.encode_family(&labels)?)?;
+        }
+    }
+    let mut family = encoder.encode_descriptor(
+        "supervised_group_oldest_heartbeat_timestamp",
+        "Unix time of the oldest last heartbeat among the group's running children that declare a tick; absent when none has beaten.",
+        Some(&Unit::Seconds),
+        MetricType::Gauge,
+    )?;
+    for (group, metrics) in groups {
+        if let Some(oldest) = metrics.oldest_beat {
+            let labels = [("group", &**group)];
+            ConstGauge::new(clock.unix_seconds(oldest)).encode(family.encode_family(&labels)?)?;
+        }
+    }
+    Ok(())
+}
+
+/// A count as a gauge's value.
+fn clamp(count: u64) -> i64 {
+    i64::try_from(count).unwrap_or(i64::MAX)
 }
 
 /// One subsystem's value in a single-label family.

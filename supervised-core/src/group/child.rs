@@ -112,6 +112,9 @@ pub struct Child {
     pub(super) restart: Restart,
     pub(super) stop_timeout: Duration,
     pub(super) start: RunSource,
+    /// Whether it has metric series of its own; `None`: the default for
+    /// how it was added.
+    pub(super) own_metrics: Option<bool>,
     /// The lease settings of a gated child, shared with its wrapped factory.
     gate: Option<Arc<Mutex<Supervisor>>>,
     gated: bool,
@@ -154,9 +157,35 @@ impl Child {
             restart: Restart::default(),
             stop_timeout: Self::DEFAULT_STOP_TIMEOUT,
             start,
+            own_metrics: None,
             gate: None,
             gated: false,
         }
+    }
+
+    /// Whether this child has metric series of its own in
+    /// [`metrics`](crate::metrics) (`supervised_up{subsystem=...}` and the
+    /// rest), besides being counted in its group's aggregates
+    /// (`supervised_group_children{group=...}` and the rest).
+    ///
+    /// By default a child given to the [`Group`](crate::Group) builder has
+    /// them, and a child added through a [`GroupHandle`](crate::GroupHandle)
+    /// (the fleet: a worker per tenant) does not, so 100,000 tenants make a
+    /// few series per group, not a million. Turn them on for the few fleet
+    /// children worth a series each, or off for a static child.
+    ///
+    /// ```
+    /// use supervised::{CancellationToken, Child};
+    ///
+    /// let vip = Child::new("tenant/acme", |cancel: CancellationToken| async move {
+    ///     cancel.cancelled().await;
+    /// })
+    /// .own_metrics(true);
+    /// # let _ = vip;
+    /// ```
+    pub fn own_metrics(mut self, own: bool) -> Self {
+        self.own_metrics = Some(own);
+        self
     }
 
     /// When it is restarted (default [`Restart::Transient`]).

@@ -47,7 +47,7 @@ pub(crate) mod current;
 mod health;
 mod instant;
 mod progress;
-#[cfg(feature = "http")]
+#[cfg(any(feature = "http", feature = "prometheus"))]
 pub(crate) mod query;
 mod readiness;
 mod recent;
@@ -104,9 +104,16 @@ struct RegistryInner {
     /// every call), and a per-process seed still keeps names chosen to
     /// collide from piling into one bucket.
     subsystems: DashMap<Key, (), foldhash::fast::RandomState>,
-    /// Entries in `subsystems`, counted apart so the cap is exact under
-    /// concurrent registration (a slot is reserved before the insert).
+    /// Entries in `subsystems` that count toward the cap, counted apart so
+    /// the cap is exact under concurrent registration (a slot is reserved
+    /// before the insert).
     count: AtomicUsize,
+    /// A group's children added at run time (its fleet): intended, so not
+    /// held to the cap that guards against names made from data.
+    fleet: AtomicUsize,
+    /// Restarts of removed entries, by their group's path, so a group's
+    /// restart total never goes down when a child is removed.
+    retired_restarts: std::sync::Mutex<std::collections::BTreeMap<Box<str>, u64>>,
     max: AtomicUsize,
     /// New names refused because the registry was full.
     rejected: AtomicU64,
@@ -141,7 +148,11 @@ struct RegistryInner {
 /// A registry holds at most [`max_subsystems`](Registry::max_subsystems)
 /// names (default [`Registry::DEFAULT_MAX_SUBSYSTEMS`], 10,000), so a bug
 /// such as `heartbeat(&format!("tenant-{id}"))` cannot grow memory without
-/// bound. Past it, a new name is refused and counted
+/// bound. A group's fleet, the children added through its
+/// [`GroupHandle`](crate::GroupHandle) while it runs, is intended and not
+/// held to that cap: 100,000 tenants added with
+/// [`GroupHandle::add`](crate::GroupHandle::add) are all registered (see
+/// [`len`](Registry::len)), while the bug is still refused. Past it, a new name is refused and counted
 /// ([`rejected_subsystems`](Registry::rejected_subsystems), and
 /// `supervised_registry_rejected_total` in the metrics), one WARN is logged
 /// per episode, and the subsystems already registered are unaffected.
@@ -192,6 +203,8 @@ impl Registry {
             generation: AtomicU64::new(0),
             subsystems: DashMap::with_hasher(foldhash::fast::RandomState::default()),
             count: AtomicUsize::new(0),
+            fleet: AtomicUsize::new(0),
+            retired_restarts: std::sync::Mutex::new(std::collections::BTreeMap::new()),
             max: AtomicUsize::new(max),
             rejected: AtomicU64::new(0),
             refusing: AtomicBool::new(false),
@@ -245,6 +258,55 @@ impl Registry {
             }
             Entry::Vacant(slot) => slot.insert(()).key().0.clone(),
         })
+    }
+
+    /// The handle for `name` as one of a group's fleet (a child added at run
+    /// time), registering it without taking a slot of the cap if it is new.
+    /// `series`: whether it gets metric series of its own.
+    pub(crate) fn fleet_subsystem(&self, name: &str, series: bool) -> Subsystem {
+        if let Some(existing) = self.0.subsystems.get(name) {
+            return existing.key().0.clone();
+        }
+        let handle = Subsystem::new(name);
+        handle.mark_fleet(series);
+        match self.0.subsystems.entry(Key(handle)) {
+            Entry::Occupied(existing) => existing.key().0.clone(),
+            Entry::Vacant(slot) => {
+                self.0.fleet.fetch_add(1, Ordering::Relaxed);
+                slot.insert(()).key().0.clone()
+            }
+        }
+    }
+
+    /// How many entries the registry holds: those under the cap, and the
+    /// groups' fleets, which are not.
+    ///
+    /// ```
+    /// let registry = supervised::Registry::new();
+    /// registry.heartbeat("relay");
+    /// assert_eq!(registry.len(), 1);
+    /// ```
+    pub fn len(&self) -> usize {
+        self.0.subsystems.len()
+    }
+
+    /// Whether the registry holds no entry.
+    ///
+    /// ```
+    /// assert!(supervised::Registry::new().is_empty());
+    /// ```
+    pub fn is_empty(&self) -> bool {
+        self.0.subsystems.is_empty()
+    }
+
+    /// Restarts of removed entries, by group path (see `retired_restarts`).
+    #[cfg(any(feature = "http", feature = "prometheus"))]
+    pub(crate) fn retired_restarts(&self) -> std::collections::BTreeMap<Box<str>, u64> {
+        self.0
+            .retired_restarts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Takes a slot for a new name, or refuses it when the registry is full.
@@ -381,7 +443,21 @@ impl Registry {
             .remove_if(sub.name(), |key, _| key.0.same_as(sub))
             .is_some()
         {
-            self.0.count.fetch_sub(1, Ordering::Relaxed);
+            let counter = if sub.in_fleet() {
+                &self.0.fleet
+            } else {
+                &self.0.count
+            };
+            counter.fetch_sub(1, Ordering::Relaxed);
+            let restarts = sub.restarts();
+            if let (Some(group), true) = (sub.group_path(), restarts > 0) {
+                let mut retired = self
+                    .0
+                    .retired_restarts
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner());
+                *retired.entry(group.into_boxed_str()).or_default() += restarts;
+            }
             // After the removal, so a handle remembered from before it is
             // never taken for current.
             self.0.generation.fetch_add(1, Ordering::Release);

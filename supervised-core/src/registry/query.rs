@@ -5,6 +5,9 @@
 //! staleness, read under one lock) before anything is copied out, so an
 //! answer about 10 failed entries of 100,000 copies 10 statuses.
 
+// The filters serve the HTTP reports only; the metrics use the one pass.
+#![cfg_attr(not(feature = "http"), allow(dead_code))]
+
 use std::collections::BTreeMap;
 
 use tokio::time::Instant;
@@ -64,6 +67,8 @@ pub(crate) struct Facts {
     pub(crate) group: Option<Box<str>>,
     pub(crate) stale: bool,
     pub(crate) advisory: bool,
+    /// Whether it declares a tick.
+    pub(crate) ticked: bool,
 }
 
 impl Facts {
@@ -95,6 +100,28 @@ pub(crate) struct GroupCounts {
     pub(crate) stale: u64,
 }
 
+/// What the metrics read of a registry in one pass: the statuses of the
+/// entries with series of their own, and every group's aggregates.
+#[cfg(feature = "prometheus")]
+pub(crate) struct MetricsView {
+    /// Sorted by name.
+    pub(crate) own: Vec<SubsystemStatus>,
+    /// By group path: the entries directly in it.
+    pub(crate) groups: BTreeMap<Box<str>, GroupMetrics>,
+}
+
+/// One group's aggregates for the metrics.
+#[cfg(feature = "prometheus")]
+#[derive(Debug, Default)]
+pub(crate) struct GroupMetrics {
+    pub(crate) counts: GroupCounts,
+    /// Restarts of its children now in the registry and of those removed.
+    pub(crate) restarts: u64,
+    /// The oldest last beat among its running children that declare a
+    /// tick; `None` when none has beaten (or none declares one).
+    pub(crate) oldest_beat: Option<Instant>,
+}
+
 /// Counts by group and state of the matching entries, and the first failed
 /// and stale names.
 pub(crate) struct Summary {
@@ -111,6 +138,37 @@ pub(crate) struct Summary {
 }
 
 impl Registry {
+    /// The metrics' one pass (see [`MetricsView`]).
+    #[cfg(feature = "prometheus")]
+    pub(crate) fn metrics_view(&self) -> MetricsView {
+        let now = Instant::now();
+        let mut own = Vec::new();
+        let mut groups: BTreeMap<Box<str>, GroupMetrics> = BTreeMap::new();
+        for e in self.0.subsystems.iter() {
+            let handle = &e.key().0;
+            if handle.has_series() {
+                own.push(handle.status_at(now));
+            }
+            let facts = handle.facts(now);
+            let Some(group) = facts.group else { continue };
+            let metrics = groups.entry(group).or_default();
+            metrics.counts.total += 1;
+            metrics.counts.states[usize::from(facts.state.to_u8())] += 1;
+            metrics.counts.stale += u64::from(facts.stale);
+            metrics.restarts += handle.restarts();
+            if facts.ticked && facts.state == SubsystemState::Running {
+                if let Some(beat) = handle.last_beat() {
+                    metrics.oldest_beat = Some(metrics.oldest_beat.map_or(beat, |o| o.min(beat)));
+                }
+            }
+        }
+        for (group, restarts) in self.retired_restarts() {
+            groups.entry(group).or_default().restarts += restarts;
+        }
+        own.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+        MetricsView { own, groups }
+    }
+
     /// The handles that match `filter`, sorted by name.
     fn matching(&self, filter: &Filter, now: Instant) -> Vec<(Subsystem, Facts)> {
         let mut found: Vec<(Subsystem, Facts)> = self
@@ -207,6 +265,7 @@ mod tests {
             group: group.map(Box::from),
             stale: false,
             advisory: false,
+            ticked: false,
         }
     }
 

@@ -104,6 +104,11 @@ struct SubsystemInner {
     advisory: AtomicBool,
     /// See [`Subsystem::group_restarts`]; in padding too.
     group_restarts: AtomicBool,
+    /// One of a group's fleet: not under the registry's cap. In padding.
+    fleet: AtomicBool,
+    /// Whether it has metric series of its own (a fleet's children are
+    /// counted in their group's instead, unless asked for). In padding.
+    series: AtomicBool,
     meta: Mutex<Meta>,
 }
 
@@ -143,6 +148,8 @@ impl Subsystem {
             state: AtomicU8::new(SubsystemState::Running.to_u8()),
             advisory: AtomicBool::new(false),
             group_restarts: AtomicBool::new(false),
+            fleet: AtomicBool::new(false),
+            series: AtomicBool::new(true),
             meta: Mutex::new(Meta::default()),
         }))
     }
@@ -301,7 +308,7 @@ impl Subsystem {
 
     /// What a filter or a summary reads (`query.rs`), under one lock and
     /// without copying the rest of the status.
-    #[cfg(feature = "http")]
+    #[cfg(any(feature = "http", feature = "prometheus"))]
     pub(super) fn facts(&self, now: Instant) -> super::query::Facts {
         let meta = self.meta();
         let state = self.state();
@@ -312,6 +319,7 @@ impl Subsystem {
             group: membership.and_then(|m| m.group.clone()),
             stale: self.stale_at(&meta, self.last_beat(), state, now).is_some(),
             advisory: self.0.advisory.load(Ordering::Relaxed),
+            ticked: meta.tick.is_some(),
         }
     }
 
@@ -381,6 +389,27 @@ impl Subsystem {
     }
 
     /// Whether `self` and `other` are the same entry.
+    /// Marks a new handle as one of a fleet (see `Registry::fleet_subsystem`).
+    pub(super) fn mark_fleet(&self, series: bool) {
+        self.0.fleet.store(true, Ordering::Relaxed);
+        self.0.series.store(series, Ordering::Relaxed);
+    }
+
+    /// Turns its own metric series off (see `Child::own_metrics`).
+    pub(crate) fn set_own_series(&self, own: bool) {
+        self.0.series.store(own, Ordering::Relaxed);
+    }
+
+    pub(crate) fn in_fleet(&self) -> bool {
+        self.0.fleet.load(Ordering::Relaxed)
+    }
+
+    /// Whether it has metric series of its own.
+    #[cfg(any(feature = "http", feature = "prometheus"))]
+    pub(crate) fn has_series(&self) -> bool {
+        self.0.series.load(Ordering::Relaxed)
+    }
+
     pub(crate) fn same_as(&self, other: &Subsystem) -> bool {
         Arc::ptr_eq(&self.0, &other.0)
     }

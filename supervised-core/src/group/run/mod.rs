@@ -302,7 +302,18 @@ impl<'d> Runner<'d> {
             (member.name.to_string(), SubsystemKind::Subsystem)
         };
         self.warn_if_shared(&name, kind);
-        let entry = self.registry.subsystem(&name);
+        let entry = if member.added_at_run_time && kind == SubsystemKind::Subsystem {
+            // The fleet: intended, so not held to the registry's cap, and
+            // counted in the group's series rather than its own.
+            self.registry
+                .fleet_subsystem(&name, member.own_metrics.unwrap_or(false))
+        } else {
+            let entry = self.registry.subsystem(&name);
+            if member.own_metrics == Some(false) {
+                entry.set_own_series(false);
+            }
+            entry
+        };
         if kind == SubsystemKind::Subsystem {
             // A nested run marks its own entry.
             entry.set_membership(kind, Some(&self.path));
