@@ -169,8 +169,11 @@ pub use supervised_core::systemd;
 ///   `?` and panics do not beat. A body without a loop is a compile error:
 ///   call [`beat`] yourself and use [`Supervisor::run`] instead. Code deep in
 ///   a long iteration can call [`beat`] to show progress mid-tick.
-/// - **Tracing.** Every run is a `supervised` span with `subsystem` and
-///   `generation` (0 for the first run).
+/// - **Tracing.** Every run is an INFO `supervised` span with `subsystem`,
+///   `group` (the path of the group it runs in, absent outside one) and
+///   `generation` (0 for the first run). How the run ended, its failure and
+///   the restart or give-up, is an ERROR event inside that span, so a tracer
+///   such as `tracing-opentelemetry` shows one span per run with its end.
 /// - **`panic = "abort"`.** Such a crate cannot recover panics, so the
 ///   expansion is a compile error there rather than a silent no-op.
 ///

@@ -52,6 +52,9 @@ impl Events {
 
 struct Recorder(BTreeMap<String, String>);
 
+/// A span's fields, kept in its extensions for the events inside it.
+struct SpanFields(BTreeMap<String, String>);
+
 impl Visit for Recorder {
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
         self.0
@@ -73,18 +76,24 @@ thread_local! {
 /// tests running in parallel threads would race on that cache.
 struct CaptureLayer;
 
-impl<S: Subscriber> Layer<S> for CaptureLayer {
+impl<S> Layer<S> for CaptureLayer
+where
+    S: Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
     /// New spans are recorded too, with their name in a `span` field.
     fn on_new_span(
         &self,
         attrs: &tracing::span::Attributes<'_>,
-        _id: &tracing::span::Id,
-        _ctx: Context<'_, S>,
+        id: &tracing::span::Id,
+        ctx: Context<'_, S>,
     ) {
         SINK.with(|sink| {
             if let Some(events) = &*sink.borrow() {
                 let mut rec = Recorder(BTreeMap::new());
                 attrs.record(&mut rec);
+                if let Some(span) = ctx.span(id) {
+                    span.extensions_mut().insert(SpanFields(rec.0.clone()));
+                }
                 rec.0
                     .insert("span".to_string(), attrs.metadata().name().to_string());
                 events.0.lock().unwrap().push(Captured {
@@ -96,11 +105,21 @@ impl<S: Subscriber> Layer<S> for CaptureLayer {
         });
     }
 
-    fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
+    fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
         SINK.with(|sink| {
             if let Some(events) = &*sink.borrow() {
                 let mut rec = Recorder(BTreeMap::new());
                 event.record(&mut rec);
+                // The span the event is in: its name, and its fields as
+                // `in.<field>`.
+                if let Some(span) = ctx.event_span(event) {
+                    rec.0.insert("in".to_string(), span.name().to_string());
+                    if let Some(SpanFields(fields)) = span.extensions().get::<SpanFields>() {
+                        for (k, v) in fields {
+                            rec.0.insert(format!("in.{k}"), v.clone());
+                        }
+                    }
+                }
                 events.0.lock().unwrap().push(Captured {
                     level: *event.metadata().level(),
                     target: event.metadata().target().to_string(),

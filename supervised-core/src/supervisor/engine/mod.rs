@@ -413,7 +413,13 @@ impl<'a> Engine<'a> {
         let sub = &self.sub;
         let at = Instant::now();
         sub.start_run(at, self.reset_rule());
-        let span = tracing::info_span!(target: "supervised", "supervised", subsystem = %sub.name(), generation = self.generation);
+        // The fields are read only when a subscriber wants the span.
+        let span = tracing::info_span!(
+            target: "supervised", "supervised",
+            subsystem = %sub.name(),
+            group = sub.group_path().as_deref(),
+            generation = self.generation
+        );
         run.span = (!span.is_disabled()).then(|| Box::new(span));
         self.generation += 1;
         run.handle = Some(sub.clone());
@@ -435,6 +441,10 @@ impl<'a> Engine<'a> {
     ) -> Option<RunEnd> {
         // The body's future ends here: a stalled one is dropped before the backoff.
         run.drop_body(body, &self.sub);
+        // How the run ended (its failure, the restart or the give-up) is an
+        // event of the run's span: a tracer shows it on the run it ended.
+        let span = run.span.as_deref().cloned();
+        let _entered = span.as_ref().map(tracing::Span::enter);
         let sub = &self.sub;
         let name = sub.name();
         let failure = match ended {
