@@ -300,7 +300,7 @@ impl Registry {
     }
 
     /// Restarts of removed entries, by group path (see `retired_restarts`).
-    #[cfg(any(feature = "http", feature = "prometheus"))]
+    #[cfg(feature = "prometheus")]
     pub(crate) fn retired_restarts(&self) -> std::collections::BTreeMap<Box<str>, u64> {
         self.0
             .retired_restarts

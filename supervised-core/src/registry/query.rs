@@ -68,6 +68,7 @@ pub(crate) struct Facts {
     pub(crate) stale: bool,
     pub(crate) advisory: bool,
     /// Whether it declares a tick.
+    #[cfg_attr(not(feature = "prometheus"), allow(dead_code))]
     pub(crate) ticked: bool,
 }
 

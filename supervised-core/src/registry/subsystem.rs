@@ -405,7 +405,7 @@ impl Subsystem {
     }
 
     /// Whether it has metric series of its own.
-    #[cfg(any(feature = "http", feature = "prometheus"))]
+    #[cfg(feature = "prometheus")]
     pub(crate) fn has_series(&self) -> bool {
         self.0.series.load(Ordering::Relaxed)
     }
