@@ -49,9 +49,9 @@
 pub use supervised_core::{
     beat, current, heartbeat, is_healthy, isolate, last_beat, registry, run_with_recover, snapshot,
     AddError, Backoff, Cancelled, Child, ChildInfo, Exit, Failure, Group, GroupExit, GroupHandle,
-    GroupReport, Health, ItemPanicked, LastPanic, LeaseStatus, Lent, Readiness, Registry,
-    RemoveError, Restart, RunOutcome, StallWatchdog, Step, Strategy, Subsystem, SubsystemKind,
-    SubsystemState, SubsystemStatus, Supervision, Supervisor,
+    GroupReport, Health, ItemPanicked, LastPanic, LeaseStatus, Lent, PauseError, Readiness,
+    Registry, RemoveError, Restart, RunOutcome, StallWatchdog, Step, Strategy, Subsystem,
+    SubsystemKind, SubsystemState, SubsystemStatus, Supervision, Supervisor,
 };
 
 #[allow(deprecated)]

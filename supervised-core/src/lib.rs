@@ -83,8 +83,8 @@ pub mod metrics;
 pub mod systemd;
 
 pub use group::{
-    AddError, Child, ChildInfo, Group, GroupExit, GroupHandle, GroupReport, Lent, RemoveError,
-    Restart, Strategy,
+    AddError, Child, ChildInfo, Group, GroupExit, GroupHandle, GroupReport, Lent, PauseError,
+    RemoveError, Restart, Strategy,
 };
 #[allow(deprecated)]
 pub use registry::last_tick;

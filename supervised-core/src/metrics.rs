@@ -69,13 +69,7 @@ pub const PROMETHEUS_TEXT_CONTENT_TYPE: &str =
     prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
 
 /// Every state, for `supervised_state`.
-const STATES: [SubsystemState; 5] = [
-    SubsystemState::Running,
-    SubsystemState::BackingOff,
-    SubsystemState::Stopped,
-    SubsystemState::Failed,
-    SubsystemState::Standby,
-];
+const STATES: [SubsystemState; SubsystemState::COUNT] = SubsystemState::ALL;
 
 /// A `prometheus_client` collector of a [`Registry`]'s metrics, computed on
 /// each scrape.

@@ -187,7 +187,7 @@ async fn the_summary_counts_by_group_and_state_and_lists_the_failing_first_names
     assert_eq!(tenants["subsystems"], json!(20));
     assert_eq!(
         tenants["states"],
-        json!({"running": 20, "backing_off": 0, "stopped": 0, "failed": 0, "standby": 0})
+        json!({"running": 20, "backing_off": 0, "stopped": 0, "failed": 0, "standby": 0, "paused": 0})
     );
 
     // The names are bounded by `limit`; the totals are not.

@@ -424,6 +424,7 @@ impl Group {
                 .saturating_add(Duration::from_secs(1)),
             start: RunSource::Group(Arc::new(Mutex::new(Some(nested)))),
             added_at_run_time: false,
+            paused: false,
             own_metrics: None,
             failures: 0,
             entry: None,

@@ -28,6 +28,8 @@ pub(super) enum RunPhase {
 pub(super) enum Command {
     Add(Child),
     Remove(String, oneshot::Sender<Result<(), RemoveError>>),
+    /// Pause (`true`) or resume (`false`) a child.
+    Pause(String, bool, oneshot::Sender<Result<(), PauseError>>),
 }
 
 /// One child as the roster lists it.
@@ -206,6 +208,39 @@ impl fmt::Display for RemoveError {
 
 impl std::error::Error for RemoveError {}
 
+/// Why [`GroupHandle::pause`] or [`GroupHandle::resume`] did not act.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PauseError {
+    /// The group has no child of that name.
+    NotFound(String),
+    /// The child is a nested group, which is not paused as a whole: pause
+    /// its children through its own handle.
+    NestedGroup(String),
+    /// The group's run ended (or is shutting down) before the command was
+    /// carried out.
+    Ended,
+}
+
+impl fmt::Display for PauseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PauseError::NotFound(name) => write!(f, "the group has no child named {name:?}"),
+            PauseError::NestedGroup(name) => {
+                write!(
+                    f,
+                    "{name:?} is a nested group: pause its children through its own handle"
+                )
+            }
+            PauseError::Ended => {
+                f.write_str("the group's run ended before the command was carried out")
+            }
+        }
+    }
+}
+
+impl std::error::Error for PauseError {}
+
 /// A child as [`GroupHandle::children`] lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -288,6 +323,81 @@ impl GroupHandle {
             return Err(RemoveError::Ended);
         }
         answered.await.unwrap_or(Err(RemoveError::Ended))
+    }
+
+    /// Stops the child `name` as [`remove`](GroupHandle::remove) does, but
+    /// keeps it: it is listed as [`SubsystemState::Paused`] in
+    /// [`children`](GroupHandle::children) and `/admin/liveness`, with its
+    /// restarts and last failure, and is not restarted (not even with its
+    /// siblings under `OneForAll`) until [`resume`](GroupHandle::resume).
+    /// A paused child is neither stale nor failed, and readiness does not
+    /// wait for it: pause a tenant whose data makes its worker misbehave,
+    /// without losing its record. Pausing a paused child does nothing.
+    /// Resolves once it has stopped.
+    ///
+    /// # Errors
+    ///
+    /// [`PauseError::NotFound`] if the group has no such child,
+    /// [`PauseError::NestedGroup`] for a nested group, [`PauseError::Ended`]
+    /// if the group is not running.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// use supervised::{CancellationToken, Child, Group, SubsystemState};
+    ///
+    /// let group = Group::new("tenants");
+    /// let tenants = group.handle();
+    /// let cancel = CancellationToken::new();
+    /// let run = tokio::spawn(group.run(cancel.clone()));
+    /// tenants.add(Child::new("tenant/acme", |cancel: CancellationToken| async move {
+    ///     cancel.cancelled().await;
+    /// })).unwrap();
+    /// tokio::task::yield_now().await;
+    ///
+    /// tenants.pause("tenant/acme").await.unwrap();
+    /// assert_eq!(tenants.children()[0].state, SubsystemState::Paused);
+    /// tenants.resume("tenant/acme").await.unwrap();
+    /// assert_eq!(tenants.children()[0].state, SubsystemState::Running);
+    /// cancel.cancel();
+    /// run.await.unwrap();
+    /// # }
+    /// ```
+    pub async fn pause(&self, name: &str) -> Result<(), PauseError> {
+        self.pause_or_resume(name, true).await
+    }
+
+    /// Starts a [`pause`](GroupHandle::pause)d child again, at its place
+    /// in the start order, with its count of failures in a row reset.
+    /// Resuming a child that is not paused does nothing.
+    ///
+    /// # Errors
+    ///
+    /// As for [`pause`](GroupHandle::pause).
+    pub async fn resume(&self, name: &str) -> Result<(), PauseError> {
+        self.pause_or_resume(name, false).await
+    }
+
+    async fn pause_or_resume(&self, name: &str, pause: bool) -> Result<(), PauseError> {
+        {
+            let roster = self.0.roster();
+            if !roster.contains(name) {
+                return Err(PauseError::NotFound(name.to_string()));
+            }
+            if roster.phase != RunPhase::Running && roster.phase != RunPhase::NotStarted {
+                return Err(PauseError::Ended);
+            }
+        }
+        let (answer, answered) = oneshot::channel();
+        if self
+            .0
+            .commands
+            .send(Command::Pause(name.to_string(), pause, answer))
+            .is_err()
+        {
+            return Err(PauseError::Ended);
+        }
+        answered.await.unwrap_or(Err(PauseError::Ended))
     }
 
     /// The children, in start order, with what the group is doing with each.

@@ -37,6 +37,6 @@ mod signal;
 
 pub use builder::{Group, Strategy};
 pub use child::{Child, Restart};
-pub use handle::{AddError, ChildInfo, GroupHandle, RemoveError};
+pub use handle::{AddError, ChildInfo, GroupHandle, PauseError, RemoveError};
 pub use kept::Lent;
 pub use report::{GroupExit, GroupReport};

@@ -24,6 +24,8 @@ pub(super) struct ChildRecord {
     /// Added through a handle while the group ran: one of a fleet, which a
     /// shutdown stops all at once rather than one after another.
     pub(super) added_at_run_time: bool,
+    /// Stopped by `GroupHandle::pause`: not started until resumed.
+    pub(super) paused: bool,
     /// See [`Child::own_metrics`]; `None`: the default for how it was added.
     pub(super) own_metrics: Option<bool>,
     /// Failures in a row, reset when a run made progress: shown on the
@@ -59,6 +61,7 @@ impl From<Child> for ChildRecord {
             stop_timeout: child.stop_timeout,
             start: child.start,
             added_at_run_time: false,
+            paused: false,
             own_metrics: child.own_metrics,
             failures: 0,
             entry: None,

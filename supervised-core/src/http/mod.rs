@@ -88,8 +88,11 @@
 //! - `group` is the path of the group the entry runs in, `null` outside
 //!   any group (and for a root group).
 //! - `state` is one of `running`, `backing_off`, `stopped`, `failed`,
-//!   `standby`. `standby` is a lease-gated subsystem ([`crate::lease`])
+//!   `standby`, `paused`. `standby` is a lease-gated subsystem ([`crate::lease`])
 //!   whose lease another replica holds: healthy, never stale, ready.
+//!   `paused` is a group's child stopped by
+//!   [`GroupHandle::pause`](crate::GroupHandle::pause): healthy, never
+//!   stale, not waited for.
 //! - `leader` and `lease` are `null` unless the subsystem is lease-gated.
 //!   Then `leader` says whether this process holds the lease, and `lease`
 //!   is `{"name", "holder", "epoch", "expires_in_seconds"}`: the holder
@@ -154,9 +157,9 @@
 //!   "subsystems": 100004,
 //!   "groups": [
 //!     {"group": null, "subsystems": 3,
-//!      "states": {"running": 3, "backing_off": 0, "stopped": 0, "failed": 0, "standby": 0}, "stale": 0},
+//!      "states": {"running": 3, "backing_off": 0, "stopped": 0, "failed": 0, "standby": 0, "paused": 0}, "stale": 0},
 //!     {"group": "platform/tenants", "subsystems": 100001,
-//!      "states": {"running": 99990, "backing_off": 1, "stopped": 0, "failed": 10, "standby": 0}, "stale": 2}
+//!      "states": {"running": 99990, "backing_off": 1, "stopped": 0, "failed": 10, "standby": 0, "paused": 0}, "stale": 2}
 //!   ],
 //!   "failed": {"total": 10, "names": ["tenant/00017", "tenant/04410"]},
 //!   "stale": {"total": 2, "names": ["tenant/00731", "tenant/52001"]}

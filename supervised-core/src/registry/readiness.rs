@@ -78,6 +78,7 @@ impl Readiness {
                     && s.last_beat.is_none()
                     && s.state != SubsystemState::Stopped
                     && s.state != SubsystemState::Standby
+                    && s.state != SubsystemState::Paused
             })
             .map(|s| s.name.clone())
             .collect()

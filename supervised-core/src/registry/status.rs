@@ -22,11 +22,16 @@ pub enum SubsystemState {
     /// holds (or the lease backend cannot be reached). It is healthy, never
     /// stale and ready: it is doing what it should. See [`crate::lease`].
     Standby,
+    /// A group's child stopped by
+    /// [`GroupHandle::pause`](crate::GroupHandle::pause): not restarted until
+    /// [`resume`](crate::GroupHandle::resume)d, its entry kept. Neither stale
+    /// nor failed, and not waited for by readiness.
+    Paused,
 }
 
 impl SubsystemState {
     /// The lower-case name used in logs and JSON: `running`, `backing_off`,
-    /// `stopped`, `failed`, `standby`.
+    /// `stopped`, `failed`, `standby`, `paused`.
     ///
     /// ```
     /// assert_eq!(supervised::SubsystemState::BackingOff.as_str(), "backing_off");
@@ -39,12 +44,13 @@ impl SubsystemState {
             SubsystemState::Stopped => "stopped",
             SubsystemState::Failed => "failed",
             SubsystemState::Standby => "standby",
+            SubsystemState::Paused => "paused",
         }
     }
 
     /// How many states there are.
     #[cfg_attr(not(feature = "http"), allow(dead_code))]
-    pub(crate) const COUNT: usize = 5;
+    pub(crate) const COUNT: usize = 6;
 
     /// Every state, in the order of their numbers.
     #[cfg_attr(not(feature = "http"), allow(dead_code))]
@@ -54,6 +60,7 @@ impl SubsystemState {
         SubsystemState::Stopped,
         SubsystemState::Failed,
         SubsystemState::Standby,
+        SubsystemState::Paused,
     ];
 
     /// The state [`as_str`](SubsystemState::as_str) names.
@@ -70,6 +77,7 @@ impl SubsystemState {
             SubsystemState::Stopped => 2,
             SubsystemState::Failed => 3,
             SubsystemState::Standby => 4,
+            SubsystemState::Paused => 5,
         }
     }
 
@@ -80,6 +88,7 @@ impl SubsystemState {
             2 => SubsystemState::Stopped,
             3 => SubsystemState::Failed,
             4 => SubsystemState::Standby,
+            5 => SubsystemState::Paused,
             _ => SubsystemState::Running,
         }
     }

@@ -248,7 +248,7 @@ impl Subsystem {
         now: Instant,
     ) -> Option<(Instant, Instant)> {
         let limit = meta.stale_limit()?;
-        if state == SubsystemState::Standby {
+        if matches!(state, SubsystemState::Standby | SubsystemState::Paused) {
             return None;
         }
         let stale_from = meta.lease.as_deref().and_then(|lease| lease.stale_from);
@@ -431,6 +431,12 @@ impl Subsystem {
             .membership
             .as_ref()
             .and_then(|m| m.group.as_deref().map(str::to_string))
+    }
+
+    /// Starts its count of failures in a row again (a resumed child); the
+    /// last failure stays on record.
+    pub(crate) fn reset_failures(&self) {
+        self.0.consecutive_failures.store(0, Ordering::Relaxed);
     }
 
     pub(crate) fn record_failure(&self, consecutive_failures: u32, failure: FailureRecord) {

@@ -38,7 +38,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::builder::GroupDef;
 use super::child::{ChildEnd, ChildRun, RunFuture, RunSource};
-use super::handle::{Command, RunPhase};
+use super::handle::{Command, PauseError, RunPhase};
 use super::record::{ChildRecord, ChildState, Running};
 use super::report::{GroupExit, GroupReport};
 use super::signal::Signals;
@@ -121,6 +121,7 @@ enum StopReason<'a> {
     Shutdown,
     GiveUp,
     Removed,
+    Paused,
     Restart(&'a str),
 }
 
@@ -130,6 +131,7 @@ impl StopReason<'_> {
             StopReason::Shutdown => "shutdown".to_string(),
             StopReason::GiveUp => "the group gave up".to_string(),
             StopReason::Removed => "removed".to_string(),
+            StopReason::Paused => "paused".to_string(),
             StopReason::Restart(child) => format!("restarted with {child:?}"),
         }
     }
@@ -257,7 +259,12 @@ impl<'d> Runner<'d> {
                 }
                 continue;
             }
-            if self.running == 0 && self.due.is_empty() && !self.def.members.is_empty() {
+            // A paused child is kept to be resumed: the group runs on.
+            if self.running == 0
+                && self.due.is_empty()
+                && !self.def.members.is_empty()
+                && !self.def.members.values().any(|m| m.paused)
+            {
                 return self.finish(GroupExit::Completed, Instant::now());
             }
             let next_due = self.due.first().map(|(at, _)| *at);
@@ -354,6 +361,10 @@ impl<'d> Runner<'d> {
     }
 
     async fn start(&mut self, seq: u64) {
+        if self.def.members.get(&seq).is_some_and(|m| m.paused) {
+            // Not even with its siblings: only `resume` starts it.
+            return;
+        }
         let Some(entry) = self.entry_of(seq) else {
             return;
         };
@@ -455,7 +466,71 @@ impl<'d> Runner<'d> {
                 // The caller may have stopped waiting; the removal stands.
                 let _ = answer.send(result);
             }
+            Command::Pause(name, pause, answer) => {
+                let result = if pause {
+                    self.pause(&name).await
+                } else {
+                    self.resume(&name).await
+                };
+                let _ = answer.send(result);
+            }
         }
+    }
+
+    /// Which member `name` is, if it is a child that can be paused.
+    fn pausable(&self, name: &str) -> Result<u64, PauseError> {
+        let Some(&seq) = self.def.seqs.get(name) else {
+            return Err(PauseError::NotFound(name.to_string()));
+        };
+        if self
+            .def
+            .members
+            .get(&seq)
+            .is_some_and(ChildRecord::is_group)
+        {
+            return Err(PauseError::NestedGroup(name.to_string()));
+        }
+        Ok(seq)
+    }
+
+    async fn pause(&mut self, name: &str) -> Result<(), PauseError> {
+        let seq = self.pausable(name)?;
+        if self.def.members.get(&seq).is_some_and(|m| m.paused) {
+            return Ok(());
+        }
+        if let Some(member) = self.def.members.get_mut(&seq) {
+            member.paused = true;
+        }
+        if self.is_running(seq) {
+            if let Some(ended) = self.stop_now(seq, StopReason::Paused).await {
+                self.absorb(&ended);
+            }
+        }
+        self.clear_due(seq);
+        if let Some(entry) = self.entry(seq) {
+            entry.set_state(SubsystemState::Paused);
+        }
+        self.def.shared.set_state(name, SubsystemState::Paused);
+        tracing::info!(target: "supervised", group = %self.path, child = %name, "child paused");
+        Ok(())
+    }
+
+    async fn resume(&mut self, name: &str) -> Result<(), PauseError> {
+        let seq = self.pausable(name)?;
+        let Some(member) = self.def.members.get_mut(&seq) else {
+            return Err(PauseError::NotFound(name.to_string()));
+        };
+        if !member.paused {
+            return Ok(());
+        }
+        member.paused = false;
+        member.failures = 0;
+        if let Some(entry) = &member.entry {
+            entry.reset_failures();
+        }
+        tracing::info!(target: "supervised", group = %self.path, child = %name, "child resumed");
+        self.start(seq).await;
+        Ok(())
     }
 
     async fn remove(&mut self, name: &str) -> Result<(), RemoveError> {
@@ -524,6 +599,9 @@ impl Runner<'_> {
                 }
                 Command::Remove(_, answer) => {
                     let _ = answer.send(Err(RemoveError::Ended));
+                }
+                Command::Pause(_, _, answer) => {
+                    let _ = answer.send(Err(PauseError::Ended));
                 }
             }
         }

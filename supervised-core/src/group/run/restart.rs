@@ -103,6 +103,10 @@ impl Runner<'_> {
                 self.forget(s);
                 continue;
             }
+            if member.paused {
+                // Paused: stays stopped until resumed, whatever its siblings do.
+                continue;
+            }
             let name = Arc::clone(&member.name);
             self.set_due(s, at);
             if let Some(entry) = self.entry(s) {

@@ -1,0 +1,177 @@
+//! `GroupHandle::pause` and `resume`, on paused time: a paused child is
+//! stopped, kept with its record, never restarted (not even with its
+//! siblings), neither stale nor failed, and not waited for by readiness.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use supervised_core::{
+    CancellationToken, Child, Group, GroupHandle, PauseError, Registry, Strategy, SubsystemState,
+};
+use tokio::time::sleep;
+
+/// A child that counts its runs, declares a 1 s tick and beats every
+/// second until cancelled; with `panic_first`, its first run panics.
+fn counted(name: &'static str, runs: Arc<AtomicU32>, panic_first: bool) -> Child {
+    Child::new(name, move |cancel: CancellationToken| {
+        let run = runs.fetch_add(1, Ordering::SeqCst);
+        async move {
+            supervised_core::current()
+                .expect("current")
+                .declare_tick(Some(Duration::from_secs(1)), None);
+            if panic_first && run == 0 {
+                sleep(Duration::from_secs(5)).await;
+                panic!("tenant data");
+            }
+            while !cancel.is_cancelled() {
+                supervised_core::beat();
+                tokio::select! {
+                    () = sleep(Duration::from_secs(1)) => {}
+                    () = cancel.cancelled() => {}
+                }
+            }
+        }
+    })
+}
+
+fn state_of(handle: &GroupHandle, name: &str) -> SubsystemState {
+    handle
+        .children()
+        .into_iter()
+        .find(|c| c.name == name)
+        .map(|c| c.state)
+        .unwrap_or_else(|| panic!("no child {name}"))
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_paused_child_stops_keeps_its_record_and_resumes() {
+    let registry = Registry::new();
+    let runs = Arc::new(AtomicU32::new(0));
+    let group =
+        Group::new("tenants")
+            .registry(&registry)
+            .spec(counted("tenant/acme", runs.clone(), true));
+    let handle = group.handle();
+    let cancel = CancellationToken::new();
+    let run = tokio::spawn(group.run(cancel.clone()));
+    // Its first run panics at 5 s; the group restarts it.
+    sleep(Duration::from_secs(10)).await;
+    assert_eq!(runs.load(Ordering::SeqCst), 2);
+    let entry = registry.get("tenant/acme").expect("an entry");
+    assert_eq!(entry.restarts(), 1);
+
+    handle.pause("tenant/acme").await.unwrap();
+    assert_eq!(state_of(&handle, "tenant/acme"), SubsystemState::Paused);
+    sleep(Duration::from_secs(60)).await;
+    assert_eq!(
+        runs.load(Ordering::SeqCst),
+        2,
+        "never restarted while paused"
+    );
+    let status = entry.status();
+    assert_eq!(status.state, SubsystemState::Paused);
+    assert!(
+        !status.stale,
+        "silent for a minute with a 1 s tick, but paused"
+    );
+    assert!(status.healthy);
+    assert_eq!(status.restarts, 1, "its record is kept");
+    assert!(status.last_panic.is_some());
+    assert!(registry.health().is_ok(), "{:?}", registry.health());
+    assert!(registry.readiness().is_ready());
+    // Pausing again does nothing.
+    handle.pause("tenant/acme").await.unwrap();
+
+    handle.resume("tenant/acme").await.unwrap();
+    assert_eq!(runs.load(Ordering::SeqCst), 3);
+    assert_eq!(state_of(&handle, "tenant/acme"), SubsystemState::Running);
+    sleep(Duration::from_secs(3)).await;
+    assert!(entry.status().healthy);
+    assert_eq!(entry.status().consecutive_failures, 0);
+    // Resuming a running child does nothing.
+    handle.resume("tenant/acme").await.unwrap();
+    assert_eq!(runs.load(Ordering::SeqCst), 3);
+
+    cancel.cancel();
+    assert!(run.await.unwrap().is_clean());
+}
+
+#[tokio::test(start_paused = true)]
+async fn siblings_restarting_together_leave_a_paused_child_stopped() {
+    let registry = Registry::new();
+    let (a, b, c) = (
+        Arc::new(AtomicU32::new(0)),
+        Arc::new(AtomicU32::new(0)),
+        Arc::new(AtomicU32::new(0)),
+    );
+    let group = Group::new("all")
+        .registry(&registry)
+        .strategy(Strategy::OneForAll)
+        .spec(counted("a", a.clone(), true))
+        .spec(counted("b", b.clone(), false))
+        .spec(counted("c", c.clone(), false));
+    let handle = group.handle();
+    let cancel = CancellationToken::new();
+    let run = tokio::spawn(group.run(cancel.clone()));
+    sleep(Duration::from_secs(1)).await;
+    handle.pause("b").await.unwrap();
+    // `a` panics at 5 s: the group restarts a and c, not b.
+    sleep(Duration::from_secs(10)).await;
+    assert_eq!(a.load(Ordering::SeqCst), 2);
+    assert_eq!(c.load(Ordering::SeqCst), 2);
+    assert_eq!(b.load(Ordering::SeqCst), 1, "b stays paused");
+    assert_eq!(state_of(&handle, "b"), SubsystemState::Paused);
+    assert_eq!(registry.get("b").unwrap().state(), SubsystemState::Paused);
+    cancel.cancel();
+    run.await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_group_whose_children_are_all_paused_keeps_running() {
+    let runs = Arc::new(AtomicU32::new(0));
+    let group =
+        Group::new("one")
+            .registry(&Registry::new())
+            .spec(counted("only", runs.clone(), false));
+    let handle = group.handle();
+    let cancel = CancellationToken::new();
+    let run = tokio::spawn(group.run(cancel.clone()));
+    sleep(Duration::from_secs(1)).await;
+    handle.pause("only").await.unwrap();
+    sleep(Duration::from_secs(30)).await;
+    assert!(!run.is_finished(), "a paused child is kept to be resumed");
+    handle.resume("only").await.unwrap();
+    assert_eq!(runs.load(Ordering::SeqCst), 2);
+    cancel.cancel();
+    assert!(run.await.unwrap().is_clean());
+}
+
+#[tokio::test(start_paused = true)]
+async fn pause_and_resume_say_why_they_cannot() {
+    let registry = Registry::new();
+    let nested = Group::new("inner").child("x", |cancel: CancellationToken| async move {
+        cancel.cancelled().await;
+    });
+    let group = Group::new("outer").registry(&registry).group(nested);
+    let handle = group.handle();
+    let cancel = CancellationToken::new();
+    let run = tokio::spawn(group.run(cancel.clone()));
+    sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        handle.pause("nobody").await,
+        Err(PauseError::NotFound("nobody".into()))
+    );
+    assert_eq!(
+        handle.resume("nobody").await,
+        Err(PauseError::NotFound("nobody".into()))
+    );
+    assert_eq!(
+        handle.pause("inner").await,
+        Err(PauseError::NestedGroup("inner".into()))
+    );
+    cancel.cancel();
+    run.await.unwrap();
+    assert_eq!(handle.pause("inner").await, Err(PauseError::Ended));
+    assert!(PauseError::Ended.to_string().contains("ended"));
+}
