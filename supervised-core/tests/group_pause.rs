@@ -175,3 +175,97 @@ async fn pause_and_resume_say_why_they_cannot() {
     assert_eq!(handle.pause("inner").await, Err(PauseError::Ended));
     assert!(PauseError::Ended.to_string().contains("ended"));
 }
+
+/// A child that declares a 1 s tick, beats first after `first`, then every
+/// second.
+fn tenant(name: String, first: Duration) -> Child {
+    Child::new(name, move |cancel: CancellationToken| async move {
+        supervised_core::current()
+            .expect("current")
+            .declare_tick(Some(Duration::from_secs(1)), None);
+        sleep(first).await;
+        while !cancel.is_cancelled() {
+            supervised_core::beat();
+            tokio::select! {
+                () = sleep(Duration::from_secs(1)) => {}
+                () = cancel.cancelled() => {}
+            }
+        }
+    })
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_group_judged_by_share_is_healthy_and_ready_while_enough_children_are() {
+    let registry = Registry::new();
+    let mut group = Group::new("tenants")
+        .registry(&registry)
+        .min_healthy_percent(80);
+    // Ten tenants; 8 beat at once, 2 only after 10 s.
+    for t in 0..10 {
+        let first = if t < 8 {
+            Duration::ZERO
+        } else {
+            Duration::from_secs(10)
+        };
+        group = group.spec(tenant(format!("tenant/{t}"), first));
+    }
+    let handle = group.handle();
+    let cancel = CancellationToken::new();
+    let run = tokio::spawn(group.run(cancel.clone()));
+    sleep(Duration::from_millis(100)).await;
+    // 8 of 10 beat: ready at 80%, though two have not.
+    assert!(
+        registry.readiness().is_ready(),
+        "{:?}",
+        registry.readiness()
+    );
+    sleep(Duration::from_secs(3)).await;
+    // The two silent ones are stale now, and advisory: 80% healthy is enough.
+    let health = registry.health();
+    assert_eq!(health.stale, Vec::<String>::new(), "children are advisory");
+    assert!(health.is_ok(), "{health:?}");
+    assert!(registry.get("tenant/9").unwrap().status().stale);
+    assert!(registry.get("tenant/9").unwrap().status().advisory);
+
+    // Pausing a healthy one leaves it out of the count: 7 healthy of 9 is
+    // 77%, below 80%.
+    handle.pause("tenant/0").await.unwrap();
+    let health = registry.health();
+    assert_eq!(health.below_min_healthy, ["tenants"], "{health:?}");
+    assert!(!health.is_ok());
+    // Once the late two beat, 9 of 9.
+    sleep(Duration::from_secs(8)).await;
+    assert!(registry.health().is_ok(), "{:?}", registry.health());
+    cancel.cancel();
+    run.await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn readiness_waits_for_the_share_of_first_beats() {
+    let registry = Registry::new();
+    let mut group = Group::new("fleet")
+        .registry(&registry)
+        .min_healthy_percent(50);
+    for t in 0..4 {
+        let first = Duration::from_secs(1 + t);
+        group = group.spec(tenant(format!("w/{t}"), first));
+    }
+    let cancel = CancellationToken::new();
+    let run = tokio::spawn(group.run(cancel.clone()));
+    sleep(Duration::from_millis(1_500)).await;
+    // One of four has beaten: the group is waited for, not its children.
+    match registry.readiness() {
+        supervised_core::Readiness::Starting { waiting } => assert_eq!(waiting, ["fleet"]),
+        other => panic!("{other:?}"),
+    }
+    sleep(Duration::from_secs(1)).await;
+    assert!(registry.readiness().is_ready(), "two of four: 50%");
+    cancel.cancel();
+    run.await.unwrap();
+}
+
+#[test]
+#[should_panic(expected = "Group::min_healthy_percent takes 1 to 100, got 101")]
+fn a_share_above_100_is_refused() {
+    let _ = Group::new("g").min_healthy_percent(101);
+}

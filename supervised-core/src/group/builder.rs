@@ -57,6 +57,8 @@ pub(super) struct GroupDef {
     pub(super) backoff: Backoff,
     pub(super) shutdown_timeout: Duration,
     pub(super) drain: Duration,
+    /// See [`Group::min_healthy_percent`].
+    pub(super) min_healthy_percent: Option<u8>,
     pub(super) restart: Restart,
     pub(super) registry: Option<Registry>,
     /// Keyed by a sequence number that only grows: iteration order is
@@ -322,6 +324,7 @@ impl Group {
             backoff: Backoff::DEFAULT,
             shutdown_timeout: Self::DEFAULT_SHUTDOWN_TIMEOUT,
             drain: Duration::ZERO,
+            min_healthy_percent: None,
             restart: Restart::default(),
             registry: None,
             members: BTreeMap::new(),
@@ -363,6 +366,40 @@ impl Group {
     /// new work once `/admin/ready` answers 503.
     pub fn drain(mut self, drain: Duration) -> Self {
         self.0.drain = drain;
+        self
+    }
+
+    /// Counts this group toward health and readiness by the share of its
+    /// children that are healthy, rather than child by child: a fleet of
+    /// tenant workers where one tenant's failure must not fail the
+    /// process's probes, but most failing must.
+    ///
+    /// With it, each child is advisory (listed with its own `healthy`, but
+    /// never failing [`Registry::health`](crate::Registry::health) alone),
+    /// and the group fails it (listed in
+    /// [`Health::below_min_healthy`](crate::Health::below_min_healthy),
+    /// `/admin/health` answering 503) while fewer than `percent` of its
+    /// children are healthy (not failed, not stale). Readiness waits until
+    /// that share of its children with a tick has beaten once. Paused
+    /// children are left out of both counts; a group with no children
+    /// counts as healthy.
+    ///
+    /// ```
+    /// use supervised::Group;
+    ///
+    /// let tenants = Group::new("tenants").min_healthy_percent(90);
+    /// # let _ = tenants;
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// If `percent` is 0 or above 100.
+    pub fn min_healthy_percent(mut self, percent: u8) -> Self {
+        assert!(
+            (1..=100).contains(&percent),
+            "Group::min_healthy_percent takes 1 to 100, got {percent}"
+        );
+        self.0.min_healthy_percent = Some(percent);
         self
     }
 

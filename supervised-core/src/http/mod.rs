@@ -10,7 +10,7 @@
 //! | --- | --- |
 //! | `GET /admin/liveness` | 200, every subsystem's liveness as JSON (see below), or the ones a filter picks |
 //! | `GET /admin/liveness/summary` | 200, counts by group and state, and the failed and stale names |
-//! | `GET /admin/health` | 200 `{"status":"ok"}`, or 503 with the stale and failed names |
+//! | `GET /admin/health` | 200 `{"status":"ok"}`, or 503 with the stale and failed names (and `below_min_healthy`: groups under their share) |
 //! | `GET /admin/ready` | 200 `{"status":"ready"}`, or 503 `starting` (with the names waited for) or `draining` |
 //! | `GET /metrics` | Prometheus metrics, with the `prometheus` feature (see [`metrics`](crate::metrics)) |
 //!

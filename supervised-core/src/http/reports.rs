@@ -262,6 +262,9 @@ struct HealthJson {
     stale: Option<Vec<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     failed: Option<Vec<String>>,
+    /// Groups below their `min_healthy_percent`; only when there are any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    below_min_healthy: Option<Vec<String>>,
 }
 
 pub(super) async fn health(Extract(app): Extract<AppState>) -> Response {
@@ -271,18 +274,22 @@ pub(super) async fn health(Extract(app): Extract<AppState>) -> Response {
             status: "ok",
             stale: None,
             failed: None,
+            below_min_healthy: None,
         };
         (StatusCode::OK, Json(body)).into_response()
     } else {
         tracing::debug!(
             target: "supervised", stale = ?health.stale,
             failed = ?health.failed,
+            below_min_healthy = ?health.below_min_healthy,
             "health probe answered 503"
         );
+        let below = health.below_min_healthy;
         let body = HealthJson {
             status: "unhealthy",
             stale: Some(health.stale),
             failed: Some(health.failed),
+            below_min_healthy: (!below.is_empty()).then_some(below),
         };
         (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
     }

@@ -2,6 +2,8 @@
 //! watchdog, the liveness report's top-level `healthy` and
 //! [`Registry::health`](crate::Registry::health) all answer with.
 
+use std::collections::HashMap;
+
 use super::status::{SubsystemState, SubsystemStatus};
 
 /// The health of a set of subsystems: which critical ones fail.
@@ -38,6 +40,10 @@ pub struct Health {
     pub stale: Vec<String>,
     /// Critical subsystems whose supervisor gave up, sorted by name.
     pub failed: Vec<String>,
+    /// Critical groups with
+    /// [`min_healthy_percent`](crate::Group::min_healthy_percent) whose share
+    /// of healthy children is below it, sorted by path.
+    pub below_min_healthy: Vec<String>,
 }
 
 impl Health {
@@ -53,13 +59,49 @@ impl Health {
                 health.failed.push(s.name.clone());
             }
         }
+        health.below_min_healthy = below_share(snapshot, |s| s.healthy);
         health
     }
 
-    /// Whether no critical subsystem is stale or failed.
+    /// Whether no critical subsystem is stale or failed, and no critical
+    /// group is below its share of healthy children.
     pub fn is_ok(&self) -> bool {
-        self.stale.is_empty() && self.failed.is_empty()
+        self.stale.is_empty() && self.failed.is_empty() && self.below_min_healthy.is_empty()
     }
+}
+
+/// The critical groups with a `min_healthy_percent` whose direct children
+/// (paused ones left out) pass `counts` in a smaller share than that, in
+/// the snapshot's order. A group with no such children is not below.
+pub(super) fn below_share(
+    snapshot: &[SubsystemStatus],
+    counts: impl Fn(&SubsystemStatus) -> bool,
+) -> Vec<String> {
+    let mut shares: HashMap<&str, (u64, u64)> = snapshot
+        .iter()
+        .filter(|s| !s.advisory && s.min_healthy_percent.is_some())
+        .map(|s| (s.name.as_str(), (0, 0)))
+        .collect();
+    if shares.is_empty() {
+        return Vec::new();
+    }
+    for s in snapshot
+        .iter()
+        .filter(|s| s.state != SubsystemState::Paused)
+    {
+        if let Some((total, passing)) = s.group.as_deref().and_then(|g| shares.get_mut(g)) {
+            *total += 1;
+            *passing += u64::from(counts(s));
+        }
+    }
+    snapshot
+        .iter()
+        .filter_map(|s| {
+            let percent = u64::from(s.min_healthy_percent?);
+            let &(total, passing) = shares.get(s.name.as_str())?;
+            (total > 0 && passing * 100 < percent * total).then(|| s.name.clone())
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -90,7 +132,8 @@ mod tests {
             Health::of(&registry.snapshot()),
             Health {
                 stale: vec!["stale".into()],
-                failed: vec![]
+                failed: vec![],
+                below_min_healthy: vec![],
             }
         );
 

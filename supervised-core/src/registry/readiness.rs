@@ -53,6 +53,15 @@ pub enum Readiness {
     Draining,
 }
 
+/// Whether `s` has a tick and has not beaten once, in a state that runs.
+fn waits(s: &SubsystemStatus) -> bool {
+    s.tick.is_some()
+        && s.last_beat.is_none()
+        && s.state != SubsystemState::Stopped
+        && s.state != SubsystemState::Standby
+        && s.state != SubsystemState::Paused
+}
+
 impl Readiness {
     /// Whether traffic should be sent: `Ready` only.
     pub fn is_ready(&self) -> bool {
@@ -70,17 +79,20 @@ impl Readiness {
 
     /// The subsystems a snapshot is still waiting for (see the type's docs).
     pub(super) fn waiting(snapshot: &[SubsystemStatus]) -> Vec<String> {
-        snapshot
+        let mut waiting: Vec<String> = snapshot
             .iter()
-            .filter(|s| {
-                !s.advisory
-                    && s.tick.is_some()
-                    && s.last_beat.is_none()
-                    && s.state != SubsystemState::Stopped
-                    && s.state != SubsystemState::Standby
-                    && s.state != SubsystemState::Paused
-            })
+            .filter(|s| !s.advisory && waits(s))
             .map(|s| s.name.clone())
-            .collect()
+            .collect();
+        // A group judged by share waits until that share of its children
+        // with a tick has beaten once (its children are advisory).
+        let with_tick: Vec<SubsystemStatus> = snapshot
+            .iter()
+            .filter(|s| s.min_healthy_percent.is_some() || s.tick.is_some())
+            .cloned()
+            .collect();
+        waiting.extend(super::health::below_share(&with_tick, |s| !waits(s)));
+        waiting.sort();
+        waiting
     }
 }

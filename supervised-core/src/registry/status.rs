@@ -235,6 +235,10 @@ pub struct SubsystemStatus {
     pub item_panics: u64,
     /// Whether it is healthy (see above).
     pub healthy: bool,
+    /// For a group with
+    /// [`min_healthy_percent`](crate::Group::min_healthy_percent): the
+    /// share of its children, in percent, that must be healthy.
+    pub min_healthy_percent: Option<u8>,
     /// Its lease, if it is lease-gated.
     pub lease: Option<LeaseStatus>,
 }

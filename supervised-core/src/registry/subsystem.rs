@@ -30,6 +30,8 @@ struct Meta {
     lease: Option<Box<LeaseView>>,
     /// The WARN that a `#[supervised]` loop declares no tick was logged.
     warned_undeclared_tick: bool,
+    /// A group's `min_healthy_percent`.
+    min_healthy_percent: Option<u8>,
 }
 
 /// See [`Meta::lease`].
@@ -295,6 +297,7 @@ impl Subsystem {
             stale_since,
             item_panics: inner.item_panics.load(Ordering::Relaxed),
             healthy: state != SubsystemState::Failed && stale_since.is_none(),
+            min_healthy_percent: meta.min_healthy_percent,
             lease: meta.lease.as_deref().map(|lease| LeaseStatus {
                 name: lease.name.to_string(),
                 leader: lease.leader,
@@ -393,6 +396,11 @@ impl Subsystem {
     pub(super) fn mark_fleet(&self, series: bool) {
         self.0.fleet.store(true, Ordering::Relaxed);
         self.0.series.store(series, Ordering::Relaxed);
+    }
+
+    /// A group entry's share rule (see `Group::min_healthy_percent`).
+    pub(crate) fn set_min_healthy_percent(&self, percent: Option<u8>) {
+        self.meta().min_healthy_percent = percent;
     }
 
     /// Turns its own metric series off (see `Child::own_metrics`).

@@ -188,6 +188,7 @@ impl<'d> Runner<'d> {
         };
         let entry = registry.subsystem(&path);
         entry.set_membership(SubsystemKind::Group, parent.as_deref());
+        entry.set_min_healthy_percent(def.min_healthy_percent);
         entry.set_state(SubsystemState::Running);
         let handle_shutdown = {
             let mut roster = def.shared.roster();
@@ -321,6 +322,10 @@ impl<'d> Runner<'d> {
             }
             entry
         };
+        if self.def.min_healthy_percent.is_some() {
+            // The group is judged by its share of healthy children instead.
+            entry.set_advisory(true);
+        }
         if kind == SubsystemKind::Subsystem {
             // A nested run marks its own entry.
             entry.set_membership(kind, Some(&self.path));
