@@ -388,16 +388,51 @@ async fn the_status_page_is_served_only_when_asked_and_holds_no_data() {
     assert_eq!(page.header("cache-control"), Some("no-store"));
     let csp = page.header("content-security-policy").unwrap_or_default();
     assert!(
-        csp.starts_with("default-src 'none'") && csp.contains("connect-src 'self'"),
+        csp.starts_with("default-src 'none'")
+            && csp.contains("connect-src 'self'")
+            && csp.contains("script-src 'self'")
+            && csp.contains("style-src 'self'")
+            && !csp.contains("unsafe-inline"),
         "{csp}"
     );
+    // Its script and style are files beside it, served without the token
+    // and named by relative paths; nothing inline for the policy to refuse.
+    assert!(page.body.contains("<script src=\"status.js\"></script>"));
+    assert!(page
+        .body
+        .contains("<link rel=\"stylesheet\" href=\"status.css\">"));
+    assert_eq!(page.body.matches("<script").count(), 1, "no inline script");
+    assert!(!page.body.contains("<style") && !page.body.contains(" style="));
+    let handler = page.body.split(" on").skip(1).find(|rest| {
+        let name: String = rest.chars().take_while(char::is_ascii_lowercase).collect();
+        !name.is_empty() && rest[name.len()..].starts_with('=')
+    });
+    assert!(handler.is_none(), "an inline event handler: on{handler:?}");
+    let script = server.get("/admin/status.js").await;
+    assert_eq!(script.status, StatusCode::OK);
+    assert_eq!(
+        script.header("content-type"),
+        Some("text/javascript; charset=utf-8")
+    );
     assert!(
-        page.body.contains("fetch(\"liveness\""),
-        "polls its sibling route"
+        script.body.contains("liveness/summary"),
+        "polls the summary"
+    );
+    assert!(
+        script.body.contains("fetch(url"),
+        "polls its sibling routes"
+    );
+    let style = server.get("/admin/status.css").await;
+    assert_eq!(style.status, StatusCode::OK);
+    assert_eq!(
+        style.header("content-type"),
+        Some("text/css; charset=utf-8")
     );
     // Self-contained: nothing loaded from elsewhere.
-    for external in ["http://", "https://", "src=\"", "<link"] {
-        assert!(!page.body.contains(external), "the page loads {external}");
+    for body in [&page.body, &script.body, &style.body] {
+        for external in ["http://", "https://", "src=\"/", "href=\"/", "url("] {
+            assert!(!body.contains(external), "the page loads {external}");
+        }
     }
     // Static: no subsystem name in it; the data still needs the token.
     assert!(!page.body.contains("tenant-acme-billing"));

@@ -32,7 +32,10 @@ impl BearerGate {
     /// they are open; the status page when it is served.
     fn exempts(&self, path: &str) -> bool {
         (self.open_probes && (path == super::HEALTH_PATH || path == super::READY_PATH))
-            || (self.status_page && path == super::STATUS_PATH)
+            || (self.status_page
+                && (path == super::STATUS_PATH
+                    || path == super::STATUS_SCRIPT_PATH
+                    || path == super::STATUS_STYLE_PATH))
     }
 }
 

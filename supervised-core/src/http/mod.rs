@@ -145,7 +145,8 @@
 //!
 //! # `/admin/liveness/summary`
 //!
-//! Counts for a fleet too large to list: every group with its entries by
+//! Counts for a fleet too large to list: the entries, those failed or stale
+//! (`unhealthy`, each once), every group with its entries by
 //! state, and the first failed and stale names (sorted, at most `limit`,
 //! default 100) with their totals. It takes the same filters, except
 //! `after`. `group` is `null` for the entries in no group (a root group's
@@ -155,6 +156,7 @@
 //! {
 //!   "healthy": false,
 //!   "subsystems": 100004,
+//!   "unhealthy": 12,
 //!   "groups": [
 //!     {"group": null, "subsystems": 3,
 //!      "states": {"running": 3, "backing_off": 0, "stopped": 0, "failed": 0, "standby": 0, "paused": 0}, "stale": 0},
@@ -168,8 +170,12 @@
 //!
 //! # `/admin/` (the status page)
 //!
-//! Only with [`RouterOptions::status_page`]: a self-contained HTML page that
-//! polls `/admin/liveness` every second and shows the subsystems by group.
+//! Only with [`RouterOptions::status_page`]: a self-contained HTML page
+//! (with its script and style at `/admin/status.js` and
+//! `/admin/status.css`) that polls every second and loads only what it
+//! shows, however large the registry: the summary, the failed, backing-off
+//! and stale entries (at most 100 of each) first, then one page of at most
+//! 200 entries under a filter (group, state, name prefix).
 //!
 //! # `/admin/health`
 //!
@@ -232,6 +238,9 @@ pub const READY_PATH: &str = "/admin/ready";
 pub const HEALTH_PATH: &str = "/admin/health";
 /// The path of the status page ([`RouterOptions::status_page`]).
 pub const STATUS_PATH: &str = "/admin/";
+/// The status page's script and style, beside it.
+const STATUS_SCRIPT_PATH: &str = "/admin/status.js";
+const STATUS_STYLE_PATH: &str = "/admin/status.css";
 /// The path of the Prometheus metrics (feature `prometheus`).
 #[cfg(feature = "prometheus")]
 pub const METRICS_PATH: &str = "/metrics";
@@ -306,15 +315,22 @@ impl RouterOptions {
 
     /// Serves a status page at `GET /admin/` (default: off): one small,
     /// self-contained HTML page (no CDN, no framework, works offline) that
-    /// polls `/admin/liveness` every second and shows each subsystem's
-    /// state, last beat and health, coloured, with the groups as sections.
+    /// polls every second. It shows each group's children counted by state,
+    /// the failed and stale entries first, then a page of entries with their
+    /// state, last beat and health, coloured, under a filter (group, state,
+    /// name prefix; also read from the page's own query string, as in
+    /// `/admin/?group=platform/tenants&state=failed`). It loads only what
+    /// it shows, so it stays fast with 100,000 entries.
     ///
-    /// The page itself holds no data, so [`serve`] answers it without the
-    /// bearer token; the page then asks for the token, keeps it in the
-    /// tab's session storage and sends it as an `Authorization` header to
-    /// `/admin/liveness` (never in the URL). Without one it says "Token
-    /// required". It is served at `/admin/` only (with the slash), so it
-    /// finds `liveness` beside it when the routes are nested under a prefix.
+    /// The page, its script (`/admin/status.js`) and its style
+    /// (`/admin/status.css`) hold no data, so [`serve`] answers them
+    /// without the bearer token; the page then asks for the token, keeps it
+    /// in the tab's session storage and sends it as an `Authorization`
+    /// header to `/admin/liveness` (never in the URL). Without one it says
+    /// "Token required". Its Content-Security-Policy allows only its own
+    /// origin's script and style (no `'unsafe-inline'`). It is served at
+    /// `/admin/` only (with the slash), so it finds `liveness` beside it
+    /// when the routes are nested under a prefix.
     ///
     /// ```
     /// let options = supervised::http::RouterOptions::new().status_page(true);
@@ -417,7 +433,10 @@ where
     #[cfg(feature = "prometheus")]
     let router = router.route(METRICS_PATH, get(reports::metrics));
     let router = if options.status_page {
-        router.route(STATUS_PATH, get(reports::status_page))
+        router
+            .route(STATUS_PATH, get(reports::status_page))
+            .route(STATUS_SCRIPT_PATH, get(reports::status_script))
+            .route(STATUS_STYLE_PATH, get(reports::status_style))
     } else {
         router
     };

@@ -136,6 +136,8 @@ pub(crate) struct Summary {
     pub(crate) failed_total: u64,
     pub(crate) stale: Vec<String>,
     pub(crate) stale_total: u64,
+    /// Matching entries that are failed or stale (each counted once).
+    pub(crate) unhealthy: u64,
 }
 
 impl Registry {
@@ -229,9 +231,11 @@ impl Registry {
             failed_total: 0,
             stale: Vec::new(),
             stale_total: 0,
+            unhealthy: 0,
         };
         for (handle, facts) in self.matching(filter, now) {
             let failed = facts.state == SubsystemState::Failed;
+            summary.unhealthy += u64::from(failed || facts.stale);
             summary.healthy &= facts.healthy();
             summary.total += 1;
             let counts = summary.groups.entry(facts.group).or_default();
