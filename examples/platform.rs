@@ -29,6 +29,12 @@
 //! `--give-up` adds `billing-sync`, whose supervisor gives up (the
 //! failed-subsystem alert).
 //!
+//! `--tenants N` adds a fleet: `platform/tenants`, with a worker per tenant
+//! added through the group's handle (`tenant/000000` ...), judged by its
+//! share of healthy workers (90%). With `--tenants 100000`, read it with
+//! `/admin/liveness/summary`, `/admin/liveness?group=platform/tenants&stale=true`,
+//! the status page, and `/metrics`, where the fleet is a few series.
+//!
 //! ```sh
 //! cargo run --example platform --features http
 //! curl -s http://127.0.0.1:8080/admin/liveness
@@ -92,7 +98,7 @@ const AGENT_OFFLINE_AFTER: Duration = Duration::from_secs(3);
 const USAGE: &str = "\
 usage: platform [--addr IP:PORT] [--duration DURATION] [--token-file PATH]
                 [--open-probes] [--stall SUBSYSTEM [--after DURATION]]
-                [--storm] [--give-up]
+                [--storm] [--give-up] [--tenants N]
                 [--replica-id NAME] [--postgres URL | --etcd URL]
 
   --addr IP:PORT       where /admin/liveness and /admin/health are served
@@ -112,6 +118,9 @@ usage: platform [--addr IP:PORT] [--duration DURATION] [--token-file PATH]
                        and restarts within half a second: a restart storm
   --give-up            add `billing-sync`, a loop that fails on every run and
                        gives up after 2 restarts: a failed subsystem
+  --tenants N          add `platform/tenants`, N tenant workers (a fleet,
+                       up to 1000000) beating every 10 s; tenant 17 of each
+                       10000 panics on its first run
   --replica-id NAME    this replica's id, shown as the lease holder
                        (default: replica-PID)
   --postgres URL       run the scheduler on one replica at a time, with the
@@ -119,6 +128,9 @@ usage: platform [--addr IP:PORT] [--duration DURATION] [--token-file PATH]
   --etcd URL           the same with etcd (needs `--features etcd`); with
                        neither, the lease is in this process: one replica
   -h, --help           print this help";
+
+/// The most tenants `--tenants` takes.
+const MAX_TENANTS: usize = 1_000_000;
 
 // ---- flags ---------------------------------------------------------------------
 
@@ -137,6 +149,8 @@ struct Flags {
     storm: bool,
     /// `--give-up`: add the `billing-sync` loop, which gives up.
     give_up: bool,
+    /// `--tenants N`: add a fleet of N tenant workers.
+    tenants: usize,
 }
 
 /// Where the scheduler's lease lives.
@@ -179,6 +193,7 @@ fn parse_flags(args: impl IntoIterator<Item = String>) -> Result<Command, String
     let (mut storm, mut give_up) = (false, false);
     let mut stall = None;
     let mut after = None;
+    let mut tenants = None;
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
         if arg == "-h" || arg == "--help" {
@@ -211,6 +226,7 @@ fn parse_flags(args: impl IntoIterator<Item = String>) -> Result<Command, String
             "--etcd" => &mut etcd,
             "--stall" => &mut stall,
             "--after" => &mut after,
+            "--tenants" => &mut tenants,
             "--token" => {
                 return Err(
                     "`--token` is gone: a token on the command line shows in `ps`; \
@@ -277,6 +293,17 @@ fn parse_flags(args: impl IntoIterator<Item = String>) -> Result<Command, String
             Some((name, after))
         }
     };
+    let tenants = match tenants {
+        None => 0,
+        Some(text) => match text.parse::<usize>() {
+            Ok(n) if n <= MAX_TENANTS => n,
+            _ => {
+                return Err(format!(
+                    "invalid `--tenants {text}`: expected a whole number from 0 to {MAX_TENANTS}"
+                ))
+            }
+        },
+    };
     Ok(Command::Run(Flags {
         addr,
         duration,
@@ -287,6 +314,7 @@ fn parse_flags(args: impl IntoIterator<Item = String>) -> Result<Command, String
         stall,
         storm,
         give_up,
+        tenants,
     }))
 }
 
@@ -505,6 +533,38 @@ async fn imports(cancel: CancellationToken) {
             panic!("tenant initech: import row {row} has no id");
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// `--tenants N`: a fleet of tenant workers, added through the group's
+/// handle as a service adds them from its tenant list. Each beats every
+/// 10 s (spread over the first second); tenant 17 of each 10,000 panics on
+/// its first run, as one tenant's bad data would, and is restarted alone.
+fn tenants(n: usize) -> Group {
+    let fleet = Group::new("tenants").min_healthy_percent(90);
+    let handle = fleet.handle();
+    for id in 0..n {
+        let child = Child::new(
+            format!("tenant/{id:06}"),
+            move |cancel: CancellationToken| tenant_worker(id, cancel),
+        );
+        handle.add(child).expect("a new group has no children yet");
+    }
+    fleet
+}
+
+async fn tenant_worker(id: usize, cancel: CancellationToken) {
+    const TICK: Duration = Duration::from_secs(10);
+    if let Some(me) = supervised::current() {
+        me.declare_tick(Some(TICK), None);
+        if id % 10_000 == 17 && me.restarts() == 0 {
+            panic!("tenant {id}: a row this worker cannot read");
+        }
+    }
+    let spread = Duration::from_millis((id % 1000) as u64);
+    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + spread, TICK);
+    while cancel.run_until_cancelled(ticker.tick()).await.is_some() {
+        supervised::beat();
     }
 }
 
@@ -931,6 +991,11 @@ async fn main() -> ExitCode {
         .group(outside_world(&platform, started));
     let tree = if flags.storm {
         tree.child("imports", imports)
+    } else {
+        tree
+    };
+    let tree = if flags.tenants > 0 {
+        tree.group(tenants(flags.tenants))
     } else {
         tree
     };

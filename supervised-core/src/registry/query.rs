@@ -172,10 +172,9 @@ impl Registry {
         MetricsView { own, groups }
     }
 
-    /// The handles that match `filter`, sorted by name.
+    /// The handles that match `filter`, in no order.
     fn matching(&self, filter: &Filter, now: Instant) -> Vec<(Subsystem, Facts)> {
-        let mut found: Vec<(Subsystem, Facts)> = self
-            .0
+        self.0
             .subsystems
             .iter()
             .filter_map(|e| {
@@ -193,9 +192,7 @@ impl Registry {
                     .admits(handle.name(), &facts)
                     .then(|| (handle.clone(), facts))
             })
-            .collect();
-        found.sort_unstable_by(|a, b| a.0.name().cmp(b.0.name()));
-        found
+            .collect()
     }
 
     /// The entries matching `filter` whose names sort after `after`, at
@@ -203,15 +200,25 @@ impl Registry {
     pub(crate) fn page(&self, filter: &Filter, after: Option<&str>, limit: Option<usize>) -> Page {
         let now = Instant::now();
         let found = self.matching(filter, now);
-        let start = after.map_or(0, |after| found.partition_point(|(h, _)| h.name() <= after));
-        let rest = &found[start..];
+        let healthy = found.iter().all(|(_, f)| f.healthy());
+        let mut rest: Vec<&Subsystem> = found
+            .iter()
+            .map(|(h, _)| h)
+            .filter(|h| after.is_none_or(|after| h.name() > after))
+            .collect();
         let take = limit.unwrap_or(rest.len()).min(rest.len());
+        // Only the page is put in order: a page of 200 from 100,000 entries
+        // selects its 200 in linear time, then sorts those.
+        let by_name = |a: &&Subsystem, b: &&Subsystem| a.name().cmp(b.name());
+        if take < rest.len() {
+            rest.select_nth_unstable_by(take, by_name);
+        }
+        rest[..take].sort_unstable_by(by_name);
         let statuses: Vec<SubsystemStatus> =
-            rest[..take].iter().map(|(h, _)| h.status_at(now)).collect();
+            rest[..take].iter().map(|h| h.status_at(now)).collect();
         let next = (take < rest.len())
             .then(|| statuses.last().map(|s| s.name.clone()))
             .flatten();
-        let healthy = found.iter().all(|(_, f)| f.healthy());
         Page {
             statuses,
             healthy,
@@ -244,16 +251,18 @@ impl Registry {
             if facts.stale {
                 counts.stale += 1;
                 summary.stale_total += 1;
-                if summary.stale.len() < names {
-                    summary.stale.push(handle.name().to_string());
-                }
+                summary.stale.push(handle.name().to_string());
             }
             if failed {
                 summary.failed_total += 1;
-                if summary.failed.len() < names {
-                    summary.failed.push(handle.name().to_string());
-                }
+                summary.failed.push(handle.name().to_string());
             }
+        }
+        // The first `names` of each list by name (the lists are short
+        // unless something is badly wrong).
+        for list in [&mut summary.failed, &mut summary.stale] {
+            list.sort_unstable();
+            list.truncate(names);
         }
         summary
     }
