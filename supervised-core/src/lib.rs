@@ -78,6 +78,9 @@ pub mod http;
 #[cfg(feature = "prometheus")]
 #[cfg_attr(docsrs, doc(cfg(feature = "prometheus")))]
 pub mod metrics;
+#[cfg(feature = "metrics")]
+#[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
+pub mod recorder;
 #[cfg(all(feature = "systemd", unix))]
 #[cfg_attr(docsrs, doc(cfg(all(feature = "systemd", unix))))]
 pub mod systemd;

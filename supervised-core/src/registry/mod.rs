@@ -47,13 +47,13 @@ pub(crate) mod current;
 mod health;
 mod instant;
 mod progress;
-#[cfg(any(feature = "http", feature = "prometheus"))]
+#[cfg(any(feature = "http", feature = "prometheus", feature = "metrics"))]
 pub(crate) mod query;
 mod readiness;
 mod recent;
 mod status;
 mod subsystem;
-#[cfg(any(feature = "http", feature = "prometheus"))]
+#[cfg(any(feature = "http", feature = "prometheus", feature = "metrics"))]
 mod wallclock;
 
 pub use current::{beat, current};
@@ -64,7 +64,7 @@ pub use readiness::Readiness;
 pub use status::{LastPanic, LeaseStatus, SubsystemKind, SubsystemState, SubsystemStatus};
 pub(crate) use subsystem::FailureRecord;
 pub use subsystem::Subsystem;
-#[cfg(any(feature = "http", feature = "prometheus"))]
+#[cfg(any(feature = "http", feature = "prometheus", feature = "metrics"))]
 pub(crate) use wallclock::WallClock;
 
 /// A handle as the key of the registry's map, found by its name: one
@@ -300,7 +300,7 @@ impl Registry {
     }
 
     /// Restarts of removed entries, by group path (see `retired_restarts`).
-    #[cfg(feature = "prometheus")]
+    #[cfg(any(feature = "prometheus", feature = "metrics"))]
     pub(crate) fn retired_restarts(&self) -> std::collections::BTreeMap<Box<str>, u64> {
         self.0
             .retired_restarts

@@ -68,7 +68,10 @@ pub(crate) struct Facts {
     pub(crate) stale: bool,
     pub(crate) advisory: bool,
     /// Whether it declares a tick.
-    #[cfg_attr(not(feature = "prometheus"), allow(dead_code))]
+    #[cfg_attr(
+        not(any(feature = "prometheus", feature = "metrics")),
+        allow(dead_code)
+    )]
     pub(crate) ticked: bool,
 }
 
@@ -103,7 +106,7 @@ pub(crate) struct GroupCounts {
 
 /// What the metrics read of a registry in one pass: the statuses of the
 /// entries with series of their own, and every group's aggregates.
-#[cfg(feature = "prometheus")]
+#[cfg(any(feature = "prometheus", feature = "metrics"))]
 pub(crate) struct MetricsView {
     /// Sorted by name.
     pub(crate) own: Vec<SubsystemStatus>,
@@ -112,7 +115,7 @@ pub(crate) struct MetricsView {
 }
 
 /// One group's aggregates for the metrics.
-#[cfg(feature = "prometheus")]
+#[cfg(any(feature = "prometheus", feature = "metrics"))]
 #[derive(Debug, Default)]
 pub(crate) struct GroupMetrics {
     pub(crate) counts: GroupCounts,
@@ -142,7 +145,7 @@ pub(crate) struct Summary {
 
 impl Registry {
     /// The metrics' one pass (see [`MetricsView`]).
-    #[cfg(feature = "prometheus")]
+    #[cfg(any(feature = "prometheus", feature = "metrics"))]
     pub(crate) fn metrics_view(&self) -> MetricsView {
         let now = Instant::now();
         let mut own = Vec::new();

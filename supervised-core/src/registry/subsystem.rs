@@ -311,7 +311,7 @@ impl Subsystem {
 
     /// What a filter or a summary reads (`query.rs`), under one lock and
     /// without copying the rest of the status.
-    #[cfg(any(feature = "http", feature = "prometheus"))]
+    #[cfg(any(feature = "http", feature = "prometheus", feature = "metrics"))]
     pub(super) fn facts(&self, now: Instant) -> super::query::Facts {
         let meta = self.meta();
         let state = self.state();
@@ -413,7 +413,7 @@ impl Subsystem {
     }
 
     /// Whether it has metric series of its own.
-    #[cfg(feature = "prometheus")]
+    #[cfg(any(feature = "prometheus", feature = "metrics"))]
     pub(crate) fn has_series(&self) -> bool {
         self.0.series.load(Ordering::Relaxed)
     }
