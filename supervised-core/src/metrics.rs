@@ -269,7 +269,7 @@ impl prometheus_client::collector::Collector for Collector {
 /// children it has.
 fn encode_groups(
     encoder: &mut DescriptorEncoder<'_>,
-    groups: &BTreeMap<Box<str>, GroupMetrics>,
+    groups: &BTreeMap<std::sync::Arc<str>, GroupMetrics>,
     clock: &WallClock,
 ) -> Result<(), fmt::Error> {
     {

@@ -194,7 +194,7 @@ pub(super) async fn summary(Extract(app): Extract<AppState>, RawQuery(raw): RawQ
             .groups
             .into_iter()
             .map(|(group, counts)| GroupJson {
-                group: group.map(String::from),
+                group: group.map(|g| g.to_string()),
                 subsystems: counts.total,
                 states: SubsystemState::ALL
                     .iter()

@@ -9,6 +9,7 @@
 #![cfg_attr(not(feature = "http"), allow(dead_code))]
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use tokio::time::Instant;
 
@@ -64,7 +65,7 @@ impl Filter {
 pub(crate) struct Facts {
     pub(crate) state: SubsystemState,
     pub(crate) kind: SubsystemKind,
-    pub(crate) group: Option<Box<str>>,
+    pub(crate) group: Option<Arc<str>>,
     pub(crate) stale: bool,
     pub(crate) advisory: bool,
     /// Whether it declares a tick.
@@ -111,7 +112,7 @@ pub(crate) struct MetricsView {
     /// Sorted by name.
     pub(crate) own: Vec<SubsystemStatus>,
     /// By group path: the entries directly in it.
-    pub(crate) groups: BTreeMap<Box<str>, GroupMetrics>,
+    pub(crate) groups: BTreeMap<Arc<str>, GroupMetrics>,
 }
 
 /// One group's aggregates for the metrics.
@@ -131,7 +132,7 @@ pub(crate) struct GroupMetrics {
 pub(crate) struct Summary {
     pub(crate) total: u64,
     /// By group path; `None` for entries in no group.
-    pub(crate) groups: BTreeMap<Option<Box<str>>, GroupCounts>,
+    pub(crate) groups: BTreeMap<Option<Arc<str>>, GroupCounts>,
     /// Whether no critical (not advisory) matching entry is failed or stale.
     pub(crate) healthy: bool,
     /// Failed entries, sorted by name, at most the limit asked for.
@@ -149,7 +150,7 @@ impl Registry {
     pub(crate) fn metrics_view(&self) -> MetricsView {
         let now = Instant::now();
         let mut own = Vec::new();
-        let mut groups: BTreeMap<Box<str>, GroupMetrics> = BTreeMap::new();
+        let mut groups: BTreeMap<Arc<str>, GroupMetrics> = BTreeMap::new();
         for e in self.0.subsystems.iter() {
             let handle = &e.key().0;
             if handle.has_series() {
@@ -169,7 +170,7 @@ impl Registry {
             }
         }
         for (group, restarts) in self.retired_restarts() {
-            groups.entry(group).or_default().restarts += restarts;
+            groups.entry(Arc::from(group)).or_default().restarts += restarts;
         }
         own.sort_unstable_by(|a, b| a.name.cmp(&b.name));
         MetricsView { own, groups }
@@ -182,11 +183,18 @@ impl Registry {
             .iter()
             .filter_map(|e| {
                 let handle = &e.key().0;
-                // The prefix needs no lock: check it first.
+                // The name and the state need no lock: check them first, so
+                // `state=failed` over 100,000 entries locks only the failed.
                 if filter
                     .prefix
                     .as_deref()
                     .is_some_and(|p| !handle.name().starts_with(p))
+                {
+                    return None;
+                }
+                if filter
+                    .states
+                    .is_some_and(|bits| bits & Filter::state_bit(handle.state()) == 0)
                 {
                     return None;
                 }
@@ -279,7 +287,7 @@ mod tests {
         Facts {
             state: SubsystemState::Running,
             kind,
-            group: group.map(Box::from),
+            group: group.map(Arc::from),
             stale: false,
             advisory: false,
             ticked: false,

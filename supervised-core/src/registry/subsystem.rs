@@ -52,7 +52,9 @@ pub(crate) struct LeaseView {
 /// See [`Meta::membership`].
 struct Membership {
     kind: SubsystemKind,
-    group: Option<Box<str>>,
+    /// Shared with the group's run and its other children: a reader
+    /// counting by group clones a pointer, not the path.
+    group: Option<Arc<str>>,
 }
 
 impl Meta {
@@ -384,11 +386,8 @@ impl Subsystem {
     }
 
     /// Which kind of entry this is and the path of the group it is in.
-    pub(crate) fn set_membership(&self, kind: SubsystemKind, group: Option<&str>) {
-        self.meta().membership = Some(Box::new(Membership {
-            kind,
-            group: group.map(Box::from),
-        }));
+    pub(crate) fn set_membership(&self, kind: SubsystemKind, group: Option<Arc<str>>) {
+        self.meta().membership = Some(Box::new(Membership { kind, group }));
     }
 
     /// Whether `self` and `other` are the same entry.

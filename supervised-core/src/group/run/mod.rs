@@ -187,7 +187,7 @@ impl<'d> Runner<'d> {
             None => Arc::from(def.name.as_str()),
         };
         let entry = registry.subsystem(&path);
-        entry.set_membership(SubsystemKind::Group, parent.as_deref());
+        entry.set_membership(SubsystemKind::Group, parent.clone());
         entry.set_min_healthy_percent(def.min_healthy_percent);
         entry.set_state(SubsystemState::Running);
         let handle_shutdown = {
@@ -328,7 +328,7 @@ impl<'d> Runner<'d> {
         }
         if kind == SubsystemKind::Subsystem {
             // A nested run marks its own entry.
-            entry.set_membership(kind, Some(&self.path));
+            entry.set_membership(kind, Some(Arc::clone(&self.path)));
             // One restart authority: where the strategy restarts siblings
             // too, or the child must not be restarted at all, a
             // `#[supervised]` fn running it leaves every failure to the
