@@ -177,6 +177,8 @@ pub use supervised_core::systemd;
 ///   `generation` (0 for the first run). How the run ended, its failure and
 ///   the restart or give-up, is an ERROR event inside that span, so a tracer
 ///   such as `tracing-opentelemetry` shows one span per run with its end.
+///   Run as a [`Group`] child, these spans sit inside the child's own
+///   `supervised` span, which the group opens for each run of every child.
 /// - **`panic = "abort"`.** Such a crate cannot recover panics, so the
 ///   expansion is a compile error there rather than a silent no-op.
 ///

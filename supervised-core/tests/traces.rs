@@ -92,3 +92,70 @@ async fn a_run_in_a_group_names_the_group() {
     assert_eq!(acme.field("group"), Some("tenants"));
     assert_eq!(acme.field("generation"), Some("0"));
 }
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn a_groups_own_child_runs_in_a_span_and_its_restart_is_logged_in_it() {
+    let (events, _guard) = common::capture();
+    let registry = Registry::new();
+    let cancel = CancellationToken::new();
+    let runs = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let counted = runs.clone();
+    let run = Group::new("tenants")
+        .registry(&registry)
+        .child("tenant/acme", move |cancel: CancellationToken| {
+            let run = counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            async move {
+                tracing::info!(target: "app", run, "working");
+                if run < 2 {
+                    panic!("bad row in run {run}");
+                }
+                cancel.cancelled().await;
+            }
+        })
+        .run(cancel.clone());
+    let stop = async {
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        cancel.cancel();
+    };
+    let (report, ()) = tokio::join!(run, stop);
+    assert!(report.is_clean(), "{report:?}");
+
+    let spans: Vec<_> = events
+        .spans("supervised")
+        .into_iter()
+        .filter(|s| s.field("subsystem") == Some("tenant/acme"))
+        .collect();
+    let generations: Vec<&str> = spans
+        .iter()
+        .map(|s| s.field("generation").unwrap())
+        .collect();
+    assert_eq!(generations, ["0", "1", "2"], "{spans:#?}");
+    assert!(spans.iter().all(|s| s.field("group") == Some("tenants")));
+
+    // The body's own events are in its run's span.
+    let working: Vec<_> = events
+        .all()
+        .into_iter()
+        .filter(|e| e.message() == "working")
+        .collect();
+    assert_eq!(working.len(), 3);
+    for (generation, event) in working.iter().enumerate() {
+        assert_eq!(
+            event.field("in.generation"),
+            Some(&*generation.to_string()),
+            "{event:?}"
+        );
+    }
+    // The group's restart of each failed run is an event in that run's span.
+    let restarts: Vec<_> = events
+        .at(Level::ERROR)
+        .into_iter()
+        .filter(|e| e.message().contains("child failed: restarting it"))
+        .collect();
+    assert_eq!(restarts.len(), 2, "{restarts:#?}");
+    for (generation, event) in restarts.iter().enumerate() {
+        assert_eq!(event.field("in"), Some("supervised"), "{event:?}");
+        assert_eq!(event.field("in.generation"), Some(&*generation.to_string()));
+        assert_eq!(event.field("in.subsystem"), Some("tenant/acme"));
+    }
+}

@@ -376,6 +376,9 @@ pub(super) struct ChildEnd {
     /// A nested group's report. Boxed: a `ChildEnd` is every child task's
     /// output, and tokio sizes each task for it.
     pub(super) report: Option<Box<GroupReport>>,
+    /// The run's `supervised` span, if a subscriber wanted one: the group
+    /// logs how the run ended (the restart, the give-up) inside it.
+    pub(super) span: Option<Box<tracing::Span>>,
 }
 
 impl ChildEnd {
@@ -383,6 +386,7 @@ impl ChildEnd {
         ChildEnd {
             failure: None,
             report: None,
+            span: None,
         }
     }
 
@@ -390,6 +394,7 @@ impl ChildEnd {
         ChildEnd {
             failure: Some(failure),
             report: None,
+            span: None,
         }
     }
 }
@@ -400,6 +405,9 @@ pub(super) struct ChildRun {
     run: Option<RunFuture>,
     current: Option<Subsystem>,
     offer: Option<Subsystem>,
+    /// One `supervised` span per run, as a `Supervisor`'s runs have; boxed
+    /// and only when a subscriber wants it.
+    span: Option<Box<tracing::Span>>,
 }
 
 impl ChildRun {
@@ -411,6 +419,15 @@ impl ChildRun {
         entry: &Subsystem,
     ) -> Self {
         panic::install_hook();
+        // The fields are read only when a subscriber wants the span.
+        let span = tracing::info_span!(
+            target: "supervised", "supervised",
+            subsystem = %entry.name(),
+            group = entry.group_path().as_deref(),
+            generation = entry.restarts()
+        );
+        let span = (!span.is_disabled()).then(|| Box::new(span));
+        let _entered = span.as_deref().map(tracing::Span::enter);
         let mut current = Some(entry.clone());
         // On offer during the call too: a factory may register
         // synchronously (`Supervisor::run`) rather than in an async body.
@@ -427,10 +444,12 @@ impl ChildRun {
                 location: caught.location,
             }))),
         };
+        drop(_entered);
         ChildRun {
             run: Some(run),
             current,
             offer,
+            span,
         }
     }
 
@@ -440,6 +459,7 @@ impl ChildRun {
             run: Some(run),
             current: None,
             offer: None,
+            span: None,
         }
     }
 }
@@ -452,11 +472,13 @@ impl Future for ChildRun {
         let Some(run) = this.run.as_mut() else {
             return Poll::Pending;
         };
+        let entered = this.span.as_deref().map(tracing::Span::enter);
         let outside = current::swap_in(&mut this.current);
         let offered = handoff::offer(&mut this.offer);
         let polled = panic::catch_in_body(|| run.as_mut().poll(cx));
         handoff::withdraw(&mut this.offer, offered);
         current::leave(&mut this.current, outside);
+        drop(entered);
         let ended = match polled {
             Ok(Poll::Pending) => return Poll::Pending,
             Ok(Poll::Ready(ended)) => ended,
@@ -468,7 +490,9 @@ impl Future for ChildRun {
         // The future is dropped here, in the task, before the group hears
         // of the end.
         this.run = None;
-        Poll::Ready(this.with_handed_up(ended))
+        let mut ended = this.with_handed_up(ended);
+        ended.span = this.span.take();
+        Poll::Ready(ended)
     }
 }
 

@@ -168,6 +168,9 @@ struct Runner<'d> {
     stop_timer: Option<Pin<Box<Sleep>>>,
     window: RestartWindow,
     consecutive: u32,
+    /// The span of the run whose end is being judged, taken from its
+    /// `ChildEnd`: the restart or give-up is logged inside it.
+    ending: Option<Box<tracing::Span>>,
     failed: Vec<String>,
     unstopped: Vec<String>,
     /// A nested run tells its parent when its children are started, so
@@ -220,6 +223,7 @@ impl<'d> Runner<'d> {
             ends: VecDeque::new(),
             stop_timer: None,
             consecutive: 0,
+            ending: None,
             failed: Vec::new(),
             unstopped: Vec::new(),
             started: None,

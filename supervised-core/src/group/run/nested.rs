@@ -32,6 +32,7 @@ pub(in crate::group) fn nested_run(
         ChildEnd {
             failure,
             report: Some(Box::new(report)),
+            span: None,
         }
     })
 }

@@ -8,12 +8,14 @@ impl Runner<'_> {
     /// A child's task finished by itself. `Some` when the run is over.
     pub(super) async fn on_end(&mut self, seq: u64, outcome: Outcome) -> Option<GroupReport> {
         let run = self.take_running(seq)?;
-        let ended = match outcome {
+        let mut ended = match outcome {
             Outcome::Ended(ended) => ended,
             // Only the group aborts, and it waits for those itself.
             Outcome::Aborted => ChildEnd::normal(),
         };
         self.absorb(&ended);
+        // How the run ended is logged inside its span (see `ending`).
+        self.ending = ended.span.take();
         let entry = self.entry(seq).cloned()?;
         let now = Instant::now();
         // The group's restarts and each child's failures in a row follow
@@ -70,6 +72,8 @@ impl Runner<'_> {
             .filter(|s| **s != seq)
             .map(|s| self.name_of(*s).to_string())
             .collect();
+        let in_run = self.ending.take();
+        let entered = in_run.as_deref().map(tracing::Span::enter);
         if ended.failure.is_some() {
             tracing::error!(
                 target: "supervised",
@@ -85,6 +89,9 @@ impl Runner<'_> {
                 "permanent child ended: restarting it after the backoff"
             );
         }
+        // Left before the awaits below: a span entered across an await
+        // would hold other tasks' events.
+        drop(entered);
         // Stop the siblings, last started first, each gone before the next.
         for &sibling in together.iter().rev().filter(|s| **s != seq) {
             if self.is_running(sibling) {
@@ -133,6 +140,8 @@ impl Runner<'_> {
     ) -> Option<GroupReport> {
         let name = self.name_of(seq);
         let failed = record.is_some();
+        let in_run = self.ending.take();
+        let entered = in_run.as_deref().map(tracing::Span::enter);
         if failed {
             tracing::error!(
                 target: "supervised",
@@ -146,6 +155,7 @@ impl Runner<'_> {
                 "child ended and is not restarted ({restart:?})"
             );
         }
+        drop(entered);
         if restart == Restart::Temporary {
             self.forget(seq);
             return None;
@@ -168,12 +178,16 @@ impl Runner<'_> {
         let begun = Instant::now();
         let child = self.name_of(seq).to_string();
         let (max, within) = self.def.intensity;
-        tracing::error!(
-            target: "supervised",
-            group = %self.path, child = %child, strategy = self.strategy(), reason = %failure,
-            max_restarts = max, within = ?within,
-            "group gave up: restart intensity exceeded; stopping every child"
-        );
+        {
+            let in_run = self.ending.take();
+            let _entered = in_run.as_deref().map(tracing::Span::enter);
+            tracing::error!(
+                target: "supervised",
+                group = %self.path, child = %child, strategy = self.strategy(), reason = %failure,
+                max_restarts = max, within = ?within,
+                "group gave up: restart intensity exceeded; stopping every child"
+            );
+        }
         if let Some(entry) = self.entry(seq) {
             entry.set_state(SubsystemState::Failed);
         }
