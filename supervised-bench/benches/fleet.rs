@@ -289,15 +289,22 @@ fn main() {
         return;
     }
     let names = names();
+    // `FLEET_BENCH=reports`: only 7b and 7c (for a profiler).
+    if std::env::var("FLEET_BENCH").as_deref() != Ok("reports") {
+        add_figures(&names);
+    }
+    report_figures(&names);
+}
 
+fn add_figures(names: &[String]) {
     println!(
         "== 7a. add {CHILDREN} children to one group, {ROUNDS} interleaved rounds (medians) =="
     );
     let (mut ours, mut ts, mut tgs) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..ROUNDS {
-        ours.push(add_ours(&names));
-        ts.push(add_task_supervisor(&names));
-        tgs.push(add_graceful_shutdown(&names));
+        ours.push(add_ours(names));
+        ts.push(add_task_supervisor(names));
+        tgs.push(add_graceful_shutdown(names));
     }
     let med_add = |v: &[Added]| median(v.iter().map(|a| a.add).collect());
     let med_bytes = |v: &[Added]| {
@@ -323,12 +330,14 @@ fn main() {
         med_bytes(&ours) / med_bytes(&ts),
         med_bytes(&ours) / med_bytes(&tgs),
     );
+}
 
+fn report_figures(names: &[String]) {
     println!("\n== 7b, 7c. the reports over {CHILDREN} children, {FAILED} failed ({ROUNDS} rounds, medians) ==");
     let rt = runtime();
     rt.block_on(async {
-        let plain = fleet(&names, false).await;
-        let owned = fleet(&names, true).await;
+        let plain = fleet(names, false).await;
+        let owned = fleet(names, true).await;
         // Let the failing ones give up.
         tokio::time::sleep(Duration::from_millis(200)).await;
         let (mut all, mut failed, mut summary, mut poll, mut metrics_fleet, mut metrics_each) =
