@@ -370,7 +370,7 @@ fn report_figures(names: &[String]) {
         let (mf, me) = (median(metrics_fleet), median(metrics_each));
         println!("unfiltered /admin/liveness: {all:?}, {all_bytes} bytes");
         println!(
-            "state=failed ({failed_found} bytes): {failed:?}, {:.3}x (budget <= 0.05x: {})",
+            "state=failed ({failed_found} bytes): {failed:?}, {:.4}x (budget <= 0.05x: {})",
             ratio(failed, all),
             verdict(ratio(failed, all) <= 0.05)
         );

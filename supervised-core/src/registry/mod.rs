@@ -111,6 +111,12 @@ struct RegistryInner {
     /// A group's children added at run time (its fleet): intended, so not
     /// held to the cap that guards against names made from data.
     fleet: AtomicUsize,
+    /// The entries whose state is not `Running` (backing off, failed,
+    /// stopped, standby, paused), kept on each state change: a filter on
+    /// those states reads this instead of every entry. It may briefly hold
+    /// an entry that is running again or was removed (readers check), never
+    /// lack one that is not running.
+    attention: DashMap<Key, (), foldhash::fast::RandomState>,
     /// Restarts of removed entries, by their group's path, so a group's
     /// restart total never goes down when a child is removed.
     retired_restarts: std::sync::Mutex<std::collections::BTreeMap<Box<str>, u64>>,
@@ -204,6 +210,7 @@ impl Registry {
             subsystems: DashMap::with_hasher(foldhash::fast::RandomState::default()),
             count: AtomicUsize::new(0),
             fleet: AtomicUsize::new(0),
+            attention: DashMap::with_hasher(foldhash::fast::RandomState::default()),
             retired_restarts: std::sync::Mutex::new(std::collections::BTreeMap::new()),
             max: AtomicUsize::new(max),
             rejected: AtomicU64::new(0),
@@ -256,7 +263,11 @@ impl Registry {
                 self.0.count.fetch_sub(1, Ordering::Relaxed);
                 existing.key().0.clone()
             }
-            Entry::Vacant(slot) => slot.insert(()).key().0.clone(),
+            Entry::Vacant(slot) => {
+                let handle = slot.insert(()).key().0.clone();
+                handle.set_home(self);
+                handle
+            }
         })
     }
 
@@ -273,9 +284,50 @@ impl Registry {
             Entry::Occupied(existing) => existing.key().0.clone(),
             Entry::Vacant(slot) => {
                 self.0.fleet.fetch_add(1, Ordering::Relaxed);
-                slot.insert(()).key().0.clone()
+                let handle = slot.insert(()).key().0.clone();
+                handle.set_home(self);
+                handle
             }
         }
+    }
+
+    /// Whether `sub` is the entry registered under its name.
+    fn holds(&self, sub: &Subsystem) -> bool {
+        self.0
+            .subsystems
+            .get(sub.name())
+            .is_some_and(|key| key.key().0.same_as(sub))
+    }
+
+    /// Puts `sub` in the `attention` index or takes it out, by its state
+    /// now; again if the state changed meanwhile, so the last change always
+    /// leaves the index right.
+    fn index_state(&self, sub: &Subsystem) {
+        loop {
+            let attentive = sub.state() != SubsystemState::Running;
+            if attentive && self.holds(sub) {
+                self.0.attention.insert(Key(sub.clone()), ());
+            } else if !attentive {
+                self.0
+                    .attention
+                    .remove_if(sub.name(), |key, _| key.0.same_as(sub));
+            }
+            if (sub.state() != SubsystemState::Running) == attentive {
+                return;
+            }
+        }
+    }
+
+    /// The entries that are not running, as the index has them, each
+    /// checked to still be this registry's.
+    #[cfg(any(feature = "http", feature = "prometheus", feature = "metrics"))]
+    pub(crate) fn not_running(&self) -> Vec<Subsystem> {
+        self.0
+            .attention
+            .iter()
+            .map(|e| e.key().0.clone())
+            .filter(|sub| self.holds(sub))
+            .collect()
     }
 
     /// How many entries the registry holds: those under the cap, and the
@@ -449,6 +501,9 @@ impl Registry {
                 &self.0.count
             };
             counter.fetch_sub(1, Ordering::Relaxed);
+            self.0
+                .attention
+                .remove_if(sub.name(), |key, _| key.0.same_as(sub));
             let restarts = sub.restarts();
             if let (Some(group), true) = (sub.group_path(), restarts > 0) {
                 let mut retired = self

@@ -110,6 +110,9 @@ struct SubsystemInner {
     group_restarts: AtomicBool,
     /// One of a group's fleet: not under the registry's cap. In padding.
     fleet: AtomicBool,
+    /// The registry that holds it, told of its state changes (see
+    /// `Registry::index_state`); unset for a handle in no registry.
+    home: std::sync::OnceLock<std::sync::Weak<super::RegistryInner>>,
     /// Whether it has metric series of its own (a fleet's children are
     /// counted in their group's instead, unless asked for). In padding.
     series: AtomicBool,
@@ -153,6 +156,7 @@ impl Subsystem {
             advisory: AtomicBool::new(false),
             group_restarts: AtomicBool::new(false),
             fleet: AtomicBool::new(false),
+            home: std::sync::OnceLock::new(),
             series: AtomicBool::new(true),
             meta: Mutex::new(Meta::default()),
         }))
@@ -358,7 +362,19 @@ impl Subsystem {
     // ---- written by the supervisor ------------------------------------------
 
     pub(crate) fn set_state(&self, state: SubsystemState) {
-        self.0.state.store(state.to_u8(), Ordering::Relaxed);
+        let old = SubsystemState::from_u8(self.0.state.swap(state.to_u8(), Ordering::Relaxed));
+        // Only a change between running and not running moves the entry in
+        // its registry's index: a supervisor's transition, never a beat.
+        if (old == SubsystemState::Running) != (state == SubsystemState::Running) {
+            if let Some(home) = self.0.home.get().and_then(std::sync::Weak::upgrade) {
+                super::Registry(home).index_state(self);
+            }
+        }
+    }
+
+    /// Records the registry that holds it (once: a handle is in one).
+    pub(super) fn set_home(&self, registry: &super::Registry) {
+        let _ = self.0.home.set(Arc::downgrade(&registry.0));
     }
 
     pub(crate) fn record_restart(
