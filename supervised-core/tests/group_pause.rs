@@ -269,3 +269,31 @@ async fn readiness_waits_for_the_share_of_first_beats() {
 fn a_share_above_100_is_refused() {
     let _ = Group::new("g").min_healthy_percent(101);
 }
+
+/// A child that panics in its cleanup while the group stops it (here, a
+/// pause) is not restarted, but its panic is kept on its entry (and
+/// logged), never dropped.
+#[tokio::test(start_paused = true)]
+async fn a_panic_while_being_stopped_is_kept_on_the_entry() {
+    let registry = Registry::new();
+    let group = Group::new("g")
+        .registry(&registry)
+        .child("flushes", |cancel: CancellationToken| async move {
+            cancel.cancelled().await;
+            if cancel.is_cancelled() {
+                panic!("flush failed");
+            }
+        });
+    let handle = group.handle();
+    let cancel = CancellationToken::new();
+    let run = tokio::spawn(group.run(cancel.clone()));
+    sleep(Duration::from_secs(1)).await;
+    handle.pause("flushes").await.unwrap();
+    let status = registry.get("flushes").unwrap().status();
+    assert_eq!(status.state, SubsystemState::Paused);
+    let panic = status.last_panic.expect("the panic is kept");
+    assert_eq!(panic.message, "flush failed");
+    assert!(panic.location.is_some_and(|l| l.contains("group_pause.rs")));
+    cancel.cancel();
+    run.await.unwrap();
+}

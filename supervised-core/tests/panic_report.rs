@@ -21,7 +21,7 @@ fn main() -> ExitCode {
         service(&mode);
         return ExitCode::SUCCESS;
     }
-    let tests: [(&str, fn()); 4] = [
+    let tests: [(&str, fn()); 6] = [
         (
             "with_a_subscriber_a_caught_panic_is_one_event",
             with_a_subscriber,
@@ -38,6 +38,14 @@ fn main() -> ExitCode {
             "a_subscriber_that_filters_the_events_out_counts_as_none",
             with_events_filtered_out,
         ),
+        (
+            "a_panic_the_body_catches_itself_is_reported_once",
+            caught_by_the_body,
+        ),
+        (
+            "a_panic_after_cancellation_is_reported_once",
+            after_cancellation,
+        ),
     ];
     for (name, test) in tests {
         test();
@@ -47,9 +55,17 @@ fn main() -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// Two panics, then a clean end, under `mode`'s subscriber.
+/// Two panics, then a clean end, under `mode`'s subscriber (or the
+/// special cases: a panic the body catches, one after cancellation).
 fn service(mode: &str) {
     match mode {
+        "caught-inside" | "after-cancel" => {
+            tracing_subscriber::fmt()
+                .with_writer(std::io::stderr)
+                .with_ansi(false)
+                .init();
+            return special(mode);
+        }
         "subscriber" => tracing_subscriber::fmt()
             .with_writer(std::io::stderr)
             .with_ansi(false)
@@ -86,6 +102,65 @@ fn service(mode: &str) {
     println!("runs={runs}");
 }
 
+fn special(mode: &str) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()
+        .expect("a runtime");
+    let cancel = CancellationToken::new();
+    let stop = cancel.clone();
+    let mut runs = 0;
+    let supervisor = Supervisor::new();
+    runtime.block_on(async {
+        let run = supervisor.run(cancel, "reporting", |cancel| {
+            runs += 1;
+            let caught_inside = mode == "caught-inside";
+            async move {
+                if caught_inside {
+                    let inner = std::panic::catch_unwind(|| panic!("handled by the body"));
+                    assert!(inner.is_err());
+                }
+                cancel.cancelled().await;
+                if !caught_inside {
+                    panic!("cleanup failed");
+                }
+            }
+        });
+        let stopper = async {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            stop.cancel();
+        };
+        let _ = tokio::join!(run, stopper);
+    });
+    println!("runs={runs}");
+}
+
+fn caught_by_the_body() {
+    let stderr = run("caught-inside", &[("RUNS", "1")]);
+    assert_eq!(stderr.matches(STD_TEXT).count(), 0, "{stderr}");
+    assert_eq!(
+        stderr.matches("caught within the body").count(),
+        1,
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("panic_message=handled by the body"),
+        "{stderr}"
+    );
+}
+
+fn after_cancellation() {
+    let stderr = run("after-cancel", &[("RUNS", "1")]);
+    assert_eq!(stderr.matches(STD_TEXT).count(), 0, "{stderr}");
+    assert_eq!(
+        stderr.matches("panicked after cancellation").count(),
+        1,
+        "{stderr}"
+    );
+    assert!(stderr.contains("panic_message=cleanup failed"), "{stderr}");
+}
+
 /// Runs the service in `mode` with `env` set: its stderr.
 fn run(mode: &str, env: &[(&str, &str)]) -> String {
     let mut command = Command::new(std::env::current_exe().expect("this binary"));
@@ -101,8 +176,12 @@ fn run(mode: &str, env: &[(&str, &str)]) -> String {
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     );
+    let runs = env
+        .iter()
+        .find(|(k, _)| *k == "RUNS")
+        .map_or("3", |(_, v)| v);
     assert!(
-        out.status.success() && stdout.contains("runs=3"),
+        out.status.success() && stdout.contains(&format!("runs={runs}")),
         "{mode}: {stdout}\n{stderr}"
     );
     stderr

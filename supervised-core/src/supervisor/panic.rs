@@ -24,6 +24,7 @@ use crate::registry::current;
 use crate::text::{self, panic_message};
 
 struct HookRecord {
+    message: String,
     location: Option<String>,
     backtrace: Backtrace,
 }
@@ -33,6 +34,9 @@ thread_local! {
     static DEPTH: Cell<u32> = const { Cell::new(0) };
     /// What the hook saw of the latest panic inside a supervised poll.
     static LAST: RefCell<Option<HookRecord>> = const { RefCell::new(None) };
+    /// The hook left std's text out for the latest panic, counting on an
+    /// event to report it; cleared when the supervision catches it.
+    static SILENCED: Cell<bool> = const { Cell::new(false) };
 }
 
 type Hook = Box<dyn Fn(&panic::PanicHookInfo<'_>) + Sync + Send + 'static>;
@@ -47,6 +51,7 @@ pub(crate) fn install_hook() {
                 return previous(info);
             }
             let record = HookRecord {
+                message: text::bounded(panic_message(info.payload())),
                 location: info.location().map(|l| l.to_string()),
                 // Rust's conventions decide: RUST_LIB_BACKTRACE, else
                 // RUST_BACKTRACE. Off by default, so a caught panic is a
@@ -64,7 +69,10 @@ pub(crate) fn install_hook() {
                 return previous(info);
             }
             if tracing::enabled!(target: "supervised", tracing::Level::ERROR) {
-                // The ERROR event that follows is the one report.
+                // The ERROR event that follows is the one report; if the
+                // panic is caught before the supervision sees it, the poll
+                // reports it instead (`caught_inside`).
+                let _ = SILENCED.try_with(|s| s.set(true));
                 return;
             }
             previous(info);
@@ -99,8 +107,8 @@ fn note_caught() {
     };
     let _ = writeln!(
         std::io::stderr().lock(),
-        "note: supervised caught this panic{within}; the process goes on, and the \
-         loop's supervisor restarts it or gives up as its policy says. A tracing \
+        "note: supervised caught this panic{within}; the process goes on, and \
+         its supervisor decides what follows (a restart, a give-up). A tracing \
          subscriber shows its events (target \"supervised\")."
     );
 }
@@ -127,16 +135,44 @@ impl Drop for DepthGuard {
 /// counter that [`catch`] keeps is not needed.
 #[inline]
 pub(crate) fn catch_in_body<R>(f: impl FnOnce() -> R) -> Result<R, CaughtPanic> {
-    panic::catch_unwind(AssertUnwindSafe(f)).map_err(caught)
+    match panic::catch_unwind(AssertUnwindSafe(f)) {
+        Ok(polled) => {
+            if SILENCED.get() {
+                caught_inside();
+            }
+            Ok(polled)
+        }
+        Err(payload) => Err(caught(payload)),
+    }
+}
+
+/// A panic inside the poll that something within it caught (the body's own
+/// `catch_unwind`, a runtime it polls): no supervision event will report
+/// it, and the hook left std's text out, so this WARN is its report.
+#[cold]
+fn caught_inside() {
+    SILENCED.set(false);
+    let Some(record) = LAST.with(|last| last.borrow_mut().take()) else {
+        return;
+    };
+    tracing::warn!(
+        target: "supervised",
+        subsystem = current::current().as_ref().map(|s| s.name()),
+        panic_message = %text::Escaped(&record.message),
+        location = record.location.as_deref().unwrap_or("<unknown>"),
+        "a panic inside a supervised body was caught within the body, before its supervisor saw it"
+    );
 }
 
 #[cold]
 fn caught(payload: Box<dyn Any + Send>) -> CaughtPanic {
+    SILENCED.set(false);
     let record = LAST.with(|last| last.borrow_mut().take());
     let (location, backtrace) = match record {
         Some(r) => (r.location, Some(r.backtrace)),
         None => (None, None),
     };
+    // The hook's copy of the message is the payload's: the payload is kept.
     CaughtPanic {
         message: text::bounded(panic_message(&*payload)),
         payload,

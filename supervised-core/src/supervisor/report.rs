@@ -181,3 +181,22 @@ pub(crate) fn drop_panicked(sub: &Subsystem, panic: &CaughtPanic) {
         "supervised body panicked while it was dropped; the panic is contained"
     );
 }
+
+/// Logs a panic raised after the supervision was cancelled (in the body's
+/// cleanup on its way out): not restarted, so not judged, but reported and
+/// kept as the entry's last panic.
+pub(crate) fn panicked_after_cancel(sub: &Subsystem, panic: &CaughtPanic) {
+    tracing::error!(
+        target: "supervised",
+        subsystem = %sub.name(),
+        kind = "panic",
+        panic_message = %Escaped(&panic.message),
+        location = panic.location.as_deref().unwrap_or("<unknown>"),
+        "supervised body panicked after cancellation; not restarting"
+    );
+    sub.note_failure(FailureRecord::Panic(LastPanic {
+        message: panic.message.clone(),
+        location: panic.location.clone(),
+        at: Instant::now(),
+    }));
+}

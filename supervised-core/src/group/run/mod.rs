@@ -462,6 +462,48 @@ impl<'d> Runner<'d> {
         }
     }
 
+    /// [`absorb`](Self::absorb) for a child the group stopped: a failure on
+    /// its way out (a panic in its cleanup after the token was cancelled)
+    /// is not judged, since the child is not restarted, but it is logged in
+    /// the run's span and kept on its entry, never dropped. (std's own
+    /// panic text was left out for it: this event is its one report.)
+    pub(super) fn absorb_stopped(&mut self, seq: u64, ended: &ChildEnd) {
+        self.absorb(ended);
+        let Some(failure) = &ended.failure else {
+            return;
+        };
+        let name = self.name_of(seq);
+        let _entered = ended.span.as_deref().map(tracing::Span::enter);
+        match failure {
+            ChildFailure::Panic { message, location } => {
+                tracing::error!(
+                    target: "supervised",
+                    group = %self.path, child = %name,
+                    panic_message = %crate::text::Escaped(message),
+                    location = location.as_deref().unwrap_or("<unknown>"),
+                    "child panicked while it was being stopped"
+                );
+                if let Some(entry) = self.entry(seq) {
+                    entry.note_failure(FailureRecord::Panic(LastPanic {
+                        message: message.clone(),
+                        location: location.clone(),
+                        at: Instant::now(),
+                    }));
+                }
+            }
+            other => {
+                tracing::warn!(
+                    target: "supervised",
+                    group = %self.path, child = %name, reason = %other,
+                    "child failed while it was being stopped"
+                );
+                if let Some(entry) = self.entry(seq) {
+                    entry.note_failure(FailureRecord::Error(other.to_string()));
+                }
+            }
+        }
+    }
+
     // ---- commands ------------------------------------------------------------
 
     async fn on_command(&mut self, command: Command) {
@@ -512,7 +554,7 @@ impl<'d> Runner<'d> {
         }
         if self.is_running(seq) {
             if let Some(ended) = self.stop_now(seq, StopReason::Paused).await {
-                self.absorb(&ended);
+                self.absorb_stopped(seq, &ended);
             }
         }
         self.clear_due(seq);
@@ -548,7 +590,7 @@ impl<'d> Runner<'d> {
         };
         if self.is_running(seq) {
             if let Some(ended) = self.stop_now(seq, StopReason::Removed).await {
-                self.absorb(&ended);
+                self.absorb_stopped(seq, &ended);
             }
         }
         if self.is_due(seq) && self.def.strategy == crate::Strategy::RestForOne {

@@ -96,7 +96,7 @@ impl Runner<'_> {
         for &sibling in together.iter().rev().filter(|s| **s != seq) {
             if self.is_running(sibling) {
                 if let Some(ended) = self.stop_now(sibling, StopReason::Restart(&name)).await {
-                    self.absorb(&ended);
+                    self.absorb_stopped(sibling, &ended);
                 }
             }
         }

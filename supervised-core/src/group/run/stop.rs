@@ -207,7 +207,7 @@ impl Runner<'_> {
             match self.wait_for(seq, Some(own.min(until))).await {
                 Waited::Joined(outcome) => {
                     if let Outcome::Ended(ended) = &outcome {
-                        self.absorb(ended);
+                        self.absorb_stopped(seq, ended);
                     }
                     self.stopped(seq, reason, begun, false, bound);
                 }
@@ -261,7 +261,7 @@ impl Runner<'_> {
                 Some((_, at, bound)) => {
                     by_deadline.remove(&(at, seq));
                     if let Outcome::Ended(ended) = &outcome {
-                        self.absorb(ended);
+                        self.absorb_stopped(seq, ended);
                     }
                     self.stopped(seq, reason, begun, false, bound);
                 }
@@ -281,7 +281,7 @@ impl Runner<'_> {
                     };
                     by_deadline.remove(&(at, seq));
                     if let Outcome::Ended(ended) = &outcome {
-                        self.absorb(ended);
+                        self.absorb_stopped(seq, ended);
                     }
                     self.stopped(seq, reason, begun, false, bound);
                 }

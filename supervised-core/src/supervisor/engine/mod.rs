@@ -459,6 +459,11 @@ impl<'a> Engine<'a> {
         };
 
         if self.cancel.is_cancelled() {
+            // Not restarted, so not judged; but a panic on the way out is
+            // reported (std's own text was left out for it) and kept.
+            if let Caught::Panic(panic) = &failure {
+                report::panicked_after_cancel(sub, panic);
+            }
             return Some(cancelled(
                 sub,
                 "failed after cancellation",
