@@ -20,7 +20,7 @@
 //! | `supervised_group_children` | gauge | `group`, `state` |
 //! | `supervised_group_stale_children` | gauge | `group` |
 //! | `supervised_group_restarts_total` | counter | `group` |
-//! | `supervised_group_oldest_heartbeat_timestamp_seconds` | gauge | `group` |
+//! | `supervised_group_oldest_heartbeat_timestamp_seconds` | gauge | `group` (NaN while no running child with a tick has beaten) |
 //! | `supervised_ready` | gauge | none |
 //! | `supervised_registry_rejected_total` | counter | none |
 //!
@@ -152,10 +152,14 @@ impl Reporter {
                 .set(figures.counts.stale as f64);
             metrics::counter!("supervised_group_restarts_total", "group" => group.clone())
                 .absolute(figures.restarts);
-            if let Some(oldest) = figures.oldest_beat {
-                metrics::gauge!("supervised_group_oldest_heartbeat_timestamp_seconds", "group" => group.clone())
-                    .set(clock.unix_seconds(oldest));
-            }
+            // A recorder keeps a gauge's last value: with no running child
+            // that beat, NaN, so no age is computed from an old timestamp
+            // (Prometheus' exposition leaves the series out instead).
+            let oldest = figures
+                .oldest_beat
+                .map_or(f64::NAN, |oldest| clock.unix_seconds(oldest));
+            metrics::gauge!("supervised_group_oldest_heartbeat_timestamp_seconds", "group" => group.clone())
+                .set(oldest);
         }
         metrics::gauge!("supervised_ready")
             .set(f64::from(u8::from(self.registry.readiness().is_ready())));

@@ -276,14 +276,15 @@ fn a_share_above_100_is_refused() {
 #[tokio::test(start_paused = true)]
 async fn a_panic_while_being_stopped_is_kept_on_the_entry() {
     let registry = Registry::new();
-    let group = Group::new("g")
-        .registry(&registry)
-        .child("flushes", |cancel: CancellationToken| async move {
+    let group = Group::new("g").registry(&registry).child(
+        "flushes",
+        |cancel: CancellationToken| async move {
             cancel.cancelled().await;
             if cancel.is_cancelled() {
                 panic!("flush failed");
             }
-        });
+        },
+    );
     let handle = group.handle();
     let cancel = CancellationToken::new();
     let run = tokio::spawn(group.run(cancel.clone()));

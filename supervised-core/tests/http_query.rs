@@ -224,3 +224,67 @@ async fn every_mistake_is_a_400_that_names_the_parameter() {
         assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()));
     }
 }
+
+/// A group judged by its share of healthy children: the filtered answer,
+/// the summary and `/admin/health` agree that it is unhealthy once too few
+/// of its (advisory) children are healthy.
+#[tokio::test(start_paused = true)]
+async fn every_route_applies_a_groups_share_rule() {
+    let registry = Registry::new();
+    let mut group = Group::new("fleet")
+        .registry(&registry)
+        .min_healthy_percent(80);
+    for t in 0..10 {
+        // Three of ten never beat: stale after 2 s.
+        let beats = t >= 3;
+        group = group.child(
+            format!("w/{t}"),
+            move |cancel: CancellationToken| async move {
+                supervised_core::current()
+                    .expect("current")
+                    .declare_tick(Some(Duration::from_secs(1)), None);
+                while beats && !cancel.is_cancelled() {
+                    supervised_core::beat();
+                    tokio::select! {
+                        () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                        () = cancel.cancelled() => {}
+                    }
+                }
+                cancel.cancelled().await;
+            },
+        );
+    }
+    let cancel = CancellationToken::new();
+    let run = tokio::spawn(group.run(cancel.clone()));
+    tokio::time::sleep(Duration::from_secs(5)).await;
+
+    let health = route(&registry, "/admin/health").await;
+    assert_eq!(
+        health.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        health.body
+    );
+    let health: Value = serde_json::from_str(&health.body).unwrap();
+    assert_eq!(health["below_min_healthy"], json!(["fleet"]), "{health}");
+    assert_eq!(health["stale"], json!([]), "the children are advisory");
+    for path in [
+        "/admin/liveness?group=fleet",
+        "/admin/liveness?group=fleet&limit=2",
+        "/admin/liveness/summary",
+        "/admin/liveness/summary?group=fleet",
+    ] {
+        assert_eq!(
+            get(&registry, path).await["healthy"],
+            json!(false),
+            "{path}"
+        );
+    }
+    // The unfiltered answer agrees.
+    assert_eq!(
+        get(&registry, "/admin/liveness").await["healthy"],
+        json!(false)
+    );
+    cancel.cancel();
+    run.await.unwrap();
+}

@@ -202,3 +202,41 @@ async fn a_hundred_thousand_tenants_make_a_few_series_and_are_not_refused() {
     cancel.cancel();
     run.await.unwrap();
 }
+
+/// A nested group's own entry counts the restarts it made of its children;
+/// those are totalled in its own group, so the parent does not count them
+/// again.
+#[tokio::test(start_paused = true)]
+async fn a_nested_groups_restarts_are_counted_once() {
+    let registry = Registry::new();
+    let runs = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let r = runs.clone();
+    let inner = Group::new("inner").child("flaky", move |cancel: CancellationToken| {
+        let run = r.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        async move {
+            if run < 2 {
+                panic!("bad row");
+            }
+            cancel.cancelled().await;
+        }
+    });
+    let cancel = CancellationToken::new();
+    let run = tokio::spawn(
+        Group::new("outer")
+            .registry(&registry)
+            .group(inner)
+            .child("steady", |cancel: CancellationToken| async move {
+                cancel.cancelled().await;
+            })
+            .run(cancel.clone()),
+    );
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let s = samples(&scrape(&registry));
+    assert_eq!(s["supervised_group_restarts_total{group=outer/inner}"], 2.0);
+    assert_eq!(
+        s["supervised_group_restarts_total{group=outer}"], 0.0,
+        "the inner group's count is not added to the outer's"
+    );
+    cancel.cancel();
+    run.await.unwrap();
+}

@@ -374,8 +374,9 @@ impl Group {
     /// tenant workers where one tenant's failure must not fail the
     /// process's probes, but most failing must.
     ///
-    /// With it, each child is advisory (listed with its own `healthy`, but
-    /// never failing [`Registry::health`](crate::Registry::health) alone),
+    /// With it, each child loop is advisory (listed with its own `healthy`,
+    /// but never failing [`Registry::health`](crate::Registry::health)
+    /// alone; a nested group keeps its own rule),
     /// and the group fails it (listed in
     /// [`Health::below_min_healthy`](crate::Health::below_min_healthy),
     /// `/admin/health` answering 503) while fewer than `percent` of its

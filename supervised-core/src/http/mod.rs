@@ -22,7 +22,8 @@
 //! Every route answers `HEAD` as `GET` without the body; other methods get
 //! 405 with `Allow`. Every answer carries `Cache-Control: no-store`. Under
 //! [`serve`], other paths get 404 with a JSON error, and no answer echoes
-//! anything of the request.
+//! anything of the request, except the name of the query parameter a 400
+//! reports (JSON-escaped, at most 64 bytes).
 //!
 //! # `/admin/liveness`
 //!
@@ -173,9 +174,10 @@
 //! Only with [`RouterOptions::status_page`]: a self-contained HTML page
 //! (with its script and style at `/admin/status.js` and
 //! `/admin/status.css`) that polls every second and loads only what it
-//! shows, however large the registry: the summary, the failed, backing-off
-//! and stale entries (at most 100 of each) first, then one page of at most
-//! 200 entries under a filter (group, state, name prefix).
+//! shows, however large the registry: the summary, the failed or
+//! backing-off entries and the stale ones (at most 100 of each list) first,
+//! then one page of at most 200 entries under a filter (group, state, name
+//! prefix).
 //!
 //! # `/admin/health`
 //!

@@ -4,8 +4,8 @@
 //
 // It loads only what it shows, however large the registry: each poll reads
 // the summary (counts by group and state, the first failing names), the
-// failed, backing-off and stale entries (at most PROBLEMS of each), and one
-// page of the filtered list (at most PAGE rows).
+// failed or backing-off entries and the stale ones (at most PROBLEMS of
+// each list), and one page of the filtered list (at most PAGE rows).
 const POLL_MS = 1000;
 const PROBLEMS = 100;
 const PAGE = 200;
@@ -128,8 +128,10 @@ function entriesTable(title, entries) {
   return section;
 }
 
+// Every entry of an answer; a group's own entry too, so a nested group
+// that gave up is listed with the failing ones.
 function loops(body) {
-  return Object.entries(body.subsystems).filter(([, s]) => s.kind !== "group");
+  return Object.entries(body.subsystems);
 }
 
 async function poll() {
@@ -174,10 +176,23 @@ async function poll() {
   }
 }
 
+// Shows `value` in `select`, adding it as an option first if it has none
+// (a group not listed yet, several states from the page's URL), so the
+// next submit keeps it instead of reading "".
+function choose(select, value) {
+  if (value && !Array.from(select.options).some((o) => o.value === value)) {
+    const option = document.createElement("option");
+    option.value = value;
+    option.textContent = value;
+    select.appendChild(option);
+  }
+  select.value = value;
+}
+
 function setFilter(change) {
   Object.assign(filter, change);
-  document.getElementById("filter-group").value = filter.group;
-  document.getElementById("filter-state").value = filter.state;
+  choose(document.getElementById("filter-group"), filter.group);
+  choose(document.getElementById("filter-state"), filter.state);
   document.getElementById("filter-prefix").value = filter.prefix;
 }
 

@@ -116,7 +116,9 @@ struct RegistryInner {
     /// those states reads this instead of every entry. It may briefly hold
     /// an entry that is running again or was removed (readers check), never
     /// lack one that is not running.
-    attention: DashMap<Key, (), foldhash::fast::RandomState>,
+    /// Keyed by name with the handle as the value, so inserting a new
+    /// entry's handle replaces a removed one's of the same name.
+    attention: DashMap<Key, Subsystem, foldhash::fast::RandomState>,
     /// Restarts of removed entries, by their group's path, so a group's
     /// restart total never goes down when a child is removed.
     retired_restarts: std::sync::Mutex<std::collections::BTreeMap<Box<str>, u64>>,
@@ -180,6 +182,7 @@ impl fmt::Debug for Registry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Registry")
             .field("subsystems", &self.0.subsystems.len())
+            .field("fleet", &self.0.fleet.load(Ordering::Relaxed))
             .field("max_subsystems", &self.max_subsystems())
             .finish()
     }
@@ -306,11 +309,11 @@ impl Registry {
         loop {
             let attentive = sub.state() != SubsystemState::Running;
             if attentive && self.holds(sub) {
-                self.0.attention.insert(Key(sub.clone()), ());
+                self.0.attention.insert(Key(sub.clone()), sub.clone());
             } else if !attentive {
                 self.0
                     .attention
-                    .remove_if(sub.name(), |key, _| key.0.same_as(sub));
+                    .remove_if(sub.name(), |_, held| held.same_as(sub));
             }
             if (sub.state() != SubsystemState::Running) == attentive {
                 return;
@@ -325,7 +328,7 @@ impl Registry {
         self.0
             .attention
             .iter()
-            .map(|e| e.key().0.clone())
+            .map(|e| e.value().clone())
             .filter(|sub| self.holds(sub))
             .collect()
     }
@@ -351,14 +354,16 @@ impl Registry {
         self.0.subsystems.is_empty()
     }
 
-    /// Restarts of removed entries, by group path (see `retired_restarts`).
+    /// Restarts of removed entries, by group path (see `retired_restarts`),
+    /// locked: hold it across a pass over the entries (see `forget`).
     #[cfg(any(feature = "prometheus", feature = "metrics"))]
-    pub(crate) fn retired_restarts(&self) -> std::collections::BTreeMap<Box<str>, u64> {
+    pub(crate) fn retired_restarts(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::BTreeMap<Box<str>, u64>> {
         self.0
             .retired_restarts
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .clone()
     }
 
     /// Takes a slot for a new name, or refuses it when the registry is full.
@@ -489,6 +494,15 @@ impl Registry {
     /// Removes `sub`'s entry, if the entry under its name is `sub` itself
     /// (not another handle registered under the same name since).
     pub(crate) fn forget(&self, sub: &Subsystem) {
+        // Held across the removal and the tally, as the metrics hold it
+        // across their pass: a scrape sees the entry's restarts either live
+        // or retired, never both or neither, so the group's total never
+        // goes down.
+        let mut retired = self
+            .0
+            .retired_restarts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         if self
             .0
             .subsystems
@@ -503,14 +517,11 @@ impl Registry {
             counter.fetch_sub(1, Ordering::Relaxed);
             self.0
                 .attention
-                .remove_if(sub.name(), |key, _| key.0.same_as(sub));
+                .remove_if(sub.name(), |_, held| held.same_as(sub));
             let restarts = sub.restarts();
-            if let (Some(group), true) = (sub.group_path(), restarts > 0) {
-                let mut retired = self
-                    .0
-                    .retired_restarts
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner());
+            // A nested group's own count is of its children's restarts,
+            // which its own group totals: counted once, there.
+            if let (Some(group), true) = (sub.group_path(), restarts > 0 && !sub.is_group()) {
                 *retired.entry(group.into_boxed_str()).or_default() += restarts;
             }
             // After the removal, so a handle remembered from before it is

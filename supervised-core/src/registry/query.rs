@@ -74,6 +74,8 @@ pub(crate) struct Facts {
         allow(dead_code)
     )]
     pub(crate) ticked: bool,
+    /// A group's share rule (`Group::min_healthy_percent`).
+    pub(crate) min_healthy_percent: Option<u8>,
 }
 
 impl Facts {
@@ -82,6 +84,33 @@ impl Facts {
     fn healthy(&self) -> bool {
         self.advisory || (self.state != SubsystemState::Failed && !self.stale)
     }
+}
+
+/// Whether `found` passes the health rule as `Health::of` applies it:
+/// every critical entry healthy, and every critical group with a share rule
+/// among them at or above its share of healthy children (those among
+/// `found`, paused ones left out).
+fn healthy<'a>(found: impl Iterator<Item = (&'a str, &'a Facts)> + Clone) -> bool {
+    if !found.clone().all(|(_, f)| f.healthy()) {
+        return false;
+    }
+    let mut shares: std::collections::HashMap<&str, (u8, u64, u64)> = found
+        .clone()
+        .filter(|(_, f)| !f.advisory)
+        .filter_map(|(name, f)| Some((name, (f.min_healthy_percent?, 0, 0))))
+        .collect();
+    if shares.is_empty() {
+        return true;
+    }
+    for (_, f) in found.filter(|(_, f)| f.state != SubsystemState::Paused) {
+        if let Some((_, total, passing)) = f.group.as_deref().and_then(|g| shares.get_mut(g)) {
+            *total += 1;
+            *passing += u64::from(f.state != SubsystemState::Failed && !f.stale);
+        }
+    }
+    shares
+        .values()
+        .all(|&(percent, total, passing)| total == 0 || passing * 100 >= u64::from(percent) * total)
 }
 
 /// One page of matching entries, sorted by name.
@@ -100,7 +129,7 @@ pub(crate) struct Page {
 pub(crate) struct GroupCounts {
     pub(crate) total: u64,
     /// Indexed by the state's number: running, backing_off, stopped,
-    /// failed, standby.
+    /// failed, standby, paused.
     pub(crate) states: [u64; SubsystemState::COUNT],
     pub(crate) stale: u64,
 }
@@ -149,6 +178,8 @@ impl Registry {
     #[cfg(any(feature = "prometheus", feature = "metrics"))]
     pub(crate) fn metrics_view(&self) -> MetricsView {
         let now = Instant::now();
+        // Held across the pass (see `Registry::forget`).
+        let retired = self.retired_restarts();
         let mut own = Vec::new();
         let mut groups: BTreeMap<Arc<str>, GroupMetrics> = BTreeMap::new();
         for e in self.0.subsystems.iter() {
@@ -162,16 +193,21 @@ impl Registry {
             metrics.counts.total += 1;
             metrics.counts.states[usize::from(facts.state.to_u8())] += 1;
             metrics.counts.stale += u64::from(facts.stale);
-            metrics.restarts += handle.restarts();
+            if facts.kind == SubsystemKind::Subsystem {
+                // A nested group's own count is of its children's restarts,
+                // totalled in its own group.
+                metrics.restarts += handle.restarts();
+            }
             if facts.ticked && facts.state == SubsystemState::Running {
                 if let Some(beat) = handle.last_beat() {
                     metrics.oldest_beat = Some(metrics.oldest_beat.map_or(beat, |o| o.min(beat)));
                 }
             }
         }
-        for (group, restarts) in self.retired_restarts() {
-            groups.entry(Arc::from(group)).or_default().restarts += restarts;
+        for (group, restarts) in retired.iter() {
+            groups.entry(Arc::from(&**group)).or_default().restarts += restarts;
         }
+        drop(retired);
         own.sort_unstable_by(|a, b| a.name.cmp(&b.name));
         MetricsView { own, groups }
     }
@@ -217,7 +253,7 @@ impl Registry {
     pub(crate) fn page(&self, filter: &Filter, after: Option<&str>, limit: Option<usize>) -> Page {
         let now = Instant::now();
         let found = self.matching(filter, now);
-        let healthy = found.iter().all(|(_, f)| f.healthy());
+        let healthy = healthy(found.iter().map(|(h, f)| (h.name(), f)));
         let mut rest: Vec<&Subsystem> = found
             .iter()
             .map(|(h, _)| h)
@@ -257,10 +293,11 @@ impl Registry {
             stale_total: 0,
             unhealthy: 0,
         };
-        for (handle, facts) in self.matching(filter, now) {
+        let found = self.matching(filter, now);
+        summary.healthy = healthy(found.iter().map(|(h, f)| (h.name(), f)));
+        for (handle, facts) in found {
             let failed = facts.state == SubsystemState::Failed;
             summary.unhealthy += u64::from(failed || facts.stale);
-            summary.healthy &= facts.healthy();
             summary.total += 1;
             let counts = summary.groups.entry(facts.group).or_default();
             counts.total += 1;
@@ -297,6 +334,7 @@ mod tests {
             stale: false,
             advisory: false,
             ticked: false,
+            min_healthy_percent: None,
         }
     }
 

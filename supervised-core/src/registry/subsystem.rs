@@ -329,6 +329,7 @@ impl Subsystem {
             stale: self.stale_at(&meta, self.last_beat(), state, now).is_some(),
             advisory: self.0.advisory.load(Ordering::Relaxed),
             ticked: meta.tick.is_some(),
+            min_healthy_percent: meta.min_healthy_percent,
         }
     }
 
@@ -421,6 +422,14 @@ impl Subsystem {
     /// Turns its own metric series off (see `Child::own_metrics`).
     pub(crate) fn set_own_series(&self, own: bool) {
         self.0.series.store(own, Ordering::Relaxed);
+    }
+
+    /// Whether it is a group's own entry.
+    pub(crate) fn is_group(&self) -> bool {
+        self.meta()
+            .membership
+            .as_ref()
+            .is_some_and(|m| m.kind == SubsystemKind::Group)
     }
 
     pub(crate) fn in_fleet(&self) -> bool {

@@ -326,8 +326,10 @@ impl<'d> Runner<'d> {
             }
             entry
         };
-        if self.def.min_healthy_percent.is_some() {
+        if self.def.min_healthy_percent.is_some() && kind == SubsystemKind::Subsystem {
             // The group is judged by its share of healthy children instead.
+            // A nested group is not made advisory: it stays judged by its
+            // own rule (its own share, or its children one by one).
             entry.set_advisory(true);
         }
         if kind == SubsystemKind::Subsystem {
