@@ -298,3 +298,78 @@ async fn a_panic_while_being_stopped_is_kept_on_the_entry() {
     cancel.cancel();
     run.await.unwrap();
 }
+
+/// Pausing a child that backs off before its restart cancels the restart;
+/// a paused child of the fleet can be removed, and its name reused.
+#[tokio::test(start_paused = true)]
+async fn a_backing_off_child_paused_is_not_restarted_and_a_paused_one_can_be_removed() {
+    let registry = Registry::new();
+    let runs = Arc::new(AtomicU32::new(0));
+    let group = Group::new("g")
+        .registry(&registry)
+        .backoff(supervised_core::Backoff::new(
+            Duration::from_secs(30),
+            Duration::from_secs(30),
+        ));
+    let handle = group.handle();
+    let cancel = CancellationToken::new();
+    let run = tokio::spawn(group.run(cancel.clone()));
+    // Added at run time (the fleet); panics at 5 s, then backs off 30 s.
+    handle.add(counted("tenant/x", runs.clone(), true)).unwrap();
+    sleep(Duration::from_secs(6)).await;
+    assert_eq!(state_of(&handle, "tenant/x"), SubsystemState::BackingOff);
+    handle.pause("tenant/x").await.unwrap();
+    assert_eq!(state_of(&handle, "tenant/x"), SubsystemState::Paused);
+    let status = registry.get("tenant/x").unwrap().status();
+    assert_eq!(status.state, SubsystemState::Paused);
+    assert_eq!(status.next_restart_at, None, "no restart is due");
+    sleep(Duration::from_secs(60)).await;
+    assert_eq!(
+        runs.load(Ordering::SeqCst),
+        1,
+        "the due restart was cancelled"
+    );
+
+    handle.remove("tenant/x").await.unwrap();
+    assert!(registry.get("tenant/x").is_none());
+    assert!(handle.children().is_empty());
+    handle
+        .add(counted("tenant/x", runs.clone(), false))
+        .unwrap();
+    sleep(Duration::from_secs(1)).await;
+    assert_eq!(state_of(&handle, "tenant/x"), SubsystemState::Running);
+    cancel.cancel();
+    run.await.unwrap();
+}
+
+/// A nested group restarted by its parent keeps its paused child paused.
+#[tokio::test(start_paused = true)]
+async fn a_nested_group_restarted_keeps_its_paused_child_paused() {
+    let registry = Registry::new();
+    let (kept, crasher) = (Arc::new(AtomicU32::new(0)), Arc::new(AtomicU32::new(0)));
+    let inner = Group::new("inner")
+        .max_restarts(0, Duration::from_secs(60))
+        .spec(counted("kept", kept.clone(), false))
+        .spec(counted("crasher", crasher.clone(), true));
+    let inner_handle = inner.handle();
+    let cancel = CancellationToken::new();
+    let run = tokio::spawn(
+        Group::new("outer")
+            .registry(&registry)
+            .group(inner.restart(supervised_core::Restart::Permanent))
+            .run(cancel.clone()),
+    );
+    sleep(Duration::from_secs(1)).await;
+    inner_handle.pause("kept").await.unwrap();
+    // `crasher` panics at 5 s: `inner` gives up at once and `outer`
+    // restarts it; `kept` stays paused through it.
+    sleep(Duration::from_secs(10)).await;
+    assert!(crasher.load(Ordering::SeqCst) >= 2, "inner was restarted");
+    assert_eq!(kept.load(Ordering::SeqCst), 1, "kept never ran again");
+    assert_eq!(
+        registry.get("kept").unwrap().state(),
+        SubsystemState::Paused
+    );
+    cancel.cancel();
+    run.await.unwrap();
+}
