@@ -18,16 +18,15 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
-use common::{invoked_as_bench, live_bytes, median, verdict};
+use common::{idle, invoked_as_bench, live_bytes, median, runtime, verdict, PeerTask, Started};
 use http_body_util::BodyExt;
 use supervised::http::RouterOptions;
 use supervised::{CancellationToken, Child, Group, Registry, Supervisor};
-use task_supervisor::{SupervisedTask, SupervisorBuilder, TaskResult};
+use task_supervisor::SupervisorBuilder;
 use tokio_graceful_shutdown::{SubsystemBuilder, SubsystemHandle, Toplevel};
 use tower::ServiceExt;
 
@@ -37,66 +36,8 @@ const ROUNDS: usize = 3;
 
 type BoxedError = Box<dyn std::error::Error + Send + Sync>;
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
 fn names() -> Vec<String> {
     (0..CHILDREN).map(|i| format!("tenant/{i:06}")).collect()
-}
-
-/// Counts children that started; `wait` resolves once `target` have.
-struct Started {
-    count: AtomicUsize,
-    target: usize,
-    all: tokio::sync::Notify,
-}
-
-impl Started {
-    fn new(target: usize) -> Arc<Self> {
-        Arc::new(Started {
-            count: AtomicUsize::new(0),
-            target,
-            all: tokio::sync::Notify::new(),
-        })
-    }
-
-    fn one(&self) {
-        if self.count.fetch_add(1, Ordering::SeqCst) + 1 == self.target {
-            self.all.notify_one();
-        }
-    }
-
-    async fn wait(&self) {
-        if self.count.load(Ordering::SeqCst) < self.target {
-            self.all.notified().await;
-        }
-    }
-}
-
-/// The idle child of every setup: a tenant worker waiting for work.
-async fn idle(started: &Started, cancel: CancellationToken) {
-    started.one();
-    loop {
-        tokio::select! {
-            _ = cancel.cancelled() => return,
-            _ = tokio::time::sleep(Duration::from_secs(3600)) => {}
-        }
-    }
-}
-
-#[derive(Clone)]
-struct PeerTask(Arc<Started>);
-
-impl SupervisedTask for PeerTask {
-    async fn run(self, cancel: CancellationToken) -> TaskResult {
-        idle(&self.0, cancel).await;
-        Ok(())
-    }
 }
 
 /// The time to add every child and see it started, and the heap per child.

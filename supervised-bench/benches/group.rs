@@ -16,16 +16,15 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::{
-    invoked_as_bench, live_bytes, median, percentile, quiet_restart_panics, verdict,
-    PanickingPeerTask, Timeline, RESTARTS,
+    idle, invoked_as_bench, live_bytes, median, percentile, quiet_restart_panics, runtime, verdict,
+    PanickingPeerTask, PeerTask, Started, Timeline, RESTARTS,
 };
 use supervised::{Backoff, CancellationToken, Child, Group, Registry, Restart};
-use task_supervisor::{SupervisedTask, SupervisorBuilder, TaskResult};
+use task_supervisor::SupervisorBuilder;
 use tokio_graceful_shutdown::{SubsystemBuilder, SubsystemHandle, Toplevel};
 
 const CHILDREN: usize = 10_000;
@@ -33,57 +32,8 @@ const ROUNDS: usize = 5;
 
 type BoxedError = Box<dyn std::error::Error + Send + Sync>;
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
 fn names() -> Vec<String> {
     (0..CHILDREN).map(|i| format!("tenant-{i:05}")).collect()
-}
-
-/// Counts children that started; `wait` resolves once `target` have.
-struct Started {
-    count: AtomicUsize,
-    target: usize,
-    all: tokio::sync::Notify,
-}
-
-impl Started {
-    fn new(target: usize) -> Arc<Self> {
-        Arc::new(Started {
-            count: AtomicUsize::new(0),
-            target,
-            all: tokio::sync::Notify::new(),
-        })
-    }
-
-    fn one(&self) {
-        if self.count.fetch_add(1, Ordering::SeqCst) + 1 == self.target {
-            self.all.notify_one();
-        }
-    }
-
-    async fn wait(&self) {
-        if self.count.load(Ordering::SeqCst) < self.target {
-            self.all.notified().await;
-        }
-    }
-}
-
-/// The idle child every setup runs: it says it started, then waits for
-/// its token (an hourly timer, like the scale bench's idle loop).
-async fn idle(started: &Started, cancel: CancellationToken) {
-    started.one();
-    loop {
-        tokio::select! {
-            _ = cancel.cancelled() => return,
-            _ = tokio::time::sleep(Duration::from_secs(3600)) => {}
-        }
-    }
 }
 
 #[supervised::supervised(name = "group-bench-child")]
@@ -102,16 +52,6 @@ fn child(name: &str, started: &Arc<Started>) -> Child {
     Child::new(name, move |cancel| {
         supervised_child(Arc::clone(&started), cancel)
     })
-}
-
-#[derive(Clone)]
-struct PeerTask(Arc<Started>);
-
-impl SupervisedTask for PeerTask {
-    async fn run(self, cancel: CancellationToken) -> TaskResult {
-        idle(&self.0, cancel).await;
-        Ok(())
-    }
 }
 
 /// A nested `tokio-graceful-shutdown` subsystem that runs `idle` (a macro:

@@ -7,31 +7,14 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use prometheus_parse::{Scrape, Value};
 use supervised_core::metrics::encode_prometheus_text;
 use supervised_core::{CancellationToken, Child, Group, GroupHandle, Registry};
 
-fn scrape(registry: &Registry) -> Scrape {
-    let text = encode_prometheus_text(registry).unwrap();
-    Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).unwrap()
-}
+mod common;
 
-/// `metric{k=v,...}` (labels sorted) -> value.
-fn samples(scrape: &Scrape) -> BTreeMap<String, f64> {
-    scrape
-        .samples
-        .iter()
-        .map(|s| {
-            let mut labels: Vec<String> =
-                s.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
-            labels.sort();
-            let value = match s.value {
-                Value::Counter(v) | Value::Gauge(v) | Value::Untyped(v) => v,
-                _ => panic!("unexpected sample {s:?}"),
-            };
-            (format!("{}{{{}}}", s.metric, labels.join(",")), value)
-        })
-        .collect()
+/// The exposition of `registry`, parsed.
+fn scrape(registry: &Registry) -> BTreeMap<String, f64> {
+    common::prometheus_samples(&encode_prometheus_text(registry).unwrap())
 }
 
 /// A tenant worker with a 10 s tick that beats every 10 s.
@@ -83,7 +66,7 @@ async fn a_fleet_is_counted_in_its_group_and_static_children_keep_their_series()
         .unwrap();
     tokio::time::sleep(Duration::from_secs(1)).await;
 
-    let s = samples(&scrape(&registry));
+    let s = scrape(&registry);
     assert_eq!(
         s["supervised_up{subsystem=relay}"], 1.0,
         "a static child keeps its series"
@@ -144,12 +127,12 @@ async fn stale_children_are_counted_and_restarts_never_go_down_on_removal() {
         ))
         .unwrap();
     tokio::time::sleep(Duration::from_secs(30)).await;
-    let s = samples(&scrape(&registry));
+    let s = scrape(&registry);
     assert_eq!(s["supervised_group_restarts_total{group=tenants}"], 2.0);
     assert_eq!(s["supervised_group_stale_children{group=tenants}"], 1.0);
 
     handle.remove("tenant/flaky").await.unwrap();
-    let s = samples(&scrape(&registry));
+    let s = scrape(&registry);
     assert_eq!(
         s["supervised_group_restarts_total{group=tenants}"], 2.0,
         "a removed child's restarts stay counted: the counter never goes down"
@@ -177,13 +160,8 @@ async fn a_hundred_thousand_tenants_make_a_few_series_and_are_not_refused() {
     assert_eq!(registry.len(), 100_002);
     assert_eq!(registry.rejected_subsystems(), 0);
 
-    let scrape = scrape(&registry);
-    assert!(
-        scrape.samples.len() <= 500,
-        "{} series for 100,000 tenants",
-        scrape.samples.len()
-    );
-    let s = samples(&scrape);
+    let s = scrape(&registry);
+    assert!(s.len() <= 500, "{} series for 100,000 tenants", s.len());
     assert_eq!(
         s["supervised_group_children{group=tenants,state=running}"],
         100_001.0
@@ -231,7 +209,7 @@ async fn a_nested_groups_restarts_are_counted_once() {
             .run(cancel.clone()),
     );
     tokio::time::sleep(Duration::from_secs(10)).await;
-    let s = samples(&scrape(&registry));
+    let s = scrape(&registry);
     assert_eq!(s["supervised_group_restarts_total{group=outer/inner}"], 2.0);
     assert_eq!(
         s["supervised_group_restarts_total{group=outer}"], 0.0,

@@ -2,30 +2,17 @@
 //! recorder (here `metrics-exporter-prometheus`'s), parsed from what that
 //! recorder renders, never compared as a string.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use metrics_exporter_prometheus::PrometheusBuilder;
-use prometheus_parse::{Scrape, Value};
 use supervised_core::recorder::Reporter;
 use supervised_core::{CancellationToken, Child, Group, Registry, Supervisor};
 
 fn rendered(text: &str) -> BTreeMap<String, f64> {
-    let scrape = Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).unwrap();
-    scrape
-        .samples
-        .iter()
-        .map(|s| {
-            let mut labels: Vec<String> =
-                s.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
-            labels.sort();
-            let value = match s.value {
-                Value::Counter(v) | Value::Gauge(v) | Value::Untyped(v) => v,
-                _ => panic!("unexpected {s:?}"),
-            };
-            (format!("{}{{{}}}", s.metric, labels.join(",")), value)
-        })
-        .collect()
+    common::prometheus_samples(text)
 }
 
 #[tokio::test(flavor = "current_thread", start_paused = true)]

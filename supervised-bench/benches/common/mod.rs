@@ -157,3 +157,66 @@ pub fn verdict(holds: bool) -> &'static str {
         "DOES NOT HOLD"
     }
 }
+
+// ---- the fleets of the group and fleet benches -----------------------------------
+
+/// The runtime of the group and fleet benches: two workers, as the machine.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// Counts children that started; `wait` resolves once `target` have.
+pub struct Started {
+    count: AtomicUsize,
+    target: usize,
+    all: tokio::sync::Notify,
+}
+
+impl Started {
+    pub fn new(target: usize) -> Arc<Self> {
+        Arc::new(Started {
+            count: AtomicUsize::new(0),
+            target,
+            all: tokio::sync::Notify::new(),
+        })
+    }
+
+    pub fn one(&self) {
+        if self.count.fetch_add(1, Ordering::SeqCst) + 1 == self.target {
+            self.all.notify_one();
+        }
+    }
+
+    pub async fn wait(&self) {
+        if self.count.load(Ordering::SeqCst) < self.target {
+            self.all.notified().await;
+        }
+    }
+}
+
+/// The idle child every setup runs: it says it started, then waits for
+/// its token (an hourly timer, like the scale bench's idle loop).
+pub async fn idle(started: &Started, cancel: CancellationToken) {
+    started.one();
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_secs(3600)) => {}
+        }
+    }
+}
+
+/// `idle` as a `task-supervisor` task.
+#[derive(Clone)]
+pub struct PeerTask(pub Arc<Started>);
+
+impl SupervisedTask for PeerTask {
+    async fn run(self, cancel: CancellationToken) -> TaskResult {
+        idle(&self.0, cancel).await;
+        Ok(())
+    }
+}

@@ -179,3 +179,24 @@ impl Drop for Token {
         self.0.dropped.fetch_add(1, Ordering::SeqCst);
     }
 }
+
+/// A Prometheus text exposition as `metric{k=v,...}` (labels sorted) to
+/// value, parsed rather than compared as a string.
+pub fn prometheus_samples(text: &str) -> BTreeMap<String, f64> {
+    use prometheus_parse::{Scrape, Value};
+    let scrape = Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).unwrap();
+    scrape
+        .samples
+        .iter()
+        .map(|s| {
+            let mut labels: Vec<String> =
+                s.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            labels.sort();
+            let value = match s.value {
+                Value::Counter(v) | Value::Gauge(v) | Value::Untyped(v) => v,
+                _ => panic!("unexpected sample {s:?}"),
+            };
+            (format!("{}{{{}}}", s.metric, labels.join(",")), value)
+        })
+        .collect()
+}
