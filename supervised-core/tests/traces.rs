@@ -84,8 +84,9 @@ async fn a_run_in_a_group_names_the_group() {
     };
     let (report, ()) = tokio::join!(run, stop);
     assert!(report.is_clean(), "{report:?}");
-    // Two spans: the group's for the child's run, and the Supervisor's
-    // for its body's run inside it; both name the group.
+    // The group opens a span for the child's run; the Supervisor that
+    // claims the child's entry opens its own, not inside the group's (one
+    // prefix per log line), and both name the group.
     let spans: Vec<_> = events
         .spans("supervised")
         .into_iter()
@@ -96,6 +97,12 @@ async fn a_run_in_a_group_names_the_group() {
         assert_eq!(span.field("group"), Some("tenants"), "{span:?}");
         assert_eq!(span.field("generation"), Some("0"));
     }
+    assert!(
+        spans
+            .iter()
+            .all(|s| s.field("parent") != Some("supervised")),
+        "a supervised span inside another doubles every line's prefix: {spans:#?}"
+    );
 }
 
 #[tokio::test(flavor = "current_thread", start_paused = true)]

@@ -445,6 +445,8 @@ impl ChildRun {
             }))),
         };
         drop(_entered);
+        // Claimed in the call (see `poll`): the fn's engine has its spans.
+        let span = span.filter(|_| offer.is_some());
         ChildRun {
             run: Some(run),
             current,
@@ -479,6 +481,12 @@ impl Future for ChildRun {
         handoff::withdraw(&mut this.offer, offered);
         current::leave(&mut this.current, outside);
         drop(entered);
+        if this.offer.is_none() && this.current.is_some() {
+            // A supervised fn claimed the entry: its engine opens a span
+            // per run of its own, and a second span of the same name and
+            // fields around it would double every log line's prefix.
+            this.span = None;
+        }
         let ended = match polled {
             Ok(Poll::Pending) => return Poll::Pending,
             Ok(Poll::Ready(ended)) => ended,

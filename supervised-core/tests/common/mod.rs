@@ -94,6 +94,16 @@ where
                 if let Some(span) = ctx.span(id) {
                     span.extensions_mut().insert(SpanFields(rec.0.clone()));
                 }
+                // Its parent's name, as `parent`.
+                let parent = match attrs.parent() {
+                    Some(parent) => ctx.span(parent),
+                    None if attrs.is_contextual() => ctx.lookup_current(),
+                    None => None,
+                };
+                if let Some(parent) = parent {
+                    rec.0
+                        .insert("parent".to_string(), parent.name().to_string());
+                }
                 rec.0
                     .insert("span".to_string(), attrs.metadata().name().to_string());
                 events.0.lock().unwrap().push(Captured {

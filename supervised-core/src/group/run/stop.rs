@@ -133,6 +133,21 @@ impl Runner<'_> {
                 reason = %reason.describe(), bound, took = ?took,
                 "child unstopped: it did not finish within its bound after cancellation, and its task was aborted. The usual cause: the child does not watch the CancellationToken it was given (or blocks its thread between awaits). Check `cancel.is_cancelled()` in its loop or select on `cancel.cancelled()` around its waits; if it needs longer to finish, raise its stop_timeout"
             );
+        } else if self
+            .def
+            .members
+            .get(&seq)
+            .is_some_and(|m| m.added_at_run_time)
+            && matches!(reason, StopReason::Shutdown | StopReason::GiveUp)
+        {
+            // One of a fleet stopped together: a line each would be 100,000
+            // lines; `stop_together` logs them as one.
+            tracing::debug!(
+                target: "supervised",
+                group = %self.path, child = %name, strategy = self.strategy(),
+                reason = %reason.describe(), took = ?took,
+                "child stopped"
+            );
         } else {
             tracing::info!(
                 target: "supervised",
@@ -239,6 +254,7 @@ impl Runner<'_> {
         until: Instant,
     ) -> bool {
         let begun = Instant::now();
+        let count = seqs.len();
         let mut stopping: HashMap<u64, (AbortHandle, Instant, &'static str)> = HashMap::default();
         let mut by_deadline: BTreeSet<(Instant, u64)> = BTreeSet::new();
         for seq in seqs {
@@ -308,6 +324,12 @@ impl Runner<'_> {
                 }
             }
         }
+        tracing::info!(
+            target: "supervised",
+            group = %self.path, children = count, reason = %reason.describe(),
+            took = ?Instant::now().saturating_duration_since(begun),
+            "children added at run time stopped together"
+        );
         true
     }
 

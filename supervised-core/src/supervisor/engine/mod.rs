@@ -413,13 +413,25 @@ impl<'a> Engine<'a> {
         let sub = &self.sub;
         let at = Instant::now();
         sub.start_run(at, self.reset_rule());
-        // The fields are read only when a subscriber wants the span.
-        let span = tracing::info_span!(
-            target: "supervised", "supervised",
-            subsystem = %sub.name(),
-            group = sub.group_path().as_deref(),
-            generation = self.generation
-        );
+        // The fields are read only when a subscriber wants the span. A
+        // group's child has a run span of the group's around its first poll
+        // (dropped once this engine claims the entry, see `ChildRun`); this
+        // one is not made its child, so no line carries both prefixes.
+        let group = sub.group_path();
+        let span = if group.is_some() {
+            tracing::info_span!(
+                target: "supervised", parent: None, "supervised",
+                subsystem = %sub.name(),
+                group = group.as_deref(),
+                generation = self.generation
+            )
+        } else {
+            tracing::info_span!(
+                target: "supervised", "supervised",
+                subsystem = %sub.name(),
+                generation = self.generation
+            )
+        };
         run.span = (!span.is_disabled()).then(|| Box::new(span));
         self.generation += 1;
         run.handle = Some(sub.clone());
@@ -450,7 +462,13 @@ impl<'a> Engine<'a> {
         let failure = match ended {
             BodyEnd::Returned(None) => {
                 sub.set_state(SubsystemState::Stopped);
-                tracing::info!(target: "supervised", subsystem = %name, "supervised body returned; not restarting");
+                if self.cancel.is_cancelled() {
+                    // Asked to stop, and did: whoever cancelled logs the stop
+                    // (a group's fleet of 100,000 would be a line each).
+                    tracing::debug!(target: "supervised", subsystem = %name, "supervised body returned after cancellation");
+                } else {
+                    tracing::info!(target: "supervised", subsystem = %name, "supervised body returned; not restarting");
+                }
                 return Some(RunEnd::Completed);
             }
             BodyEnd::Returned(Some(message)) => Caught::Error(message),
