@@ -1,7 +1,8 @@
 //! The liveness registry: which subsystems exist, when each last beat, and
 //! what its supervisor is doing.
 //!
-//! - `subsystem.rs`: the [`Subsystem`] handle. Its [`beat`](Subsystem::beat)
+//! - `subsystem/`: the [`Subsystem`] handle (`membership.rs` there: its
+//!   registry, group and kind, fleet and metric series). Its [`beat`](Subsystem::beat)
 //!   is the hot path: one clock read, one atomic add and one atomic store,
 //!   no lookup, no allocation, no lock. The supervisor writes states,
 //!   restarts and failures through the same handle.
@@ -16,6 +17,8 @@
 //! - `current.rs`: the thread-local current subsystem behind [`beat`] and
 //!   [`current`]: the supervisor makes a run's handle current for each
 //!   poll of its body.
+//! - `fleet.rs`: children added at run time, registered beyond the cap;
+//!   the index of the entries not running; removed entries' restarts.
 //! - `query.rs`: the entries that match a filter, a page at a time, and
 //!   counts by group and state, for the HTTP reports at scale.
 //! - `wallclock.rs`: monotonic instants rendered as wall-clock times.
@@ -44,6 +47,7 @@ use tokio::time::Instant;
 use crate::text::Escaped;
 
 pub(crate) mod current;
+mod fleet;
 mod health;
 mod instant;
 mod progress;
@@ -274,65 +278,6 @@ impl Registry {
         })
     }
 
-    /// The handle for `name` as one of a group's fleet (a child added at run
-    /// time), registering it without taking a slot of the cap if it is new.
-    /// `series`: whether it gets metric series of its own.
-    pub(crate) fn fleet_subsystem(&self, name: &str, series: bool) -> Subsystem {
-        if let Some(existing) = self.0.subsystems.get(name) {
-            return existing.key().0.clone();
-        }
-        let handle = Subsystem::new(name);
-        handle.mark_fleet(series);
-        match self.0.subsystems.entry(Key(handle)) {
-            Entry::Occupied(existing) => existing.key().0.clone(),
-            Entry::Vacant(slot) => {
-                self.0.fleet.fetch_add(1, Ordering::Relaxed);
-                let handle = slot.insert(()).key().0.clone();
-                handle.set_home(self);
-                handle
-            }
-        }
-    }
-
-    /// Whether `sub` is the entry registered under its name.
-    fn holds(&self, sub: &Subsystem) -> bool {
-        self.0
-            .subsystems
-            .get(sub.name())
-            .is_some_and(|key| key.key().0.same_as(sub))
-    }
-
-    /// Puts `sub` in the `attention` index or takes it out, by its state
-    /// now; again if the state changed meanwhile, so the last change always
-    /// leaves the index right.
-    fn index_state(&self, sub: &Subsystem) {
-        loop {
-            let attentive = sub.state() != SubsystemState::Running;
-            if attentive && self.holds(sub) {
-                self.0.attention.insert(Key(sub.clone()), sub.clone());
-            } else if !attentive {
-                self.0
-                    .attention
-                    .remove_if(sub.name(), |_, held| held.same_as(sub));
-            }
-            if (sub.state() != SubsystemState::Running) == attentive {
-                return;
-            }
-        }
-    }
-
-    /// The entries that are not running, as the index has them, each
-    /// checked to still be this registry's.
-    #[cfg(any(feature = "http", feature = "prometheus", feature = "metrics"))]
-    pub(crate) fn not_running(&self) -> Vec<Subsystem> {
-        self.0
-            .attention
-            .iter()
-            .map(|e| e.value().clone())
-            .filter(|sub| self.holds(sub))
-            .collect()
-    }
-
     /// How many entries the registry holds: those under the cap, and the
     /// groups' fleets, which are not.
     ///
@@ -352,18 +297,6 @@ impl Registry {
     /// ```
     pub fn is_empty(&self) -> bool {
         self.0.subsystems.is_empty()
-    }
-
-    /// Restarts of removed entries, by group path (see `retired_restarts`),
-    /// locked: hold it across a pass over the entries (see `forget`).
-    #[cfg(any(feature = "prometheus", feature = "metrics"))]
-    pub(crate) fn retired_restarts(
-        &self,
-    ) -> std::sync::MutexGuard<'_, std::collections::BTreeMap<Box<str>, u64>> {
-        self.0
-            .retired_restarts
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
     }
 
     /// Takes a slot for a new name, or refuses it when the registry is full.

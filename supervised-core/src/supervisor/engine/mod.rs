@@ -417,7 +417,9 @@ impl<'a> Engine<'a> {
         // group's child has a run span of the group's around its first poll
         // (dropped once this engine claims the entry, see `ChildRun`); this
         // one is not made its child, so no line carries both prefixes.
-        let group = sub.group_path();
+        // The shared path (a pointer copy): a run start allocates nothing
+        // for the span when no subscriber wants it.
+        let group = sub.group_arc();
         let span = if group.is_some() {
             tracing::info_span!(
                 target: "supervised", parent: None, "supervised",

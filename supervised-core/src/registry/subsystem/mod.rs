@@ -1,6 +1,8 @@
 //! The handle to one subsystem: the lock-free beat, the reads, and what the
 //! supervisor writes.
 
+mod membership;
+
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -373,11 +375,6 @@ impl Subsystem {
         }
     }
 
-    /// Records the registry that holds it (once: a handle is in one).
-    pub(super) fn set_home(&self, registry: &super::Registry) {
-        let _ = self.0.home.set(Arc::downgrade(&registry.0));
-    }
-
     pub(crate) fn record_restart(
         &self,
         consecutive_failures: u32,
@@ -402,46 +399,7 @@ impl Subsystem {
         self.0.restarts.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Which kind of entry this is and the path of the group it is in.
-    pub(crate) fn set_membership(&self, kind: SubsystemKind, group: Option<Arc<str>>) {
-        self.meta().membership = Some(Box::new(Membership { kind, group }));
-    }
-
     /// Whether `self` and `other` are the same entry.
-    /// Marks a new handle as one of a fleet (see `Registry::fleet_subsystem`).
-    pub(super) fn mark_fleet(&self, series: bool) {
-        self.0.fleet.store(true, Ordering::Relaxed);
-        self.0.series.store(series, Ordering::Relaxed);
-    }
-
-    /// A group entry's share rule (see `Group::min_healthy_percent`).
-    pub(crate) fn set_min_healthy_percent(&self, percent: Option<u8>) {
-        self.meta().min_healthy_percent = percent;
-    }
-
-    /// Turns its own metric series off (see `Child::own_metrics`).
-    pub(crate) fn set_own_series(&self, own: bool) {
-        self.0.series.store(own, Ordering::Relaxed);
-    }
-
-    /// Whether it is a group's own entry.
-    pub(crate) fn is_group(&self) -> bool {
-        self.meta()
-            .membership
-            .as_ref()
-            .is_some_and(|m| m.kind == SubsystemKind::Group)
-    }
-
-    pub(crate) fn in_fleet(&self) -> bool {
-        self.0.fleet.load(Ordering::Relaxed)
-    }
-
-    /// Whether it has metric series of its own.
-    #[cfg(any(feature = "prometheus", feature = "metrics"))]
-    pub(crate) fn has_series(&self) -> bool {
-        self.0.series.load(Ordering::Relaxed)
-    }
-
     pub(crate) fn same_as(&self, other: &Subsystem) -> bool {
         Arc::ptr_eq(&self.0, &other.0)
     }
@@ -455,14 +413,6 @@ impl Subsystem {
             FailureRecord::Panic(p) => failures.last_panic = Some(p),
             FailureRecord::Error(e) => failures.last_error = Some(e),
         }
-    }
-
-    /// The path of the group this entry is in, if any.
-    pub(crate) fn group_path(&self) -> Option<String> {
-        self.meta()
-            .membership
-            .as_ref()
-            .and_then(|m| m.group.as_deref().map(str::to_string))
     }
 
     /// Starts its count of failures in a row again (a resumed child); the

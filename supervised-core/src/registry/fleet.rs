@@ -1,0 +1,85 @@
+//! A group's fleet in the registry: children added at run time, registered
+//! beyond the cap; the index of the entries not running, which state
+//! filters read; and the restarts of removed entries, which keep a group's
+//! total from going down.
+
+#[cfg(any(feature = "prometheus", feature = "metrics"))]
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+#[cfg(any(feature = "prometheus", feature = "metrics"))]
+use std::sync::MutexGuard;
+
+use dashmap::mapref::entry::Entry;
+
+use super::{Key, Registry, Subsystem, SubsystemState};
+
+impl Registry {
+    /// The handle for `name` as one of a group's fleet (a child added at run
+    /// time), registering it without taking a slot of the cap if it is new.
+    /// `series`: whether it gets metric series of its own.
+    pub(crate) fn fleet_subsystem(&self, name: &str, series: bool) -> Subsystem {
+        if let Some(existing) = self.0.subsystems.get(name) {
+            return existing.key().0.clone();
+        }
+        let handle = Subsystem::new(name);
+        handle.mark_fleet(series);
+        match self.0.subsystems.entry(Key(handle)) {
+            Entry::Occupied(existing) => existing.key().0.clone(),
+            Entry::Vacant(slot) => {
+                self.0.fleet.fetch_add(1, Ordering::Relaxed);
+                let handle = slot.insert(()).key().0.clone();
+                handle.set_home(self);
+                handle
+            }
+        }
+    }
+
+    /// Whether `sub` is the entry registered under its name.
+    pub(super) fn holds(&self, sub: &Subsystem) -> bool {
+        self.0
+            .subsystems
+            .get(sub.name())
+            .is_some_and(|key| key.key().0.same_as(sub))
+    }
+
+    /// Puts `sub` in the `attention` index or takes it out, by its state
+    /// now; again if the state changed meanwhile, so the last change always
+    /// leaves the index right.
+    pub(super) fn index_state(&self, sub: &Subsystem) {
+        loop {
+            let attentive = sub.state() != SubsystemState::Running;
+            if attentive && self.holds(sub) {
+                self.0.attention.insert(Key(sub.clone()), sub.clone());
+            } else if !attentive {
+                self.0
+                    .attention
+                    .remove_if(sub.name(), |_, held| held.same_as(sub));
+            }
+            if (sub.state() != SubsystemState::Running) == attentive {
+                return;
+            }
+        }
+    }
+
+    /// The entries that are not running, as the index has them, each
+    /// checked to still be this registry's.
+    #[cfg(any(feature = "http", feature = "prometheus", feature = "metrics"))]
+    pub(crate) fn not_running(&self) -> Vec<Subsystem> {
+        self.0
+            .attention
+            .iter()
+            .map(|e| e.value().clone())
+            .filter(|sub| self.holds(sub))
+            .collect()
+    }
+
+    /// Restarts of removed entries, by group path (see `retired_restarts`),
+    /// locked: hold it across a pass over the entries (see `forget`).
+    #[cfg(any(feature = "prometheus", feature = "metrics"))]
+    pub(crate) fn retired_restarts(&self) -> MutexGuard<'_, BTreeMap<Box<str>, u64>> {
+        self.0
+            .retired_restarts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+}
