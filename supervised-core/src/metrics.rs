@@ -23,7 +23,7 @@
 //! | `supervised_group_children` | gauge | `group`, `state` | entries directly in the group (children and nested groups), by state |
 //! | `supervised_group_stale_children` | gauge | `group` | those of them that are stale |
 //! | `supervised_group_restarts_total` | counter | `group` | their restarts, those of removed children included (it never goes down) |
-//! | `supervised_group_oldest_heartbeat_timestamp_seconds` | gauge | `group` | Unix time of the oldest last beat among its running children with a tick; absent when none beat |
+//! | `supervised_group_oldest_heartbeat_timestamp_seconds` | gauge | `group` | Unix time where its longest silence began: the oldest last beat among its running children with a tick, or the start (or lease takeover) of one that has not beaten since; absent when no running child declares a tick. `time() - x` is the longest a running child has been silent |
 //! | `supervised_ready` | gauge | none | 1 when [`Registry::readiness`] is ready, 0 while starting or draining |
 //! | `supervised_registry_rejected_total` | counter | none | new subsystem names refused because the registry was full ([`Registry::max_subsystems`]) |
 //!
@@ -313,7 +313,7 @@ fn encode_groups(
     }
     let mut family = encoder.encode_descriptor(
         "supervised_group_oldest_heartbeat_timestamp",
-        "Unix time of the oldest last heartbeat among the group's running children that declare a tick; absent when none has beaten.",
+        "Unix time where the longest silence among the group's running children that declare a tick began: the oldest last heartbeat, or the start of a child that has not beaten since.",
         Some(&Unit::Seconds),
         MetricType::Gauge,
     )?;

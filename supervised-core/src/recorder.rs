@@ -20,7 +20,7 @@
 //! | `supervised_group_children` | gauge | `group`, `state` |
 //! | `supervised_group_stale_children` | gauge | `group` |
 //! | `supervised_group_restarts_total` | counter | `group` |
-//! | `supervised_group_oldest_heartbeat_timestamp_seconds` | gauge | `group` (NaN while no running child with a tick has beaten) |
+//! | `supervised_group_oldest_heartbeat_timestamp_seconds` | gauge | `group` (where its longest silence began; NaN while no running child declares a tick) |
 //! | `supervised_ready` | gauge | none |
 //! | `supervised_registry_rejected_total` | counter | none |
 //!
@@ -153,7 +153,7 @@ impl Reporter {
             metrics::counter!("supervised_group_restarts_total", "group" => group.clone())
                 .absolute(figures.restarts);
             // A recorder keeps a gauge's last value: with no running child
-            // that beat, NaN, so no age is computed from an old timestamp
+            // with a tick, NaN, so no age is computed from an old timestamp
             // (Prometheus' exposition leaves the series out instead).
             let oldest = figures
                 .oldest_beat

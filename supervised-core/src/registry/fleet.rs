@@ -1,12 +1,9 @@
 //! A group's fleet in the registry: children added at run time, registered
 //! beyond the cap; the index of the entries not running, which state
-//! filters read; and the restarts of removed entries, which keep a group's
-//! total from going down.
+//! filters read; and the index of the entries with metric series of their
+//! own, which the metrics read.
 
-#[cfg(any(feature = "prometheus", feature = "metrics"))]
-use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
-#[cfg(any(feature = "prometheus", feature = "metrics"))]
 use std::sync::MutexGuard;
 
 use dashmap::mapref::entry::Entry;
@@ -28,7 +25,7 @@ impl Registry {
             Entry::Vacant(slot) => {
                 self.0.fleet.fetch_add(1, Ordering::Relaxed);
                 let handle = slot.insert(()).key().0.clone();
-                handle.set_home(self);
+                self.took_in(&handle);
                 handle
             }
         }
@@ -73,13 +70,39 @@ impl Registry {
             .collect()
     }
 
-    /// Restarts of removed entries, by group path (see `retired_restarts`),
-    /// locked: hold it across a pass over the entries (see `forget`).
+    /// Puts `sub` in the index of entries with series of their own or
+    /// takes it out, as `index_state` does for states.
+    pub(super) fn index_series(&self, sub: &Subsystem) {
+        loop {
+            let wanted = sub.has_series();
+            if wanted && self.holds(sub) {
+                self.0.series.insert(Key(sub.clone()), sub.clone());
+            } else if !wanted {
+                self.0
+                    .series
+                    .remove_if(sub.name(), |_, held| held.same_as(sub));
+            }
+            if sub.has_series() == wanted {
+                return;
+            }
+        }
+    }
+
+    /// The entries with series of their own, each checked to still be
+    /// this registry's and to want them.
     #[cfg(any(feature = "prometheus", feature = "metrics"))]
-    pub(crate) fn retired_restarts(&self) -> MutexGuard<'_, BTreeMap<Box<str>, u64>> {
+    pub(crate) fn with_series(&self) -> Vec<Subsystem> {
         self.0
-            .retired_restarts
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+            .series
+            .iter()
+            .map(|e| e.value().clone())
+            .filter(|sub| sub.has_series() && self.holds(sub))
+            .collect()
+    }
+
+    /// The staleness watch (see `watch.rs`), locked. Never taken under an
+    /// entry's lock.
+    pub(super) fn watch(&self) -> MutexGuard<'_, super::watch::Watch> {
+        self.0.watch.lock().unwrap_or_else(|e| e.into_inner())
     }
 }

@@ -17,7 +17,13 @@ impl Subsystem {
 
     /// Which kind of entry this is and the path of the group it is in.
     pub(crate) fn set_membership(&self, kind: SubsystemKind, group: Option<Arc<str>>) {
-        self.meta().membership = Some(Box::new(Membership { kind, group }));
+        {
+            let mut meta = self.meta();
+            let old = meta.membership.take().and_then(|m| m.group);
+            meta.membership = Some(Box::new(Membership { kind, group }));
+            self.recount(&mut meta, old);
+        }
+        self.arm();
     }
 
     /// The path of the group this entry is in, if any.
@@ -42,14 +48,9 @@ impl Subsystem {
     /// Turns its own metric series off (see `Child::own_metrics`).
     pub(crate) fn set_own_series(&self, own: bool) {
         self.0.series.store(own, Ordering::Relaxed);
-    }
-
-    /// Whether it is a group's own entry.
-    pub(crate) fn is_group(&self) -> bool {
-        self.meta()
-            .membership
-            .as_ref()
-            .is_some_and(|m| m.kind == SubsystemKind::Group)
+        if let Some(home) = self.home() {
+            home.index_series(self);
+        }
     }
 
     pub(crate) fn in_fleet(&self) -> bool {
@@ -57,7 +58,6 @@ impl Subsystem {
     }
 
     /// Whether it has metric series of its own.
-    #[cfg(any(feature = "prometheus", feature = "metrics"))]
     pub(crate) fn has_series(&self) -> bool {
         self.0.series.load(Ordering::Relaxed)
     }

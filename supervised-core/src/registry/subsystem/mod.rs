@@ -1,7 +1,10 @@
 //! The handle to one subsystem: the lock-free beat, the reads, and what the
 //! supervisor writes.
 
+mod counted;
 mod membership;
+
+pub(crate) use counted::Watched;
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
@@ -34,6 +37,10 @@ struct Meta {
     warned_undeclared_tick: bool,
     /// A group's `min_healthy_percent`.
     min_healthy_percent: Option<u8>,
+    /// The registry's count it is in now (see `counted.rs`).
+    counted: Option<Arc<super::tally::Tally>>,
+    /// Removed from its registry: counted out for good.
+    removed: bool,
 }
 
 /// See [`Meta::lease`].
@@ -118,6 +125,9 @@ struct SubsystemInner {
     /// Whether it has metric series of its own (a fleet's children are
     /// counted in their group's instead, unless asked for). In padding.
     series: AtomicBool,
+    /// How many times its registry's staleness watch was armed for it
+    /// (see `counted.rs`).
+    armed: AtomicU32,
     meta: Mutex<Meta>,
 }
 
@@ -160,6 +170,7 @@ impl Subsystem {
             fleet: AtomicBool::new(false),
             home: std::sync::OnceLock::new(),
             series: AtomicBool::new(true),
+            armed: AtomicU32::new(0),
             meta: Mutex::new(Meta::default()),
         }))
     }
@@ -212,9 +223,12 @@ impl Subsystem {
     /// assert_eq!(sweep.status().stale_after, Some(Duration::from_secs(60)));
     /// ```
     pub fn declare_tick(&self, tick: Option<Duration>, stale_after: Option<Duration>) {
-        let mut meta = self.meta();
-        meta.tick = tick;
-        meta.stale_after = stale_after;
+        {
+            let mut meta = self.meta();
+            meta.tick = tick;
+            meta.stale_after = stale_after;
+        }
+        self.arm();
     }
 
     /// Marks the subsystem advisory (or not): it stays in every report with
@@ -330,7 +344,6 @@ impl Subsystem {
             group: membership.and_then(|m| m.group.clone()),
             stale: self.stale_at(&meta, self.last_beat(), state, now).is_some(),
             advisory: self.0.advisory.load(Ordering::Relaxed),
-            ticked: meta.tick.is_some(),
             min_healthy_percent: meta.min_healthy_percent,
         }
     }
@@ -365,13 +378,16 @@ impl Subsystem {
     // ---- written by the supervisor ------------------------------------------
 
     pub(crate) fn set_state(&self, state: SubsystemState) {
-        let old = SubsystemState::from_u8(self.0.state.swap(state.to_u8(), Ordering::Relaxed));
+        let old = self.swap_state(state);
         // Only a change between running and not running moves the entry in
         // its registry's index: a supervisor's transition, never a beat.
         if (old == SubsystemState::Running) != (state == SubsystemState::Running) {
-            if let Some(home) = self.0.home.get().and_then(std::sync::Weak::upgrade) {
-                super::Registry(home).index_state(self);
+            if let Some(home) = self.home() {
+                home.index_state(self);
             }
+        }
+        if Self::arms_on(old, state) {
+            self.arm();
         }
     }
 
@@ -388,15 +404,18 @@ impl Subsystem {
     /// A restart that no failure caused (a permanent child that ended, or a
     /// sibling restarted with it): counted and shown as backing off.
     pub(crate) fn schedule_restart(&self, next_restart_at: Instant) {
-        self.0.restarts.fetch_add(1, Ordering::Relaxed);
-        self.meta().failures_mut().next_restart_at = Some(next_restart_at);
+        {
+            let mut meta = self.meta();
+            self.add_restart(&meta);
+            meta.failures_mut().next_restart_at = Some(next_restart_at);
+        }
         self.set_state(SubsystemState::BackingOff);
     }
 
     /// Counts a group's restart on the group's own entry, whose state stays
     /// running.
     pub(crate) fn count_restart(&self) {
-        self.0.restarts.fetch_add(1, Ordering::Relaxed);
+        self.add_restart(&self.meta());
     }
 
     /// Whether `self` and `other` are the same entry.
