@@ -149,8 +149,9 @@ fn add_graceful_shutdown(names: &[String]) -> Added {
 
 // ---- 7b, 7c: the reports over a fleet --------------------------------------------
 
-/// A running group of `CHILDREN` idle tenants, `FAILED` of them failed
-/// for good (their supervisor gave up); `own` gives each a series.
+/// A running group of `CHILDREN` idle tenants with an hourly tick,
+/// `FAILED` of them failed for good (their supervisor gave up); `own`
+/// gives each a series.
 struct Fleet {
     registry: Registry,
     cancel: CancellationToken,
@@ -188,6 +189,17 @@ async fn fleet(names: &[String], own: bool) -> Fleet {
             .unwrap();
     }
     started.wait().await;
+    // Each declares an hourly tick and beats once, as a tenant's worker
+    // under the attribute does at its first iteration: the reports then
+    // judge each one's staleness, and the service is ready (until every
+    // ticked entry has beaten once, readiness reads every entry; see
+    // BENCHMARKS.md).
+    for name in names {
+        if let Some(entry) = registry.get(name) {
+            entry.declare_tick(Some(Duration::from_secs(3600)), None);
+            entry.beat();
+        }
+    }
     Fleet { registry, cancel }
 }
 
@@ -316,7 +328,7 @@ fn report_figures(names: &[String]) {
             verdict(ratio(failed, all) <= 0.05)
         );
         println!(
-            "summary: {summary:?}, {:.3}x (budget <= 0.1x: {})",
+            "summary: {summary:?}, {:.5}x (budget <= 0.1x: {})",
             ratio(summary, all),
             verdict(ratio(summary, all) <= 0.1)
         );
@@ -327,7 +339,7 @@ fn report_figures(names: &[String]) {
         );
         let (sf, se) = (series(&plain.registry), series(&owned.registry));
         println!(
-            "/metrics, fleet in its group: {mf:?}, {sf} series; a series each: {me:?}, {se} series; {:.3}x the time (budget <= 0.05x: {}), series <= 500: {}",
+            "/metrics, fleet in its group: {mf:?}, {sf} series; a series each: {me:?}, {se} series; {:.5}x the time (budget <= 0.05x: {}), series <= 500: {}",
             ratio(mf, me),
             verdict(ratio(mf, me) <= 0.05),
             verdict(sf <= 500)
