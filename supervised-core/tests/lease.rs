@@ -501,6 +501,52 @@ async fn the_memory_store_passes_the_conformance_suite() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn the_memory_store_passes_the_bound_grant_suite() {
+    lease::conformance::run_bound(&Memory::new("replica-a"))
+        .await
+        .unwrap();
+}
+
+/// A store of one's own that implements only the plain calls: bound grants
+/// are refused with a message, never granted by accident.
+#[tokio::test(start_paused = true)]
+async fn a_store_without_bound_grants_says_so() {
+    struct Plain(Memory);
+    impl lease::Backend for Plain {
+        fn holder(&self) -> &str {
+            self.0.holder()
+        }
+        fn acquire<'a>(
+            &'a self,
+            name: &'a str,
+            ttl: Duration,
+        ) -> lease::BoxFuture<'a, Result<lease::Acquired, lease::LeaseError>> {
+            self.0.acquire(name, ttl)
+        }
+        fn renew<'a>(
+            &'a self,
+            grant: &'a lease::Grant,
+        ) -> lease::BoxFuture<'a, Result<lease::Renewal, lease::LeaseError>> {
+            self.0.renew(grant)
+        }
+        fn release<'a>(
+            &'a self,
+            grant: &'a lease::Grant,
+        ) -> lease::BoxFuture<'a, Result<(), lease::LeaseError>> {
+            self.0.release(grant)
+        }
+    }
+    let store = Plain(Memory::new("replica-a"));
+    let error = lease::conformance::run_bound(&store).await.unwrap_err();
+    assert_eq!(error.check, "bound grant", "{error}");
+    assert!(
+        error.detail.contains("does not support bound grants"),
+        "{error}"
+    );
+    assert!(store.list("").await.is_err());
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_gated_group_child_stands_by_and_fails_up_to_its_group() {
     use supervised_core::{Child, Group, Restart};
 

@@ -8,7 +8,7 @@ mod servers;
 
 use std::time::Duration;
 
-use supervised_core::lease::{conformance, Acquired, Backend, Etcd, Postgres};
+use supervised_core::lease::{conformance, Acquired, Backend, Bound, Etcd, Postgres, Renewal};
 
 const TTL: Duration = Duration::from_secs(3);
 
@@ -31,6 +31,30 @@ async fn etcd_passes_the_conformance_suite() {
     };
     let leases = Etcd::connect([etcd.url()], "replica-a").await.unwrap();
     tokio::time::timeout(Duration::from_secs(30), conformance::run(&leases))
+        .await
+        .expect("the suite finishes")
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_passes_the_bound_grant_suite() {
+    let Some(pg) = servers::Postgres::start() else {
+        return;
+    };
+    let leases = Postgres::connect(&pg.url(), "replica-a").await.unwrap();
+    tokio::time::timeout(Duration::from_secs(30), conformance::run_bound(&leases))
+        .await
+        .expect("the suite finishes")
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcd_passes_the_bound_grant_suite() {
+    let Some(etcd) = servers::Etcd::start() else {
+        return;
+    };
+    let leases = Etcd::connect([etcd.url()], "replica-a").await.unwrap();
+    tokio::time::timeout(Duration::from_secs(30), conformance::run_bound(&leases))
         .await
         .expect("the suite finishes")
         .unwrap();
@@ -71,10 +95,34 @@ async fn a_role_that_may_not_create_the_table_gets_a_clear_error() {
     let leases = Postgres::connect(&pg.url_as("app"), "replica-a")
         .await
         .unwrap();
+    let Ok(Acquired::Granted(member)) = leases.acquire("x", TTL).await else {
+        panic!("the role takes a plain lease");
+    };
+    // The bound grants' table is the owner's, not granted: plain leases
+    // renew as before, and a bound grant says what to grant.
+    assert_eq!(leases.renew(&member).await, Ok(Renewal::Renewed));
+    let error = leases
+        .acquire_bound("bucket/0", &member)
+        .await
+        .expect_err("no rights on supervised_bound_leases");
+    assert!(
+        error
+            .to_string()
+            .contains("GRANT SELECT, INSERT, UPDATE ON supervised_bound_leases"),
+        "{error}"
+    );
+    admin
+        .batch_execute("GRANT SELECT, INSERT, UPDATE ON supervised_bound_leases TO app")
+        .await
+        .unwrap();
+    let leases = Postgres::connect(&pg.url_as("app"), "replica-a")
+        .await
+        .unwrap();
     assert!(matches!(
-        leases.acquire("x", TTL).await,
-        Ok(Acquired::Granted(_))
+        leases.acquire_bound("bucket/0", &member).await,
+        Ok(Bound::Granted(_))
     ));
+    assert_eq!(leases.renew(&member).await, Ok(Renewal::Renewed));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

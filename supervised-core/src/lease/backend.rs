@@ -32,6 +32,21 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// An `Err` means the store could not answer (down, unreachable, refused);
 /// the supervisor retries and never runs the subsystem on an error.
 ///
+/// # Bound grants
+///
+/// Sharded groups (many small grants that must not each be renewed) need
+/// three more methods, which the built-in stores implement and a store of
+/// your own may leave to their defaults (which answer `Err`):
+/// - [`acquire_bound`](Backend::acquire_bound) takes a grant *bound* to a
+///   live grant of this process (its membership): exclusive and fenced as
+///   a grant is, in a namespace of its own, never renewed by itself, and
+///   gone when the membership expires or is released;
+/// - [`release_bound`](Backend::release_bound) ends one at once;
+/// - [`list`](Backend::list) names the live grants under a prefix (the
+///   members of a shard set).
+///
+/// [`conformance::run_bound`](super::conformance::run_bound) checks them.
+///
 /// ```
 /// use std::time::Duration;
 /// use supervised::lease::{Acquired, Backend, BoxFuture, Grant, LeaseError, Renewal};
@@ -69,8 +84,90 @@ pub trait Backend: Send + Sync + 'static {
     /// Extends `grant` by its ttl, if it is still the live grant.
     fn renew<'a>(&'a self, grant: &'a Grant) -> BoxFuture<'a, Result<Renewal, LeaseError>>;
 
-    /// Ends `grant` now, if it is still the live grant.
+    /// Ends `grant` now, if it is still the live grant; the grants bound
+    /// to it end with it.
     fn release<'a>(&'a self, grant: &'a Grant) -> BoxFuture<'a, Result<(), LeaseError>>;
+
+    /// Takes `name` bound to `member`, a live grant of this process: the
+    /// new grant lives exactly as long as `member` (each renewal of
+    /// `member` extends it) unless it is released first. Bound names are a
+    /// namespace apart from plain ones. Exclusive: answers
+    /// [`Bound::Held`] while a bound grant of `name` lives, even this
+    /// process's. Fenced: each grant of `name` has a greater epoch than
+    /// every earlier one. [`Bound::MemberLost`] when `member` is no longer
+    /// live.
+    ///
+    /// A holder makes its calls for one member one at a time (the
+    /// PostgreSQL store relies on it).
+    ///
+    /// The default answers `Err`: the store does not support bound grants.
+    fn acquire_bound<'a>(
+        &'a self,
+        name: &'a str,
+        member: &'a Grant,
+    ) -> BoxFuture<'a, Result<Bound, LeaseError>> {
+        let _ = (name, member);
+        Box::pin(async { Err(unsupported()) })
+    }
+
+    /// Ends the bound `grant` now, if it is still live; never a newer one.
+    ///
+    /// The default answers `Err`, as [`acquire_bound`](Backend::acquire_bound)'s does.
+    fn release_bound<'a>(&'a self, grant: &'a Grant) -> BoxFuture<'a, Result<(), LeaseError>> {
+        let _ = grant;
+        Box::pin(async { Err(unsupported()) })
+    }
+
+    /// The live plain grants whose names start with `prefix`, in no order.
+    ///
+    /// The default answers `Err`, as [`acquire_bound`](Backend::acquire_bound)'s does.
+    fn list<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, Result<Vec<Listed>, LeaseError>> {
+        let _ = prefix;
+        Box::pin(async { Err(unsupported()) })
+    }
+}
+
+fn unsupported() -> LeaseError {
+    LeaseError::new("this lease store does not support bound grants (sharded groups need them)")
+}
+
+/// What [`Backend::acquire_bound`] answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Bound {
+    /// The bound grant is this process's.
+    Granted(Grant),
+    /// A live bound grant of the name exists (perhaps this process's own).
+    Held(Holder),
+    /// The membership it was to be bound to is no longer live.
+    MemberLost,
+}
+
+/// A live grant that [`Backend::list`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Listed {
+    /// The lease's name.
+    pub name: String,
+    /// Who holds it.
+    pub holder: String,
+    /// Its epoch.
+    pub epoch: u64,
+}
+
+impl Listed {
+    /// A live grant of `name` to `holder` at `epoch`.
+    ///
+    /// ```
+    /// let member = supervised::lease::Listed::new("shards/tenants/a", "a", 3);
+    /// assert_eq!(member.holder, "a");
+    /// ```
+    pub fn new(name: &str, holder: &str, epoch: u64) -> Self {
+        Listed {
+            name: name.to_owned(),
+            holder: holder.to_owned(),
+            epoch,
+        }
+    }
 }
 
 /// One grant of a lease to this process.

@@ -8,10 +8,13 @@ use etcd_client::{
     TxnOpResponse,
 };
 
-use super::{Acquired, Backend, BoxFuture, Grant, Holder, LeaseError, Renewal};
+use super::{Acquired, Backend, Bound, BoxFuture, Grant, Holder, LeaseError, Listed, Renewal};
 
 /// The key prefix of every lease.
 const PREFIX: &str = "supervised/leases/";
+
+/// The key prefix of every bound grant.
+const BOUND_PREFIX: &str = "supervised/bound/";
 
 /// Leases on etcd (cargo feature `etcd`), through the `etcd-client` crate.
 ///
@@ -23,6 +26,11 @@ const PREFIX: &str = "supervised/leases/";
 /// which grows strictly with every grant. Renewal is a keep-alive of the
 /// etcd lease, then a check that the key is still this grant's; release
 /// revokes the etcd lease, which deletes the key.
+///
+/// A bound grant is the key `supervised/bound/<name>`, attached to its
+/// member's etcd lease: etcd deletes it when the member expires or is
+/// released, and the member's keep-alive keeps it. It is taken by one
+/// transaction that also checks the member's key is still that grant's.
 ///
 /// ```no_run
 /// # async fn start() -> Result<(), supervised::lease::LeaseError> {
@@ -50,6 +58,15 @@ fn etcd(e: etcd_client::Error) -> LeaseError {
 
 fn key(name: &str) -> String {
     format!("{PREFIX}{name}")
+}
+
+fn bound_key(name: &str) -> String {
+    format!("{BOUND_PREFIX}{name}")
+}
+
+/// A key's creation revision: the epoch of the grant it is.
+fn created(kv: &KeyValue) -> Option<u64> {
+    u64::try_from(kv.create_revision()).ok()
 }
 
 impl Etcd {
@@ -239,6 +256,90 @@ impl Backend for Etcd {
                     _ => Ok(()),
                 },
             }
+        })
+    }
+
+    fn acquire_bound<'a>(
+        &'a self,
+        name: &'a str,
+        member: &'a Grant,
+    ) -> BoxFuture<'a, Result<Bound, LeaseError>> {
+        Box::pin(async move {
+            let lease = lease_id(member)?;
+            let mut client = self.client.clone();
+            let (key, member_key) = (bound_key(name), key(&member.name));
+            let member_revision = i64::try_from(member.epoch).unwrap_or(i64::MAX);
+            let txn = Txn::new()
+                .when([
+                    Compare::create_revision(key.clone(), CompareOp::Equal, 0),
+                    Compare::create_revision(member_key.clone(), CompareOp::Equal, member_revision),
+                ])
+                .and_then([TxnOp::put(
+                    key.clone(),
+                    self.holder.clone(),
+                    Some(PutOptions::new().with_lease(lease)),
+                )])
+                .or_else([TxnOp::get(key, None), TxnOp::get(member_key, None)]);
+            let answer = client.txn(txn).await.map_err(etcd)?;
+            if answer.succeeded() {
+                let revision = answer.header().map_or(0, |h| h.revision());
+                return Ok(Bound::Granted(
+                    Grant::new(
+                        name,
+                        &self.holder,
+                        u64::try_from(revision).unwrap_or(0),
+                        member.ttl,
+                    )
+                    .with_token(lease.to_string()),
+                ));
+            }
+            let mut got = answer.op_responses().into_iter().map(|op| match op {
+                TxnOpResponse::Get(got) => got.kvs().first().cloned(),
+                _ => None,
+            });
+            let (theirs, member_now) = (got.next().flatten(), got.next().flatten());
+            if member_now.as_ref().and_then(created) != Some(member.epoch) {
+                return Ok(Bound::MemberLost);
+            }
+            Ok(Bound::Held(match theirs {
+                Some(kv) => self.holder_of(&kv).await,
+                None => Holder::default(),
+            }))
+        })
+    }
+
+    fn release_bound<'a>(&'a self, grant: &'a Grant) -> BoxFuture<'a, Result<(), LeaseError>> {
+        Box::pin(async move {
+            let key = bound_key(&grant.name);
+            let revision = i64::try_from(grant.epoch).unwrap_or(i64::MAX);
+            let txn = Txn::new()
+                .when([Compare::create_revision(
+                    key.clone(),
+                    CompareOp::Equal,
+                    revision,
+                )])
+                .and_then([TxnOp::delete(key, None)]);
+            self.client.clone().txn(txn).await.map_err(etcd)?;
+            Ok(())
+        })
+    }
+
+    fn list<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, Result<Vec<Listed>, LeaseError>> {
+        Box::pin(async move {
+            let got = self
+                .client
+                .clone()
+                .get(key(prefix), Some(GetOptions::new().with_prefix()))
+                .await
+                .map_err(etcd)?;
+            Ok(got
+                .kvs()
+                .iter()
+                .filter_map(|kv| {
+                    let name = kv.key_str().ok()?.strip_prefix(PREFIX)?;
+                    Some(Listed::new(name, kv.value_str().ok()?, created(kv)?))
+                })
+                .collect())
         })
     }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::{Acquired, Backend, BoxFuture, Grant, Holder, LeaseError, Renewal};
+use super::{Acquired, Backend, Bound, BoxFuture, Grant, Holder, LeaseError, Listed, Renewal};
 use crate::registry::deadline;
 
 /// An in-process lease store. Replicas made with [`replica`](Memory::replica)
@@ -47,6 +47,9 @@ struct Store {
     leases: HashMap<String, Live>,
     /// The last epoch granted per name; never goes back.
     epochs: HashMap<String, u64>,
+    /// Bound grants by name (a namespace apart), live while their member is.
+    bound: HashMap<String, BoundLive>,
+    bound_epochs: HashMap<String, u64>,
     down: bool,
     calls: u64,
 }
@@ -56,6 +59,30 @@ struct Live {
     holder: String,
     epoch: u64,
     expires_at: Instant,
+}
+
+#[derive(Debug)]
+struct BoundLive {
+    holder: String,
+    epoch: u64,
+    member: String,
+    member_epoch: u64,
+}
+
+impl Store {
+    /// The live plain grant of `name`.
+    fn live(&self, name: &str, now: Instant) -> Option<&Live> {
+        self.leases.get(name).filter(|live| live.expires_at > now)
+    }
+
+    /// The live bound grant of `name`: its member is live at its epoch.
+    fn live_bound(&self, name: &str, now: Instant) -> Option<(&BoundLive, &Live)> {
+        let bound = self.bound.get(name)?;
+        let member = self
+            .live(&bound.member, now)
+            .filter(|member| member.epoch == bound.member_epoch)?;
+        Some((bound, member))
+    }
 }
 
 impl Memory {
@@ -217,6 +244,74 @@ impl Backend for Memory {
                 store.leases.remove(&grant.name);
             }
             Ok(())
+        })
+    }
+
+    fn acquire_bound<'a>(
+        &'a self,
+        name: &'a str,
+        member: &'a Grant,
+    ) -> BoxFuture<'a, Result<Bound, LeaseError>> {
+        Box::pin(async move {
+            let now = Instant::now();
+            let mut store = self.answer()?;
+            if store
+                .live(&member.name, now)
+                .is_none_or(|live| live.epoch != member.epoch)
+            {
+                return Ok(Bound::MemberLost);
+            }
+            if let Some((bound, member)) = store.live_bound(name, now) {
+                return Ok(Bound::Held(Holder::new(
+                    &bound.holder,
+                    bound.epoch,
+                    member.expires_at.saturating_duration_since(now),
+                )));
+            }
+            let epoch = store.bound_epochs.get(name).copied().unwrap_or(0) + 1;
+            store.bound_epochs.insert(name.to_owned(), epoch);
+            store.bound.insert(
+                name.to_owned(),
+                BoundLive {
+                    holder: self.holder.clone(),
+                    epoch,
+                    member: member.name.clone(),
+                    member_epoch: member.epoch,
+                },
+            );
+            Ok(Bound::Granted(Grant::new(
+                name,
+                &self.holder,
+                epoch,
+                member.ttl,
+            )))
+        })
+    }
+
+    fn release_bound<'a>(&'a self, grant: &'a Grant) -> BoxFuture<'a, Result<(), LeaseError>> {
+        Box::pin(async move {
+            let mut store = self.answer()?;
+            if store
+                .bound
+                .get(&grant.name)
+                .is_some_and(|bound| bound.epoch == grant.epoch)
+            {
+                store.bound.remove(&grant.name);
+            }
+            Ok(())
+        })
+    }
+
+    fn list<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, Result<Vec<Listed>, LeaseError>> {
+        Box::pin(async move {
+            let now = Instant::now();
+            let store = self.answer()?;
+            Ok(store
+                .leases
+                .iter()
+                .filter(|(name, live)| name.starts_with(prefix) && live.expires_at > now)
+                .map(|(name, live)| Listed::new(name, &live.holder, live.epoch))
+                .collect())
         })
     }
 }

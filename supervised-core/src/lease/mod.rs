@@ -104,7 +104,9 @@ pub(crate) mod spec;
 
 use std::sync::{Arc, RwLock};
 
-pub use backend::{Acquired, Backend, BoxFuture, Grant, Holder, LeaseError, Renewal};
+pub use backend::{
+    Acquired, Backend, Bound, BoxFuture, Grant, Holder, LeaseError, Listed, Renewal,
+};
 #[cfg(feature = "etcd")]
 #[cfg_attr(docsrs, doc(cfg(feature = "etcd")))]
 pub use etcd::Etcd;

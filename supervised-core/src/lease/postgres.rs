@@ -1,13 +1,14 @@
 //! [`Postgres`]: leases in one PostgreSQL table, decided by the database's
 //! clock in single statements.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::Mutex;
 use tokio_postgres::{Client, Config, NoTls};
 
-use super::{Acquired, Backend, BoxFuture, Grant, Holder, LeaseError, Renewal};
+use super::{Acquired, Backend, Bound, BoxFuture, Grant, Holder, LeaseError, Listed, Renewal};
 use crate::text::Escaped;
 
 /// The table's definition, created if absent.
@@ -38,6 +39,70 @@ const RENEW: &str = "UPDATE supervised_leases
 const RELEASE: &str = "UPDATE supervised_leases SET expires_at = clock_timestamp()
     WHERE name = $1 AND epoch = $2 AND expires_at > clock_timestamp()";
 
+/// The bound grants' table (see [`Backend::acquire_bound`]), created if
+/// absent and if the role may: without it, plain leases work as before.
+const CREATE_BOUND: &str = "CREATE TABLE IF NOT EXISTS supervised_bound_leases (
+    name text PRIMARY KEY,
+    holder text NOT NULL,
+    epoch bigint NOT NULL,
+    member text NOT NULL,
+    member_epoch bigint NOT NULL,
+    expires_at timestamptz NOT NULL
+)";
+
+/// [`RENEW`], extending the member's bound grants in the same statement:
+/// a bound grant's expiry is its member's, always, so it cannot outlive
+/// it nor be taken while it lives. One request per member, however many
+/// grants are bound to it.
+const RENEW_WITH_BOUND: &str = "WITH m AS (
+        UPDATE supervised_leases
+        SET expires_at = clock_timestamp() + make_interval(secs => $3)
+        WHERE name = $1 AND epoch = $2 AND expires_at > clock_timestamp()
+        RETURNING expires_at
+    ), b AS (
+        UPDATE supervised_bound_leases SET expires_at = (SELECT expires_at FROM m)
+        WHERE member = $1 AND member_epoch = $2 AND expires_at > clock_timestamp()
+            AND EXISTS (SELECT 1 FROM m)
+    )
+    SELECT count(*) FROM m";
+
+/// [`RELEASE`], ending the member's bound grants with it.
+const RELEASE_WITH_BOUND: &str = "WITH m AS (
+        UPDATE supervised_leases SET expires_at = clock_timestamp()
+        WHERE name = $1 AND epoch = $2 AND expires_at > clock_timestamp()
+        RETURNING 1
+    )
+    UPDATE supervised_bound_leases SET expires_at = clock_timestamp()
+    WHERE member = $1 AND member_epoch = $2 AND expires_at > clock_timestamp()
+        AND EXISTS (SELECT 1 FROM m)";
+
+/// Takes a bound grant that is free or expired, bumping its epoch, with
+/// its member's expiry, if the member ($3 at epoch $4) is live.
+const ACQUIRE_BOUND: &str = "WITH m AS (
+        SELECT expires_at FROM supervised_leases
+        WHERE name = $3 AND epoch = $4 AND expires_at > clock_timestamp()
+    )
+    INSERT INTO supervised_bound_leases AS b (name, holder, epoch, member, member_epoch, expires_at)
+    SELECT $1, $2, 1, $3, $4, m.expires_at FROM m
+    ON CONFLICT (name) DO UPDATE
+        SET holder = EXCLUDED.holder, epoch = b.epoch + 1, member = EXCLUDED.member,
+            member_epoch = EXCLUDED.member_epoch, expires_at = EXCLUDED.expires_at
+        WHERE b.expires_at <= clock_timestamp()
+    RETURNING epoch";
+
+const MEMBER_LIVE: &str = "SELECT 1 FROM supervised_leases
+    WHERE name = $1 AND epoch = $2 AND expires_at > clock_timestamp()";
+
+const BOUND_HOLDER: &str = "SELECT holder, epoch,
+        GREATEST(EXTRACT(EPOCH FROM expires_at - clock_timestamp()), 0)::float8
+    FROM supervised_bound_leases WHERE name = $1 AND expires_at > clock_timestamp()";
+
+const RELEASE_BOUND: &str = "UPDATE supervised_bound_leases SET expires_at = clock_timestamp()
+    WHERE name = $1 AND epoch = $2 AND expires_at > clock_timestamp()";
+
+const LIST: &str = "SELECT name, holder, epoch FROM supervised_leases
+    WHERE starts_with(name, $1) AND expires_at > clock_timestamp()";
+
 /// Leases in a PostgreSQL table, `supervised_leases` (cargo feature
 /// `postgres`).
 ///
@@ -61,6 +126,26 @@ const RELEASE: &str = "UPDATE supervised_leases SET expires_at = clock_timestamp
 /// GRANT SELECT, INSERT, UPDATE ON supervised_leases TO app;
 /// ```
 ///
+/// Sharded groups also need `supervised_bound_leases`, made the same way
+/// (a role that may not create it gets a WARN at connect, and an `Err`
+/// from the bound-grant calls that gives the statement):
+///
+/// ```sql
+/// CREATE TABLE IF NOT EXISTS supervised_bound_leases (
+///     name text PRIMARY KEY,
+///     holder text NOT NULL,
+///     epoch bigint NOT NULL,
+///     member text NOT NULL,
+///     member_epoch bigint NOT NULL,
+///     expires_at timestamptz NOT NULL
+/// );
+/// GRANT SELECT, INSERT, UPDATE ON supervised_bound_leases TO app;
+/// ```
+///
+/// A bound grant's row carries its member's expiry, and the member's
+/// renewal extends both in one statement, so a bound grant can neither
+/// outlive its member nor be taken while the member lives.
+///
 /// One connection, opened on first use and again after it breaks; no TLS
 /// (put the database on a private network, or terminate TLS in front of it).
 ///
@@ -74,6 +159,9 @@ pub struct Postgres {
     config: Config,
     holder: String,
     client: Mutex<Option<Arc<Client>>>,
+    /// Whether `supervised_bound_leases` exists (looked up on each
+    /// connection): renewals and releases touch it only then.
+    bound_table: AtomicBool,
 }
 
 impl std::fmt::Debug for Postgres {
@@ -106,6 +194,7 @@ impl Postgres {
             config,
             holder: holder.to_owned(),
             client: Mutex::new(None),
+            bound_table: AtomicBool::new(false),
         };
         match leases.client().await {
             Ok(_) => {}
@@ -136,6 +225,10 @@ impl Postgres {
             }
         });
         ensure_table(&client).await?;
+        self.bound_table.store(
+            ensure_bound_table(&client, &self.holder).await,
+            Ordering::Relaxed,
+        );
         let client = Arc::new(client);
         *slot = Some(client.clone());
         Ok(client)
@@ -202,11 +295,62 @@ async fn ensure_table(client: &Client) -> Result<(), Opened> {
 }
 
 async fn table_exists(client: &Client) -> Result<bool, LeaseError> {
+    exists(client, "supervised_leases").await
+}
+
+async fn exists(client: &Client, table: &str) -> Result<bool, LeaseError> {
     let row = client
-        .query_one("SELECT to_regclass('supervised_leases') IS NOT NULL", &[])
+        .query_one("SELECT to_regclass($1) IS NOT NULL", &[&table])
         .await
         .map_err(driver)?;
     Ok(row.get::<_, bool>(0))
+}
+
+/// Whether the bound grants' table is there for this role (made if it
+/// may); one WARN if not: plain leases work without it.
+async fn ensure_bound_table(client: &Client, holder: &str) -> bool {
+    if usable_bound_table(client).await {
+        return true;
+    }
+    let created = client.batch_execute(CREATE_BOUND).await;
+    // A racing replica may have made it (see `ensure_table`).
+    if usable_bound_table(client).await {
+        return true;
+    }
+    if exists(client, "supervised_bound_leases").await == Ok(true) {
+        tracing::warn!(
+            target: "supervised", holder = %Escaped(holder),
+            "this role may not use the table supervised_bound_leases: sharded groups cannot run on this store until it is granted SELECT, INSERT, UPDATE on it"
+        );
+        return false;
+    }
+    if let Err(e) = created {
+        tracing::warn!(
+            target: "supervised", holder = %Escaped(holder), error = %Escaped(driver(e).message()),
+            "cannot create the table supervised_bound_leases: sharded groups cannot run on this store until an owner creates it"
+        );
+    }
+    false
+}
+
+/// Whether the bound grants' table exists and this role may use it (a
+/// renewal touches it only then, so a role granted the plain table alone
+/// keeps working).
+async fn usable_bound_table(client: &Client) -> bool {
+    let usable = client
+        .query_one(
+            "SELECT CASE WHEN to_regclass('supervised_bound_leases') IS NULL THEN false
+                ELSE has_table_privilege('supervised_bound_leases', 'SELECT, INSERT, UPDATE') END",
+            &[],
+        )
+        .await;
+    usable.is_ok_and(|row| row.get::<_, bool>(0))
+}
+
+fn no_bound_table() -> LeaseError {
+    LeaseError::new(format!(
+        "the table supervised_bound_leases is missing or this role may not use it; create it as its owner with: {CREATE_BOUND}; and GRANT SELECT, INSERT, UPDATE ON supervised_bound_leases to this role"
+    ))
 }
 
 /// The driver's message, with the server's own when there is one, or
@@ -270,7 +414,15 @@ impl Backend for Postgres {
             let client = self.call().await?;
             let params: [&(dyn tokio_postgres::types::ToSql + Sync); 3] =
                 [&grant.name, &epoch(grant.epoch), &grant.ttl.as_secs_f64()];
-            match client.execute(RENEW, &params).await {
+            let renewed = if self.bound_table.load(Ordering::Relaxed) {
+                client
+                    .query_one(RENEW_WITH_BOUND, &params)
+                    .await
+                    .map(|row| row.get::<_, i64>(0) as u64)
+            } else {
+                client.execute(RENEW, &params).await
+            };
+            match renewed {
                 Ok(1) => Ok(Renewal::Renewed),
                 Ok(_) => Ok(Renewal::Lost(self.holder_of(&client, &grant.name).await?)),
                 Err(e) => Err(self.failed(e).await),
@@ -281,11 +433,100 @@ impl Backend for Postgres {
     fn release<'a>(&'a self, grant: &'a Grant) -> BoxFuture<'a, Result<(), LeaseError>> {
         Box::pin(async move {
             let client = self.call().await?;
+            let statement = if self.bound_table.load(Ordering::Relaxed) {
+                RELEASE_WITH_BOUND
+            } else {
+                RELEASE
+            };
             match client
-                .execute(RELEASE, &[&grant.name, &epoch(grant.epoch)])
+                .execute(statement, &[&grant.name, &epoch(grant.epoch)])
                 .await
             {
                 Ok(_) => Ok(()),
+                Err(e) => Err(self.failed(e).await),
+            }
+        })
+    }
+
+    fn acquire_bound<'a>(
+        &'a self,
+        name: &'a str,
+        member: &'a Grant,
+    ) -> BoxFuture<'a, Result<Bound, LeaseError>> {
+        Box::pin(async move {
+            let client = self.call().await?;
+            if !self.bound_table.load(Ordering::Relaxed) {
+                return Err(no_bound_table());
+            }
+            let member_epoch = epoch(member.epoch);
+            let params: [&(dyn tokio_postgres::types::ToSql + Sync); 4] =
+                [&name, &self.holder, &member.name, &member_epoch];
+            match client.query_opt(ACQUIRE_BOUND, &params).await {
+                Ok(Some(row)) => {
+                    let granted: i64 = row.get(0);
+                    return Ok(Bound::Granted(Grant::new(
+                        name,
+                        &self.holder,
+                        u64::try_from(granted).unwrap_or(0),
+                        member.ttl,
+                    )));
+                }
+                Ok(None) => {}
+                Err(e) => return Err(self.failed(e).await),
+            }
+            // Not granted: the member is gone, or another holds the name.
+            match client
+                .query_opt(MEMBER_LIVE, &[&member.name, &member_epoch])
+                .await
+            {
+                Ok(None) => return Ok(Bound::MemberLost),
+                Ok(Some(_)) => {}
+                Err(e) => return Err(self.failed(e).await),
+            }
+            match client.query_opt(BOUND_HOLDER, &[&name]).await {
+                Ok(Some(row)) => {
+                    let (holder, epoch, left): (String, i64, f64) =
+                        (row.get(0), row.get(1), row.get(2));
+                    Ok(Bound::Held(Holder::new(
+                        &holder,
+                        u64::try_from(epoch).unwrap_or(0),
+                        Duration::try_from_secs_f64(left).unwrap_or(Duration::ZERO),
+                    )))
+                }
+                Ok(None) => Ok(Bound::Held(Holder::default())),
+                Err(e) => Err(self.failed(e).await),
+            }
+        })
+    }
+
+    fn release_bound<'a>(&'a self, grant: &'a Grant) -> BoxFuture<'a, Result<(), LeaseError>> {
+        Box::pin(async move {
+            let client = self.call().await?;
+            if !self.bound_table.load(Ordering::Relaxed) {
+                return Err(no_bound_table());
+            }
+            match client
+                .execute(RELEASE_BOUND, &[&grant.name, &epoch(grant.epoch)])
+                .await
+            {
+                Ok(_) => Ok(()),
+                Err(e) => Err(self.failed(e).await),
+            }
+        })
+    }
+
+    fn list<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, Result<Vec<Listed>, LeaseError>> {
+        Box::pin(async move {
+            let client = self.call().await?;
+            match client.query(LIST, &[&prefix]).await {
+                Ok(rows) => Ok(rows
+                    .iter()
+                    .map(|row| {
+                        let (name, holder, epoch): (String, String, i64) =
+                            (row.get(0), row.get(1), row.get(2));
+                        Listed::new(&name, &holder, u64::try_from(epoch).unwrap_or(0))
+                    })
+                    .collect()),
                 Err(e) => Err(self.failed(e).await),
             }
         })
