@@ -50,8 +50,8 @@ pub use supervised_core::{
     beat, current, heartbeat, is_healthy, isolate, last_beat, registry, run_with_recover, snapshot,
     AddError, Backoff, Cancelled, Child, ChildInfo, Exit, Failure, Group, GroupExit, GroupHandle,
     GroupReport, Health, ItemPanicked, LastPanic, LeaseStatus, Lent, PauseError, Readiness,
-    Registry, RemoveError, Restart, RunOutcome, StallWatchdog, Step, Strategy, Subsystem,
-    SubsystemKind, SubsystemState, SubsystemStatus, Supervision, Supervisor,
+    Registry, RemoveError, Restart, RunOutcome, Shards, ShardsStatus, StallWatchdog, Step,
+    Strategy, Subsystem, SubsystemKind, SubsystemState, SubsystemStatus, Supervision, Supervisor,
 };
 
 #[allow(deprecated)]

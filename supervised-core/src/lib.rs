@@ -48,13 +48,14 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 // The layout, for readers of the source: a one-way chain, each folder
-// importing only those below it (text.rs < registry < lease < supervisor
-// < group), and readers of a registry beside them.
+// importing only those below it (text.rs < registry < lease < shard <
+// supervisor < group), and readers of a registry beside them.
 // - `supervisor/`: runs a body, catches its failures, restarts it with
 //   backoff ([`Supervisor`], [`Supervision`], [`run_with_recover`]);
 // - `group/`: trees of supervised loops ([`Group`], [`Child`],
 //   [`GroupHandle`], [`GroupReport`]);
 // - `lease/`: lease-gated runs and the stores behind them ([`lease`]);
+// - `shard/`: a sharded group's placement and membership ([`Shards`]);
 // - `registry/`: the liveness registry they report into ([`Registry`],
 //   [`Subsystem`], [`SubsystemStatus`], [`Health`], [`Readiness`]);
 // - readers of a registry: `stall.rs` ([`StallWatchdog`]), `http/`,
@@ -65,6 +66,7 @@
 mod group;
 pub mod lease;
 mod registry;
+mod shard;
 mod stall;
 mod supervisor;
 mod text;
@@ -93,8 +95,10 @@ pub use group::{
 pub use registry::last_tick;
 pub use registry::{
     beat, current, heartbeat, is_healthy, last_beat, registry, snapshot, Health, LastPanic,
-    LeaseStatus, Readiness, Registry, Subsystem, SubsystemKind, SubsystemState, SubsystemStatus,
+    LeaseStatus, Readiness, Registry, ShardsStatus, Subsystem, SubsystemKind, SubsystemState,
+    SubsystemStatus,
 };
+pub use shard::Shards;
 pub use stall::StallWatchdog;
 pub use supervisor::{
     isolate, run_with_recover, Backoff, Cancelled, Exit, Failure, ItemPanicked, RunOutcome, Step,

@@ -24,6 +24,9 @@
 //! | `supervised_group_stale_children` | gauge | `group` | those of them that are stale |
 //! | `supervised_group_restarts_total` | counter | `group` | their restarts, those of removed children included (it never goes down) |
 //! | `supervised_group_oldest_heartbeat_timestamp_seconds` | gauge | `group` | Unix time where its longest silence began: the oldest last beat among its running children with a tick, or the start (or lease takeover) of one that has not beaten since; absent when no running child declares a tick. `time() - x` is the longest a running child has been silent |
+//! | `supervised_shard_buckets_held` | gauge | `group` | for a sharded group ([`Group::shards`](crate::Group::shards)): the buckets this replica holds |
+//! | `supervised_shard_buckets_acquired_total` | counter | `group` | buckets this replica acquired |
+//! | `supervised_shard_buckets_released_total` | counter | `group` | buckets it released: handed off, lost, or left |
 //! | `supervised_ready` | gauge | none | 1 when [`Registry::readiness`] is ready, 0 while starting or draining |
 //! | `supervised_registry_rejected_total` | counter | none | new subsystem names refused because the registry was full ([`Registry::max_subsystems`]) |
 //!
@@ -321,6 +324,43 @@ fn encode_groups(
         if let Some(oldest) = metrics.oldest_beat {
             let labels = [("group", &**group)];
             ConstGauge::new(clock.unix_seconds(oldest)).encode(family.encode_family(&labels)?)?;
+        }
+    }
+    let sharded: Vec<(&std::sync::Arc<str>, &crate::ShardsStatus)> = groups
+        .iter()
+        .filter_map(|(group, metrics)| Some((group, metrics.shards.as_ref()?)))
+        .collect();
+    if !sharded.is_empty() {
+        {
+            let mut family = encoder.encode_descriptor(
+                "supervised_shard_buckets_held",
+                "Buckets of the sharded group that this replica holds.",
+                None,
+                MetricType::Gauge,
+            )?;
+            for (group, shards) in &sharded {
+                let labels = [("group", &***group)];
+                ConstGauge::new(clamp(shards.held.len() as u64))
+                    .encode(family.encode_family(&labels)?)?;
+            }
+        }
+        for (name, help, count) in [
+            (
+                "supervised_shard_buckets_acquired",
+                "Buckets of the sharded group this replica acquired.",
+                (|s: &crate::ShardsStatus| s.acquired) as fn(&crate::ShardsStatus) -> u64,
+            ),
+            (
+                "supervised_shard_buckets_released",
+                "Buckets of the sharded group this replica released (handed off, lost, or left).",
+                |s: &crate::ShardsStatus| s.released,
+            ),
+        ] {
+            let mut family = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+            for (group, shards) in &sharded {
+                let labels = [("group", &***group)];
+                ConstCounter::new(count(shards)).encode(family.encode_family(&labels)?)?;
+            }
         }
     }
     Ok(())

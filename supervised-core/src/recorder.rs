@@ -21,6 +21,8 @@
 //! | `supervised_group_stale_children` | gauge | `group` |
 //! | `supervised_group_restarts_total` | counter | `group` |
 //! | `supervised_group_oldest_heartbeat_timestamp_seconds` | gauge | `group` (where its longest silence began; NaN while no running child declares a tick) |
+//! | `supervised_shard_buckets_held` | gauge | `group` (a sharded group only) |
+//! | `supervised_shard_buckets_acquired_total`, `supervised_shard_buckets_released_total` | counter | `group` (a sharded group only) |
 //! | `supervised_ready` | gauge | none |
 //! | `supervised_registry_rejected_total` | counter | none |
 //!
@@ -160,6 +162,14 @@ impl Reporter {
                 .map_or(f64::NAN, |oldest| clock.unix_seconds(oldest));
             metrics::gauge!("supervised_group_oldest_heartbeat_timestamp_seconds", "group" => group.clone())
                 .set(oldest);
+            if let Some(shards) = &figures.shards {
+                metrics::gauge!("supervised_shard_buckets_held", "group" => group.clone())
+                    .set(shards.held.len() as f64);
+                metrics::counter!("supervised_shard_buckets_acquired_total", "group" => group.clone())
+                    .absolute(shards.acquired);
+                metrics::counter!("supervised_shard_buckets_released_total", "group" => group.clone())
+                    .absolute(shards.released);
+            }
         }
         metrics::gauge!("supervised_ready")
             .set(f64::from(u8::from(self.registry.readiness().is_ready())));

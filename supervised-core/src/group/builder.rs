@@ -59,6 +59,8 @@ pub(super) struct GroupDef {
     pub(super) drain: Duration,
     /// See [`Group::min_healthy_percent`].
     pub(super) min_healthy_percent: Option<u8>,
+    /// See [`Group::shards`].
+    pub(super) shards: Option<crate::Shards>,
     pub(super) restart: Restart,
     pub(super) registry: Option<Registry>,
     /// Keyed by a sequence number that only grows: iteration order is
@@ -325,6 +327,7 @@ impl Group {
             shutdown_timeout: Self::DEFAULT_SHUTDOWN_TIMEOUT,
             drain: Duration::ZERO,
             min_healthy_percent: None,
+            shards: None,
             restart: Restart::default(),
             registry: None,
             members: BTreeMap::new(),
@@ -404,6 +407,54 @@ impl Group {
         self
     }
 
+    /// Shards this group's children across the replicas of the service:
+    /// each runs on exactly one replica, the one that holds its bucket (see
+    /// [`Shards`](crate::Shards)). Every replica runs the same group and
+    /// adds every child, through the builder or a [`GroupHandle`].
+    ///
+    /// - A child whose bucket another replica holds is not started here
+    ///   and has no entry in this replica's registry;
+    ///   [`GroupHandle::children`] lists it as
+    ///   [`SubsystemState::Elsewhere`](crate::SubsystemState::Elsewhere).
+    /// - When a bucket moves (a replica joined or left), its holder stops
+    ///   the bucket's children together, each within its stop timeout,
+    ///   and only then releases the bucket; the children of buckets that
+    ///   stay are not touched. A replica gives up at most one sixteenth of
+    ///   the buckets (at least one) per round of ttl/3.
+    /// - A replica that cannot confirm its membership cancels every
+    ///   sharded child by 3/5 of the ttl and drops them unpolled by 4/5;
+    ///   the membership, and every bucket with it, expires at the ttl,
+    ///   and only then can another replica take the buckets. So a paused
+    ///   or cut-off replica never polls a child another replica runs. What
+    ///   no process can preempt is a poll under way at the instant it was
+    ///   paused (SIGSTOP, a VM stall): it finishes when the process
+    ///   resumes. Send the bucket's [`lease::epoch`](crate::lease::epoch)
+    ///   with each write, so the store can refuse a stale holder's.
+    /// - A shutdown stops the sharded children with the others, then
+    ///   releases the membership, which frees every bucket at once.
+    /// - The strategy applies among the children running here. Nested
+    ///   groups are not sharded: they run on every replica.
+    /// - A pause holds on the replica that made it, until the child's
+    ///   bucket moves.
+    ///
+    /// The group's entry in `/admin/liveness` gains `"shards"`: the number
+    /// of buckets, those held here, and the live replicas.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    /// use supervised::{lease::Memory, Group, Shards};
+    ///
+    /// let store = Arc::new(Memory::new("replica-a"));
+    /// let tenants = Group::new("tenants")
+    ///     .shards(Shards::new(64).ttl(Duration::from_secs(15)).backend(store));
+    /// # let _ = tenants;
+    /// ```
+    pub fn shards(mut self, shards: crate::Shards) -> Self {
+        self.0.shards = Some(shards);
+        self
+    }
+
     /// When this group, as a child of another, is restarted (default
     /// [`Restart::Transient`]: after it gives up, not after it completes).
     pub fn restart(mut self, restart: Restart) -> Self {
@@ -463,6 +514,7 @@ impl Group {
             start: RunSource::Group(Arc::new(Mutex::new(Some(nested)))),
             added_at_run_time: false,
             paused: false,
+            elsewhere: false,
             own_metrics: None,
             failures: 0,
             entry: None,

@@ -26,6 +26,9 @@ pub(super) struct ChildRecord {
     pub(super) added_at_run_time: bool,
     /// Stopped by `GroupHandle::pause`: not started until resumed.
     pub(super) paused: bool,
+    /// A sharded child whose bucket this replica does not hold: started
+    /// when the bucket comes here.
+    pub(super) elsewhere: bool,
     /// See [`Child::own_metrics`]; `None`: the default for how it was added.
     pub(super) own_metrics: Option<bool>,
     /// Failures in a row, reset when a run made progress: shown on the
@@ -62,6 +65,7 @@ impl From<Child> for ChildRecord {
             start: child.start,
             added_at_run_time: false,
             paused: false,
+            elsewhere: false,
             own_metrics: child.own_metrics,
             failures: 0,
             entry: None,

@@ -101,6 +101,13 @@
 //!   stands by, `null` when unknown), the holder's fencing token, and how
 //!   long its grant has left (for this process's own grant, counted from
 //!   the last confirmed renewal).
+//! - A sharded group's entry ([`Group::shards`](crate::Group::shards)) adds
+//!   `"shards": {"buckets", "held", "replicas", "acquired", "released"}`:
+//!   the number of buckets, those this replica holds, the ids of the live
+//!   replicas, and how many buckets this replica acquired and released
+//!   since it started. Its children's entries carry their bucket's grant
+//!   as `lease` (`lease::epoch()` inside them is its epoch); a child whose
+//!   bucket another replica holds has no entry here.
 //! - `tick_seconds` and `stale_after_seconds` are `null` without a declared tick.
 //! - `next_restart_at` is set only while `backing_off`.
 //! - The top-level `healthy` is true when every subsystem that is not

@@ -54,6 +54,18 @@ struct SubsystemJson {
     /// `null` unless lease-gated.
     leader: Option<bool>,
     lease: Option<LeaseJson>,
+    /// Only on a sharded group's entry.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    shards: Option<ShardsJson>,
+}
+
+#[derive(Serialize)]
+struct ShardsJson {
+    buckets: u32,
+    held: Vec<u32>,
+    replicas: Vec<String>,
+    acquired: u64,
+    released: u64,
 }
 
 #[derive(Serialize)]
@@ -103,6 +115,13 @@ impl SubsystemJson {
                 holder: l.holder.clone(),
                 epoch: l.epoch,
                 expires_in_seconds: l.expires_in.map(|d| d.as_secs_f64()),
+            }),
+            shards: s.shards.as_ref().map(|shards| ShardsJson {
+                buckets: shards.buckets,
+                held: shards.held.clone(),
+                replicas: shards.replicas.clone(),
+                acquired: shards.acquired,
+                released: shards.released,
             }),
         }
     }

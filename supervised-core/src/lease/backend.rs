@@ -152,6 +152,10 @@ pub struct Listed {
     pub holder: String,
     /// Its epoch.
     pub epoch: u64,
+    /// How long it has left unless renewed, if the store says: a sharded
+    /// group looks again when a member's grant runs out, rather than at
+    /// its next round, so a dead replica's buckets move sooner.
+    pub expires_in: Option<Duration>,
 }
 
 impl Listed {
@@ -166,7 +170,21 @@ impl Listed {
             name: name.to_owned(),
             holder: holder.to_owned(),
             epoch,
+            expires_in: None,
         }
+    }
+
+    /// The same, with how long it has left.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let member = supervised::lease::Listed::new("shards/tenants/a", "a", 3)
+    ///     .with_expires_in(Duration::from_secs(9));
+    /// assert_eq!(member.expires_in, Some(Duration::from_secs(9)));
+    /// ```
+    pub fn with_expires_in(mut self, left: Duration) -> Self {
+        self.expires_in = Some(left);
+        self
     }
 }
 

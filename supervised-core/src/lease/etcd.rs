@@ -332,14 +332,31 @@ impl Backend for Etcd {
                 .get(key(prefix), Some(GetOptions::new().with_prefix()))
                 .await
                 .map_err(etcd)?;
-            Ok(got
-                .kvs()
-                .iter()
-                .filter_map(|kv| {
-                    let name = kv.key_str().ok()?.strip_prefix(PREFIX)?;
-                    Some(Listed::new(name, kv.value_str().ok()?, created(kv)?))
-                })
-                .collect())
+            let mut listed = Vec::new();
+            for kv in got.kvs() {
+                let (Some(name), Ok(holder), Some(epoch)) = (
+                    kv.key_str().ok().and_then(|k| k.strip_prefix(PREFIX)),
+                    kv.value_str(),
+                    created(kv),
+                ) else {
+                    continue;
+                };
+                // What its etcd lease has left (whole seconds, as etcd
+                // counts): one more call per member, none per child.
+                let left = self
+                    .client
+                    .clone()
+                    .lease_time_to_live(kv.lease(), None)
+                    .await
+                    .ok()
+                    .and_then(|answer| u64::try_from(answer.ttl()).ok());
+                let member = Listed::new(name, holder, epoch);
+                listed.push(match left {
+                    Some(left) => member.with_expires_in(Duration::from_secs(left)),
+                    None => member,
+                });
+            }
+            Ok(listed)
         })
     }
 }

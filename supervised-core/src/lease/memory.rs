@@ -310,7 +310,10 @@ impl Backend for Memory {
                 .leases
                 .iter()
                 .filter(|(name, live)| name.starts_with(prefix) && live.expires_at > now)
-                .map(|(name, live)| Listed::new(name, &live.holder, live.epoch))
+                .map(|(name, live)| {
+                    Listed::new(name, &live.holder, live.epoch)
+                        .with_expires_in(live.expires_at.saturating_duration_since(now))
+                })
                 .collect())
         })
     }

@@ -100,8 +100,9 @@ const BOUND_HOLDER: &str = "SELECT holder, epoch,
 const RELEASE_BOUND: &str = "UPDATE supervised_bound_leases SET expires_at = clock_timestamp()
     WHERE name = $1 AND epoch = $2 AND expires_at > clock_timestamp()";
 
-const LIST: &str = "SELECT name, holder, epoch FROM supervised_leases
-    WHERE starts_with(name, $1) AND expires_at > clock_timestamp()";
+const LIST: &str = "SELECT name, holder, epoch,
+        GREATEST(EXTRACT(EPOCH FROM expires_at - clock_timestamp()), 0)::float8
+    FROM supervised_leases WHERE starts_with(name, $1) AND expires_at > clock_timestamp()";
 
 /// Leases in a PostgreSQL table, `supervised_leases` (cargo feature
 /// `postgres`).
@@ -522,9 +523,12 @@ impl Backend for Postgres {
                 Ok(rows) => Ok(rows
                     .iter()
                     .map(|row| {
-                        let (name, holder, epoch): (String, String, i64) =
-                            (row.get(0), row.get(1), row.get(2));
+                        let (name, holder, epoch, left): (String, String, i64, f64) =
+                            (row.get(0), row.get(1), row.get(2), row.get(3));
                         Listed::new(&name, &holder, u64::try_from(epoch).unwrap_or(0))
+                            .with_expires_in(
+                                Duration::try_from_secs_f64(left).unwrap_or(Duration::ZERO),
+                            )
                     })
                     .collect()),
                 Err(e) => Err(self.failed(e).await),

@@ -62,6 +62,7 @@ mod progress;
 pub(crate) mod query;
 mod readiness;
 mod recent;
+mod shards;
 mod status;
 mod subsystem;
 mod tally;
@@ -74,7 +75,10 @@ pub use health::Health;
 pub(crate) use instant::deadline;
 pub(crate) use progress::ResetRule;
 pub use readiness::Readiness;
-pub use status::{LastPanic, LeaseStatus, SubsystemKind, SubsystemState, SubsystemStatus};
+pub(crate) use shards::ShardFigures;
+pub use status::{
+    LastPanic, LeaseStatus, ShardsStatus, SubsystemKind, SubsystemState, SubsystemStatus,
+};
 pub(crate) use subsystem::FailureRecord;
 pub use subsystem::Subsystem;
 #[cfg(any(feature = "http", feature = "prometheus", feature = "metrics"))]

@@ -156,6 +156,8 @@ pub(crate) struct GroupMetrics {
     /// not beaten since it started (or took its lease over); `None` when
     /// no running child declares a tick.
     pub(crate) oldest_beat: Option<Instant>,
+    /// A sharded group's buckets here.
+    pub(crate) shards: Option<super::ShardsStatus>,
 }
 
 /// Counts by group and state of the matching entries, and the first failed
@@ -200,7 +202,8 @@ impl Registry {
             let states = tally.states();
             let restarts = tally.restarts();
             let total = states.iter().sum();
-            if total == 0 && restarts == 0 {
+            let shards = self.get(group).and_then(|entry| entry.shards());
+            if total == 0 && restarts == 0 && shards.is_none() {
                 continue;
             }
             let metrics = GroupMetrics {
@@ -211,6 +214,7 @@ impl Registry {
                 },
                 restarts,
                 oldest_beat: quiet.get(group).copied(),
+                shards,
             };
             groups.insert(Arc::clone(group), metrics);
         }

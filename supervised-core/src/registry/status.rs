@@ -27,11 +27,16 @@ pub enum SubsystemState {
     /// [`resume`](crate::GroupHandle::resume)d, its entry kept. Neither stale
     /// nor failed, and not waited for by readiness.
     Paused,
+    /// A child of a sharded group ([`Group::shards`](crate::Group::shards))
+    /// whose bucket another replica holds: it runs there, not here. Only
+    /// [`GroupHandle::children`](crate::GroupHandle::children) shows it; such
+    /// a child has no entry in this replica's registry.
+    Elsewhere,
 }
 
 impl SubsystemState {
     /// The lower-case name used in logs and JSON: `running`, `backing_off`,
-    /// `stopped`, `failed`, `standby`, `paused`.
+    /// `stopped`, `failed`, `standby`, `paused`, `elsewhere`.
     ///
     /// ```
     /// assert_eq!(supervised::SubsystemState::BackingOff.as_str(), "backing_off");
@@ -45,14 +50,16 @@ impl SubsystemState {
             SubsystemState::Failed => "failed",
             SubsystemState::Standby => "standby",
             SubsystemState::Paused => "paused",
+            SubsystemState::Elsewhere => "elsewhere",
         }
     }
 
-    /// How many states there are.
+    /// How many states a registry entry can be in (not `Elsewhere`, which
+    /// no entry is).
     #[cfg_attr(not(feature = "http"), allow(dead_code))]
     pub(crate) const COUNT: usize = 6;
 
-    /// Every state, in the order of their numbers.
+    /// Every state of a registry entry, in the order of their numbers.
     #[cfg_attr(not(feature = "http"), allow(dead_code))]
     pub(crate) const ALL: [SubsystemState; Self::COUNT] = [
         SubsystemState::Running,
@@ -78,6 +85,8 @@ impl SubsystemState {
             SubsystemState::Failed => 3,
             SubsystemState::Standby => 4,
             SubsystemState::Paused => 5,
+            // Never stored in an entry: shown as running if it were.
+            SubsystemState::Elsewhere => 0,
         }
     }
 
@@ -239,6 +248,26 @@ pub struct SubsystemStatus {
     /// [`min_healthy_percent`](crate::Group::min_healthy_percent): the
     /// share of its children, in percent, that must be healthy.
     pub min_healthy_percent: Option<u8>,
-    /// Its lease, if it is lease-gated.
+    /// Its lease, if it is lease-gated (for a child of a sharded group,
+    /// its bucket's grant).
     pub lease: Option<LeaseStatus>,
+    /// For a sharded group ([`Group::shards`](crate::Group::shards)): its
+    /// buckets here.
+    pub shards: Option<ShardsStatus>,
+}
+
+/// A sharded group's buckets as this replica sees them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ShardsStatus {
+    /// How many buckets the shard set has.
+    pub buckets: u32,
+    /// The buckets this replica holds, in order.
+    pub held: Vec<u32>,
+    /// The ids of the live replicas (this one included), as last listed.
+    pub replicas: Vec<String>,
+    /// Buckets this replica acquired since it started.
+    pub acquired: u64,
+    /// Buckets this replica released (handed off, lost, or left).
+    pub released: u64,
 }

@@ -23,7 +23,10 @@ mod commands;
 mod nested;
 mod records;
 mod restart;
+mod shards;
 mod stop;
+
+use shards::{next_event, ShardRun};
 
 use nested::nested_run;
 
@@ -125,6 +128,10 @@ enum StopReason<'a> {
     Removed,
     Paused,
     Restart(&'a str),
+    /// Its bucket moved to another replica.
+    HandedOff,
+    /// This replica could not confirm its shard membership.
+    ShardLost,
 }
 
 impl StopReason<'_> {
@@ -135,6 +142,8 @@ impl StopReason<'_> {
             StopReason::Removed => "removed".to_string(),
             StopReason::Paused => "paused".to_string(),
             StopReason::Restart(child) => format!("restarted with {child:?}"),
+            StopReason::HandedOff => "its bucket moved to another replica".to_string(),
+            StopReason::ShardLost => "shard membership lost".to_string(),
         }
     }
 }
@@ -178,6 +187,8 @@ struct Runner<'d> {
     /// A nested run tells its parent when its children are started, so
     /// the parent's next child starts after them (depth-first, as OTP).
     started: Option<oneshot::Sender<()>>,
+    /// A sharded run's side of sharding (see `shards.rs`).
+    shards: Option<ShardRun>,
 }
 
 impl<'d> Runner<'d> {
@@ -206,7 +217,12 @@ impl<'d> Runner<'d> {
             roster.shutdown.clone()
         };
         let (max, within) = def.intensity;
+        let shards = def
+            .shards
+            .as_ref()
+            .map(|shards| ShardRun::start(shards, &path, &entry));
         Runner {
+            shards,
             window: RestartWindow::new(max, within),
             def,
             path,
@@ -266,12 +282,14 @@ impl<'d> Runner<'d> {
                 }
                 continue;
             }
-            // A paused child is kept to be resumed: the group runs on.
+            // A paused child is kept to be resumed, and a sharded one that
+            // runs elsewhere may come here: the group runs on.
             if self.running == 0
                 && self.due.is_empty()
                 && !self.def.members.is_empty()
-                && !self.def.members.values().any(|m| m.paused)
+                && !self.def.members.values().any(|m| m.paused || m.elsewhere)
             {
+                self.leave_shards().await;
                 return self.finish(GroupExit::Completed, Instant::now());
             }
             let next_due = self.due.first().map(|(at, _)| *at);
@@ -295,6 +313,7 @@ impl<'d> Runner<'d> {
                     }
                 }
                 () = sleep_until(next_due) => self.start_due().await,
+                Some(event) = next_event(&mut self.shards) => self.on_keeper(event).await,
             }
         }
     }
@@ -378,15 +397,22 @@ impl<'d> Runner<'d> {
             // Not even with its siblings: only `resume` starts it.
             return;
         }
+        if !self.runs_here(seq) {
+            self.set_elsewhere(seq);
+            return;
+        }
         let Some(entry) = self.entry_of(seq) else {
             return;
         };
         let token = self.token.child_token();
         let registry = self.registry.clone();
         let path = self.path.clone();
+        self.show_bucket(seq, &entry);
+        let fence = self.fence_for(seq);
         let Some(member) = self.def.members.get_mut(&seq) else {
             return;
         };
+        member.elsewhere = false;
         let mut nested_started = None;
         let run = match &mut member.start {
             RunSource::Future(factory) => ChildRun::start(factory, token.clone(), &entry),
@@ -403,7 +429,7 @@ impl<'d> Runner<'d> {
             }
         };
         entry.set_state(SubsystemState::Running);
-        let abort = self.tasks.spawn(run);
+        let abort = shards::spawn(&mut self.tasks, fence, run);
         self.by_task.insert(abort.id(), seq);
         member.state = ChildState::Running(Running {
             token,

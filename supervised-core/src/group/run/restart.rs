@@ -8,6 +8,12 @@ impl Runner<'_> {
     /// A child's task finished by itself. `Some` when the run is over.
     pub(super) async fn on_end(&mut self, seq: u64, outcome: Outcome) -> Option<GroupReport> {
         let run = self.take_running(seq)?;
+        if !self.runs_here(seq) {
+            // A sharded child whose bucket went, or whose task the fence
+            // ended unpolled: it runs elsewhere now, not judged.
+            self.set_elsewhere(seq);
+            return None;
+        }
         let mut ended = match outcome {
             Outcome::Ended(ended) => ended,
             // Only the group aborts, and it waits for those itself.
@@ -200,6 +206,7 @@ impl Runner<'_> {
         self.listen = Listen::ForSecondSignal;
         let until = deadline(begun, self.def.shutdown_timeout);
         self.stop_all(StopReason::GiveUp, until).await;
+        self.leave_shards().await;
         self.entry.set_state(SubsystemState::Failed);
         self.finish(GroupExit::GaveUp { child, failure }, begun)
     }

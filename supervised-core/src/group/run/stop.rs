@@ -133,12 +133,13 @@ impl Runner<'_> {
                 reason = %reason.describe(), bound, took = ?took,
                 "child unstopped: it did not finish within its bound after cancellation, and its task was aborted. The usual cause: the child does not watch the CancellationToken it was given (or blocks its thread between awaits). Check `cancel.is_cancelled()` in its loop or select on `cancel.cancelled()` around its waits; if it needs longer to finish, raise its stop_timeout"
             );
-        } else if self
+        } else if (self
             .def
             .members
             .get(&seq)
             .is_some_and(|m| m.added_at_run_time)
-            && matches!(reason, StopReason::Shutdown | StopReason::GiveUp)
+            && matches!(reason, StopReason::Shutdown | StopReason::GiveUp))
+            || matches!(reason, StopReason::HandedOff | StopReason::ShardLost)
         {
             // One of a fleet stopped together: a line each would be 100,000
             // lines; `stop_together` logs them as one.
@@ -190,6 +191,7 @@ impl Runner<'_> {
         } else {
             self.stop_all(StopReason::Shutdown, until).await;
         }
+        self.leave_shards().await;
         self.finish(GroupExit::Shutdown, begun)
     }
 
@@ -324,12 +326,20 @@ impl Runner<'_> {
                 }
             }
         }
-        tracing::info!(
-            target: "supervised",
-            group = %self.path, children = count, reason = %reason.describe(),
-            took = ?Instant::now().saturating_duration_since(begun),
-            "children added at run time stopped together"
-        );
+        let took = Instant::now().saturating_duration_since(begun);
+        if matches!(reason, StopReason::HandedOff | StopReason::ShardLost) {
+            tracing::info!(
+                target: "supervised",
+                group = %self.path, children = count, reason = %reason.describe(), took = ?took,
+                "sharded children stopped together"
+            );
+        } else {
+            tracing::info!(
+                target: "supervised",
+                group = %self.path, children = count, reason = %reason.describe(), took = ?took,
+                "children added at run time stopped together"
+            );
+        }
         true
     }
 

@@ -40,6 +40,20 @@ impl Subsystem {
         self.0.series.store(series, Ordering::Relaxed);
     }
 
+    /// A sharded group's figures, shown on its entry.
+    pub(crate) fn set_shards(&self, figures: Arc<crate::registry::ShardFigures>) {
+        self.meta().shards = Some(figures);
+    }
+
+    /// A sharded group's buckets here, if it is one.
+    #[cfg(any(feature = "prometheus", feature = "metrics"))]
+    pub(crate) fn shards(&self) -> Option<crate::ShardsStatus> {
+        self.meta()
+            .shards
+            .as_deref()
+            .map(crate::registry::ShardFigures::status)
+    }
+
     /// A group entry's share rule (see `Group::min_healthy_percent`).
     pub(crate) fn set_min_healthy_percent(&self, percent: Option<u8>) {
         self.meta().min_healthy_percent = percent;

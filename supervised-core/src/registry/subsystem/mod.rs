@@ -37,6 +37,8 @@ struct Meta {
     warned_undeclared_tick: bool,
     /// A group's `min_healthy_percent`.
     min_healthy_percent: Option<u8>,
+    /// Set by a sharded group's run on its own entry.
+    shards: Option<Arc<super::ShardFigures>>,
     /// The registry's count it is in now (see `counted.rs`).
     counted: Option<Arc<super::tally::Tally>>,
     /// Removed from its registry: counted out for good.
@@ -320,6 +322,7 @@ impl Subsystem {
             item_panics: inner.item_panics.load(Ordering::Relaxed),
             healthy: state != SubsystemState::Failed && stale_since.is_none(),
             min_healthy_percent: meta.min_healthy_percent,
+            shards: meta.shards.as_deref().map(super::ShardFigures::status),
             lease: meta.lease.as_deref().map(|lease| LeaseStatus {
                 name: lease.name.to_string(),
                 leader: lease.leader,

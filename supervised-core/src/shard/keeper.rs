@@ -1,0 +1,495 @@
+//! The membership loop of a sharded run: one membership grant per
+//! replica, the buckets that belong here as grants bound to it, and the
+//! fence every sharded child's task checks before it is polled.
+//!
+//! Each round (every ttl/3) it renews the membership, lists the members,
+//! hands off (at most [`releases_per_round`] at a time) buckets that
+//! belong elsewhere now, and asks for those that belong here. A handoff
+//! runs beside the rounds: the run stops the buckets' children together
+//! while the keeper goes on renewing, and the keeper releases the buckets
+//! the moment the run says they are stopped. Every timing counts from when the last
+//! confirmed renewal was *sent*, as a lease-gated loop's does: unconfirmed
+//! by 3/5 ttl, the run is told to stop every sharded child, and the fence
+//! shuts at 4/5 ttl, after which no sharded child is polled again, even
+//! in a process that was paused (SIGSTOP) past its membership. The
+//! membership expires at 1 ttl in the store, and the buckets with it;
+//! only then can another replica take them. So no two replicas run one
+//! bucket's children at once.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+use super::placement::{mine, releases_per_round, round};
+use crate::lease::{installed, Backend, Bound, Grant, Renewal};
+use crate::registry::{deadline, ShardFigures};
+use crate::text::Escaped;
+
+/// What the keeper tells the run.
+pub(crate) enum KeeperEvent {
+    /// The bucket is held at `epoch`: start its children.
+    Gained { bucket: u32, epoch: u64 },
+    /// Stop these buckets' children together, then answer: the buckets
+    /// are released only after.
+    Give {
+        buckets: Vec<u32>,
+        done: oneshot::Sender<()>,
+    },
+    /// The membership could not be confirmed: stop every sharded child
+    /// now, abort what is left at `drop_at`, then answer.
+    LostAll {
+        drop_at: Instant,
+        done: oneshot::Sender<()>,
+    },
+}
+
+/// The instant after which no sharded child may be polled: 4/5 ttl after
+/// the last confirmed renewal was sent. Shut until the membership is held.
+pub(crate) struct Fence {
+    /// Nanoseconds after `epoch`; 0 is shut.
+    open_until: AtomicU64,
+    epoch: Instant,
+}
+
+impl Fence {
+    pub(crate) fn new() -> Arc<Self> {
+        Arc::new(Fence {
+            open_until: AtomicU64::new(0),
+            epoch: Instant::now(),
+        })
+    }
+
+    fn set(&self, until: Option<Instant>) {
+        let nanos = until.map_or(0, |at| {
+            u64::try_from(at.saturating_duration_since(self.epoch).as_nanos())
+                .unwrap_or(u64::MAX)
+                .max(1)
+        });
+        self.open_until.store(nanos, Ordering::Release);
+    }
+
+    /// Whether a sharded child may be polled now.
+    pub(crate) fn is_open(&self) -> bool {
+        let until = self.open_until.load(Ordering::Acquire);
+        let now = u64::try_from(
+            Instant::now()
+                .saturating_duration_since(self.epoch)
+                .as_nanos(),
+        )
+        .unwrap_or(u64::MAX);
+        now < until
+    }
+}
+
+/// What the keeper needs to run.
+pub(crate) struct KeeperSpec {
+    /// The group's path: it names the shard set in the store.
+    pub(crate) path: Arc<str>,
+    pub(crate) buckets: u32,
+    pub(crate) ttl: Duration,
+    pub(crate) backend: Option<Arc<dyn Backend>>,
+}
+
+impl KeeperSpec {
+    fn interval(&self) -> Duration {
+        self.ttl / 3
+    }
+
+    fn cancel_after(&self) -> Duration {
+        self.ttl * 3 / 5
+    }
+
+    fn drop_after(&self) -> Duration {
+        self.ttl * 4 / 5
+    }
+
+    fn members(&self) -> String {
+        format!("shards/{}/members/", self.path)
+    }
+
+    pub(crate) fn bucket_lease(&self, bucket: u32) -> String {
+        format!("shards/{}/buckets/{bucket}", self.path)
+    }
+}
+
+/// The membership held, and when its last confirmed renewal was sent.
+struct Member {
+    grant: Grant,
+    confirmed: Instant,
+}
+
+/// The keeper's state between rounds.
+struct Keeper {
+    spec: KeeperSpec,
+    backend: Option<Arc<dyn Backend>>,
+    events: mpsc::UnboundedSender<KeeperEvent>,
+    fence: Arc<Fence>,
+    view: Arc<ShardFigures>,
+    member: Option<Member>,
+    held: BTreeMap<u32, Grant>,
+    /// Buckets whose children are stopped, not released yet (the store
+    /// did not answer): released again each round.
+    unreleased: Vec<Grant>,
+    /// The handoff in progress: its buckets, and the run's answer once
+    /// their children are stopped.
+    handoff: Option<(Vec<u32>, oneshot::Receiver<()>)>,
+    /// When another member's grant runs out, as the last listing said:
+    /// the keeper looks again then (and every ttl/12 after, until the
+    /// store has let it go), not only at its next round, so a dead
+    /// replica's buckets move as soon as they can.
+    recheck: Option<Instant>,
+    /// Joined this round: it asks for buckets only from the next, so
+    /// replicas that start together see each other first instead of the
+    /// first one taking every bucket and handing most back (Kafka's
+    /// initial rebalance delay, for the same reason).
+    just_joined: bool,
+}
+
+/// Runs the keeper until the run says `leave` (or is gone): then releases
+/// the membership, which ends every bucket it holds at once.
+pub(crate) async fn keep(
+    spec: KeeperSpec,
+    events: mpsc::UnboundedSender<KeeperEvent>,
+    mut leave: mpsc::Receiver<oneshot::Sender<()>>,
+    fence: Arc<Fence>,
+    view: Arc<ShardFigures>,
+) {
+    let mut keeper = Keeper {
+        backend: spec.backend.clone(),
+        spec,
+        events,
+        fence,
+        view,
+        member: None,
+        held: BTreeMap::new(),
+        unreleased: Vec::new(),
+        handoff: None,
+        recheck: None,
+        just_joined: false,
+    };
+    loop {
+        let next = deadline(Instant::now(), keeper.spec.interval());
+        if !keeper.round().await {
+            // The run is gone.
+            keeper.leave().await;
+            return;
+        }
+        let wake = keeper.member.as_ref().map_or(next, |m| {
+            next.min(deadline(m.confirmed, keeper.spec.cancel_after()))
+        });
+        let wake = keeper.recheck.map_or(wake, |at| wake.min(at));
+        loop {
+            tokio::select! {
+                biased;
+                answer = leave.recv() => {
+                    keeper.leave().await;
+                    if let Some(answer) = answer {
+                        let _ = answer.send(());
+                    }
+                    return;
+                }
+                stopped = handed_off(&mut keeper.handoff) => {
+                    if !keeper.release_handed_off(stopped).await {
+                        keeper.leave().await;
+                        return;
+                    }
+                    continue;
+                }
+                () = tokio::time::sleep_until(wake) => {}
+            }
+            break;
+        }
+    }
+}
+
+/// Resolves when the run answers the handoff in progress (`false`: the
+/// run is gone); never without one.
+async fn handed_off(handoff: &mut Option<(Vec<u32>, oneshot::Receiver<()>)>) -> bool {
+    match handoff {
+        Some((_, stopped)) => stopped.await.is_ok(),
+        None => std::future::pending().await,
+    }
+}
+
+impl Keeper {
+    /// One round; `false` once the run stopped listening.
+    async fn round(&mut self) -> bool {
+        // Set again by this round's listing, if it gets one.
+        self.recheck = None;
+        let Some(backend) = self.backend() else {
+            return true;
+        };
+        if let Some(member) = &self.member {
+            if Instant::now() >= deadline(member.confirmed, self.spec.cancel_after()) {
+                return self
+                    .lose("no renewal of the membership confirmed in time")
+                    .await;
+            }
+        }
+        if !self.confirm(&backend).await {
+            return false;
+        }
+        let Some(member) = self.member.as_ref().map(|m| m.grant.clone()) else {
+            return true;
+        };
+        let me = backend.holder().to_owned();
+        let Some(listed) = self.call(backend.list(&self.spec.members())).await else {
+            // Unknown this round: hold what is held, ask for nothing.
+            return true;
+        };
+        let now = Instant::now();
+        // Not before ttl/12 from now: a store that is late to let an
+        // expired grant go (etcd sweeps every 500 ms) is asked again then.
+        let soonest = deadline(now, self.spec.ttl / 12);
+        self.recheck = listed
+            .iter()
+            .filter(|l| l.holder != me)
+            .filter_map(|l| l.expires_in)
+            .map(|left| deadline(now, left).max(soonest))
+            .min();
+        let replicas: BTreeSet<String> = listed
+            .into_iter()
+            .filter_map(|l| l.name.strip_prefix(&self.spec.members()).map(str::to_owned))
+            .chain(std::iter::once(me.clone()))
+            .collect();
+        self.view.set_replicas(replicas.iter().cloned().collect());
+        if std::mem::take(&mut self.just_joined) {
+            return true;
+        }
+        let wanted = mine(self.spec.buckets, &replicas, &me);
+        let held: BTreeSet<u32> = self.held.keys().copied().collect();
+        let (release, acquire) = round(&held, &wanted, releases_per_round(self.spec.buckets));
+        if self.handoff.is_none() && !release.is_empty() {
+            let (done, stopped) = oneshot::channel();
+            let buckets = release.clone();
+            if self
+                .events
+                .send(KeeperEvent::Give { buckets, done })
+                .is_err()
+            {
+                return false;
+            }
+            self.handoff = Some((release, stopped));
+        }
+        self.release_unreleased(&backend).await;
+        for bucket in acquire {
+            let name = self.spec.bucket_lease(bucket);
+            match self.call(backend.acquire_bound(&name, &member)).await {
+                Some(Bound::Granted(grant)) => {
+                    let epoch = grant.epoch;
+                    self.held.insert(bucket, grant);
+                    self.view.acquired(bucket);
+                    tracing::debug!(
+                        target: "supervised", group = %self.spec.path, bucket, epoch,
+                        "bucket acquired"
+                    );
+                    if self
+                        .events
+                        .send(KeeperEvent::Gained { bucket, epoch })
+                        .is_err()
+                    {
+                        return false;
+                    }
+                }
+                Some(Bound::MemberLost) => {
+                    return self.lose("the store no longer has the membership").await
+                }
+                // Held elsewhere until its holder hands it off; or the
+                // store did not answer: asked again next round.
+                Some(Bound::Held(_)) | None => {}
+            }
+        }
+        true
+    }
+
+    /// The backend, the installed one if none was given: one ERROR while
+    /// there is none, then asked again each round.
+    fn backend(&mut self) -> Option<Arc<dyn Backend>> {
+        if self.backend.is_none() {
+            self.backend = installed();
+            if self.backend.is_none() && !self.view.outage.swap(true, Ordering::Relaxed) {
+                tracing::error!(
+                    target: "supervised", group = %self.spec.path,
+                    "sharded group without a lease backend: none given to `Shards::backend` and none installed with `lease::install`; its children run nowhere until one is"
+                );
+            }
+        }
+        self.backend.clone()
+    }
+
+    /// Takes the membership, or renews it: `false` once the run is gone.
+    async fn confirm(&mut self, backend: &Arc<dyn Backend>) -> bool {
+        let sent = Instant::now();
+        match &self.member {
+            None => {
+                let name = format!("{}{}", self.spec.members(), backend.holder());
+                if let Some(crate::lease::Acquired::Granted(grant)) =
+                    self.call(backend.acquire(&name, self.spec.ttl)).await
+                {
+                    tracing::info!(
+                        target: "supervised", group = %self.spec.path,
+                        replica = %Escaped(backend.holder()), epoch = grant.epoch,
+                        "joined the shard set"
+                    );
+                    self.view.set_me(backend.holder());
+                    self.just_joined = true;
+                    self.member = Some(Member {
+                        grant,
+                        confirmed: sent,
+                    });
+                    self.fence.set(Some(deadline(sent, self.spec.drop_after())));
+                }
+                true
+            }
+            Some(member) => {
+                let grant = member.grant.clone();
+                match self.call(backend.renew(&grant)).await {
+                    Some(Renewal::Renewed) => {
+                        if let Some(member) = &mut self.member {
+                            member.confirmed = sent;
+                        }
+                        self.fence.set(Some(deadline(sent, self.spec.drop_after())));
+                        true
+                    }
+                    Some(Renewal::Lost(_)) => {
+                        self.lose("the store refused the membership's renewal")
+                            .await
+                    }
+                    // Unconfirmed: lost at 3/5 ttl if it stays so.
+                    None => true,
+                }
+            }
+        }
+    }
+
+    /// The run stopped the handoff's children (`stopped`; `false`: the run
+    /// is gone): its buckets are released now. `false` once the run is gone.
+    async fn release_handed_off(&mut self, stopped: bool) -> bool {
+        let Some((buckets, _)) = self.handoff.take() else {
+            return true;
+        };
+        if !stopped {
+            return false;
+        }
+        for bucket in buckets {
+            let Some(grant) = self.held.remove(&bucket) else {
+                continue;
+            };
+            self.view.released(bucket);
+            tracing::debug!(
+                target: "supervised", group = %self.spec.path, bucket, epoch = grant.epoch,
+                "bucket handed off: its children stopped, releasing it"
+            );
+            match self.backend.clone() {
+                Some(backend) if self.call(backend.release_bound(&grant)).await.is_some() => {}
+                _ => self.unreleased.push(grant),
+            }
+        }
+        true
+    }
+
+    async fn release_unreleased(&mut self, backend: &Arc<dyn Backend>) {
+        for grant in std::mem::take(&mut self.unreleased) {
+            if self.call(backend.release_bound(&grant)).await.is_none() {
+                self.unreleased.push(grant);
+            }
+        }
+    }
+
+    /// The membership is lost (or cannot be confirmed): every sharded
+    /// child stops, by 4/5 ttl after the last confirmation at the latest,
+    /// and the keeper joins again from scratch. `false` once the run is gone.
+    async fn lose(&mut self, why: &str) -> bool {
+        let Some(member) = self.member.take() else {
+            return true;
+        };
+        let drop_at = deadline(member.confirmed, self.spec.drop_after());
+        tracing::warn!(
+            target: "supervised", group = %self.spec.path, epoch = member.grant.epoch,
+            buckets = self.held.len(), reason = why,
+            "lost the shard set's membership: stopping every sharded child before another replica can take its bucket"
+        );
+        let (done, stopped) = oneshot::channel();
+        let told = self
+            .events
+            .send(KeeperEvent::LostAll { drop_at, done })
+            .is_ok();
+        let answered = told && stopped.await.is_ok();
+        self.fence.set(None);
+        self.view.released_all();
+        self.held.clear();
+        self.handoff = None;
+        self.unreleased.clear();
+        // Perhaps still live in the store: released once it answers, so
+        // the others need not wait out its ttl. Nothing runs by now.
+        if let Some(backend) = self.backend.clone() {
+            let ttl = self.spec.ttl;
+            tokio::spawn(async move {
+                let until = deadline(Instant::now(), ttl * 2);
+                while Instant::now() < until {
+                    if let Ok(Ok(())) =
+                        tokio::time::timeout(ttl / 3, backend.release(&member.grant)).await
+                    {
+                        return;
+                    }
+                    tokio::time::sleep(ttl / 10).await;
+                }
+            });
+        }
+        answered
+    }
+
+    /// Leaves the shard set: releases the membership, which ends every
+    /// bucket bound to it at once.
+    async fn leave(&mut self) {
+        self.fence.set(None);
+        let Some(member) = self.member.take() else {
+            return;
+        };
+        if let Some(backend) = self.backend.clone() {
+            let released = self.call(backend.release(&member.grant)).await.is_some();
+            tracing::info!(
+                target: "supervised", group = %self.spec.path, buckets = self.held.len(),
+                released, "left the shard set"
+            );
+        }
+        self.view.released_all();
+        self.held.clear();
+        self.handoff = None;
+    }
+
+    /// One store call, bounded by ttl/3; `None` when it failed (one WARN
+    /// per outage, and one line when it ends).
+    async fn call<T>(
+        &self,
+        call: impl Future<Output = Result<T, crate::lease::LeaseError>>,
+    ) -> Option<T> {
+        let answer = match tokio::time::timeout(self.spec.interval(), call).await {
+            Ok(Ok(answer)) => Ok(answer),
+            Ok(Err(error)) => Err(error.message().to_owned()),
+            Err(_) => Err("no answer within ttl/3".to_owned()),
+        };
+        match answer {
+            Ok(answer) => {
+                if self.view.outage.swap(false, Ordering::Relaxed) {
+                    tracing::info!(target: "supervised", group = %self.spec.path, "shard store answers again");
+                }
+                Some(answer)
+            }
+            Err(error) => {
+                if !self.view.outage.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(
+                        target: "supervised", group = %self.spec.path, error = %Escaped(&error),
+                        "shard store unreachable: holding what is held until the membership cannot be confirmed, asking for nothing"
+                    );
+                }
+                None
+            }
+        }
+    }
+}
