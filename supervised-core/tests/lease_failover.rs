@@ -15,9 +15,11 @@
 //!
 //! `harness = false`: its `main` is the test, or (run again by it) a replica.
 
+mod replicas;
 mod servers;
 
-use std::process::{Child, Command, Stdio};
+use replicas::Replicas;
+
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -147,88 +149,6 @@ async fn replica() {
 
 // ---- the test -------------------------------------------------------------
 
-struct Replicas {
-    children: Vec<(String, Child)>,
-    env: Vec<(String, String)>,
-    /// Each replica's stderr, appended across its restarts.
-    logs: std::path::PathBuf,
-}
-
-impl Replicas {
-    fn spawn(&mut self, holder: &str) {
-        let mut command = Command::new(std::env::current_exe().expect("this binary"));
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.logs.join(format!("{holder}.log")))
-            .expect("a replica log");
-        command
-            .env("LEASE_REPLICA", "1")
-            .env("HOLDER", holder)
-            .stdout(Stdio::null())
-            .stderr(log);
-        for (k, v) in &self.env {
-            command.env(k, v);
-        }
-        let child = command.spawn().expect("a replica starts");
-        self.children.retain(|(h, _)| h != holder);
-        self.children.push((holder.to_owned(), child));
-    }
-
-    fn pid(&self, holder: &str) -> u32 {
-        self.children
-            .iter()
-            .find(|(h, _)| h == holder)
-            .map(|(_, c)| c.id())
-            .expect("a replica of that name")
-    }
-
-    fn kill9(&mut self, holder: &str) {
-        if let Some((_, child)) = self.children.iter_mut().find(|(h, _)| h == holder) {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    fn signal(&self, holder: &str, signal: &str) {
-        let status = Command::new("kill")
-            .args([signal, &self.pid(holder).to_string()])
-            .status()
-            .expect("kill runs");
-        assert!(status.success(), "kill {signal}");
-    }
-
-    fn stop_all(&mut self) {
-        for (holder, _) in &self.children {
-            self.signal(holder, "-TERM");
-        }
-        for (_, child) in &mut self.children {
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for Replicas {
-    fn drop(&mut self) {
-        for (_, child) in &mut self.children {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        if std::thread::panicking() {
-            for holder in ["replica-a", "replica-b", "replica-c"] {
-                let log = std::fs::read_to_string(self.logs.join(format!("{holder}.log")))
-                    .unwrap_or_default();
-                let tail: Vec<&str> = log.lines().rev().take(40).collect();
-                eprintln!("---- {holder}, last lines ----");
-                for line in tail.into_iter().rev() {
-                    eprintln!("{line}");
-                }
-            }
-        }
-        let _ = std::fs::remove_dir_all(&self.logs);
-    }
-}
-
 #[derive(Debug, Clone)]
 struct Interval {
     epoch: i64,
@@ -299,25 +219,21 @@ async fn scenario(backend: &str) -> Option<String> {
     .expect("the intervals table");
     drop(db);
     let lease_url = etcd.as_ref().map_or_else(|| url.clone(), |e| e.url());
-    let mut replicas = Replicas {
-        children: Vec::new(),
-        env: vec![
+    let mut replicas = Replicas::new(
+        std::env::temp_dir().join(format!(
+            "supervised-failover-{}-{backend}",
+            std::process::id()
+        )),
+        vec![
+            ("LEASE_REPLICA".into(), "1".into()),
             ("BACKEND".into(), backend.into()),
             ("DATA_URL".into(), url.clone()),
             ("LEASE_URL".into(), lease_url),
         ],
-        logs: {
-            let dir = std::env::temp_dir().join(format!(
-                "supervised-failover-{}-{backend}",
-                std::process::id()
-            ));
-            std::fs::create_dir_all(&dir).expect("a log directory");
-            dir
-        },
-    };
+    );
     let begun = now_unix();
     for holder in ["replica-a", "replica-b", "replica-c"] {
-        replicas.spawn(holder);
+        replicas.spawn(holder, &[]);
     }
     let bound = (TTL + INTERVAL).as_secs_f64();
     leader_after(&url, begun, Duration::from_secs(15)).await;
@@ -334,7 +250,7 @@ async fn scenario(backend: &str) -> Option<String> {
         replicas.kill9(&killed.holder);
         let next = leader_after(&url, t_kill, Duration::from_secs(10)).await;
         after_kills.push(next.start - t_kill);
-        replicas.spawn(&killed.holder);
+        replicas.spawn(&killed.holder, &[]);
 
         // 2. SIGSTOP of the leader for longer than the ttl, then SIGCONT.
         tokio::time::sleep(Duration::from_secs(2)).await;
