@@ -31,7 +31,8 @@
 //!
 //! `--tenants N` adds a fleet: `platform/tenants`, with a worker per tenant
 //! added through the group's handle (`tenant/000000` ...), judged by its
-//! share of healthy workers (90%). With `--tenants 100000`, read it with
+//! share of healthy workers (90%), and sharded: with `--etcd` or
+//! `--postgres`, the replicas share the tenants, each on exactly one. With `--tenants 100000`, read it with
 //! `/admin/liveness/summary`, `/admin/liveness?group=platform/tenants&stale=true`,
 //! the status page, and `/metrics`, where the fleet is a few series.
 //!
@@ -70,7 +71,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use supervised::http::{serve_listener, RouterOptions, ServeOptions};
-use supervised::{supervised, CancellationToken, Child, Group, GroupHandle};
+use supervised::{supervised, CancellationToken, Child, Group, GroupHandle, Shards};
 use tokio::net::TcpListener;
 use tokio::sync::broadcast;
 use tokio::time::{Instant, Interval, MissedTickBehavior};
@@ -120,11 +121,13 @@ usage: platform [--addr IP:PORT] [--duration DURATION] [--token-file PATH]
                        gives up after 2 restarts: a failed subsystem
   --tenants N          add `platform/tenants`, N tenant workers (a fleet,
                        up to 1000000) beating every 10 s; tenant 17 of each
-                       10000 panics on its first run
+                       10000 panics on its first run. Sharded: with a store,
+                       the replicas share them, each on exactly one
   --replica-id NAME    this replica's id, shown as the lease holder
                        (default: replica-PID)
-  --postgres URL       run the scheduler on one replica at a time, with the
-                       lease in this PostgreSQL (needs `--features postgres`)
+  --postgres URL       run the scheduler on one replica at a time, and share
+                       the tenants, with the leases in this PostgreSQL
+                       (needs `--features postgres`)
   --etcd URL           the same with etcd (needs `--features etcd`); with
                        neither, the lease is in this process: one replica
   -h, --help           print this help";
@@ -540,8 +543,20 @@ async fn imports(cancel: CancellationToken) {
 /// handle as a service adds them from its tenant list. Each beats every
 /// 10 s (spread over the first second); tenant 17 of each 10,000 panics on
 /// its first run, as one tenant's bad data would, and is restarted alone.
+///
+/// The fleet is sharded over 64 buckets in the installed lease store
+/// with `--etcd` or `--postgres`, replicas share the tenants, each on
+/// exactly one; with neither (an in-process store), this one runs them all.
 fn tenants(n: usize) -> Group {
-    let fleet = Group::new("tenants").min_healthy_percent(90);
+    let fleet = Group::new("tenants")
+        .min_healthy_percent(90)
+        // The intensity counts every tenant's restarts together: a few
+        // tenants' bad rows must not make the whole fleet give up (the
+        // default, 5 in 60 s, suits a handful of loops, not 100,000).
+        .max_restarts(1_000, Duration::from_secs(60))
+        // A 6 s ttl as the scheduler's lease: a replica that dies hands
+        // its tenants over within 8 s.
+        .shards(Shards::new(64).ttl(Duration::from_secs(6)));
     let handle = fleet.handle();
     for id in 0..n {
         let child = Child::new(

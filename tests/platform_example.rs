@@ -697,6 +697,88 @@ fn two_replicas_run_the_scheduler_once_and_fail_over() {
     assert!(stderr.contains("acquired lease"), "{stderr}");
 }
 
+/// The tenants each replica runs now (their names), from its liveness.
+#[cfg(all(unix, feature = "etcd"))]
+fn tenants_on(platform: &Platform) -> std::collections::BTreeSet<String> {
+    let Ok((200, body)) = platform.get("/admin/liveness?prefix=tenant%2F", None) else {
+        return Default::default();
+    };
+    let liveness: Value = serde_json::from_str(&body).expect("JSON");
+    liveness["subsystems"]
+        .as_object()
+        .map(|all| {
+            all.iter()
+                .filter(|(_, s)| s["state"] == "running")
+                .map(|(name, _)| name.clone())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The README's three replicas sharing 300 tenants on one etcd: each
+/// tenant runs on exactly one, and `kill -9` of one moves its third to the
+/// other two within the shards' ttl (6 s) and a round (2 s).
+#[cfg(all(unix, feature = "etcd"))]
+#[test]
+fn three_replicas_share_the_tenants_and_a_kill_moves_a_third() {
+    let Some(etcd) = servers::Etcd::start() else {
+        return;
+    };
+    let url = etcd.url();
+    let start = |id: &str| {
+        Platform::start(&[
+            "--replica-id",
+            id,
+            "--etcd",
+            &url,
+            "--tenants",
+            "300",
+            "--duration",
+            "60s",
+        ])
+    };
+    let (a, b, mut c) = (start("replica-a"), start("replica-b"), start("replica-c"));
+    let shared = |replicas: &[&Platform]| {
+        let views: Vec<_> = replicas.iter().map(|p| tenants_on(p)).collect();
+        let total: usize = views.iter().map(|v| v.len()).sum();
+        let all: std::collections::BTreeSet<&String> = views.iter().flatten().collect();
+        (total == 300 && all.len() == 300).then_some(views)
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let views = loop {
+        if let Some(views) = shared(&[&a, &b, &c]) {
+            break views;
+        }
+        assert!(Instant::now() < deadline, "300 tenants never shared out");
+        thread::sleep(Duration::from_millis(200));
+    };
+    // Each holds a share (64 buckets over three: about a third each).
+    assert!(
+        views.iter().all(|v| !v.is_empty()),
+        "{:?}",
+        views.iter().map(|v| v.len()).collect::<Vec<_>>()
+    );
+    let moving = views[2].len();
+    let killed = Instant::now();
+    c.child.kill().expect("kill -9 a replica");
+    let _ = c.child.wait();
+    loop {
+        if shared(&[&a, &b]).is_some() {
+            break;
+        }
+        assert!(
+            killed.elapsed() < Duration::from_secs(20),
+            "the {moving} tenants of the killed replica never moved"
+        );
+        thread::sleep(Duration::from_millis(200));
+    }
+    let took = killed.elapsed();
+    assert!(
+        took <= Duration::from_secs(8) + Duration::from_millis(200),
+        "took {took:?}"
+    );
+}
+
 /// `systemd-analyze verify` accepts `deploy/systemd/platform.service`, with
 /// the built example as its `ExecStart` (verify checks that it exists).
 #[cfg(unix)]
