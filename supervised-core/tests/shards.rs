@@ -32,6 +32,8 @@ struct Ledger {
     runs: HashMap<String, Vec<(String, u64)>>,
     /// A start while the child ran elsewhere: must stay empty.
     overlaps: Vec<String>,
+    /// When each child's token was last cancelled, and where.
+    cancelled: HashMap<String, (String, Instant)>,
 }
 
 type Shared = Arc<Mutex<Ledger>>;
@@ -52,10 +54,13 @@ impl Drop for Running {
     }
 }
 
-/// A store that a test can cut off from one replica.
+/// A store that a test can cut off from one replica, or make lose the
+/// answers to its next bound-grant asks (granted in the store, an error
+/// to the replica, as a timeout would).
 struct Cut {
     inner: Memory,
     cut: Arc<AtomicBool>,
+    lose_answers: Arc<std::sync::atomic::AtomicU32>,
 }
 
 impl Cut {
@@ -101,7 +106,15 @@ impl Backend for Cut {
     ) -> BoxFuture<'a, Result<Bound, LeaseError>> {
         Box::pin(async move {
             self.check()?;
-            self.inner.acquire_bound(name, member).await
+            let answer = self.inner.acquire_bound(name, member).await;
+            let lost = self
+                .lose_answers
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok();
+            if lost {
+                return Err(LeaseError::new("the answer was lost"));
+            }
+            answer
         })
     }
     fn release_bound<'a>(&'a self, grant: &'a Grant) -> BoxFuture<'a, Result<(), LeaseError>> {
@@ -125,6 +138,7 @@ struct Replica {
     cancel: CancellationToken,
     run: JoinHandle<GroupReport>,
     cut: Arc<AtomicBool>,
+    lose_answers: Arc<std::sync::atomic::AtomicU32>,
 }
 
 fn names() -> Vec<String> {
@@ -135,9 +149,11 @@ fn names() -> Vec<String> {
 fn replica(store: &Memory, id: &str, ledger: &Shared) -> Replica {
     let registry = Registry::new();
     let cut = Arc::new(AtomicBool::new(false));
+    let lose_answers = Arc::new(std::sync::atomic::AtomicU32::new(0));
     let backend = Arc::new(Cut {
         inner: store.replica(id),
         cut: Arc::clone(&cut),
+        lose_answers: Arc::clone(&lose_answers),
     });
     let group = Group::new("tenants")
         .registry(&registry)
@@ -156,10 +172,16 @@ fn replica(store: &Memory, id: &str, ledger: &Shared) -> Replica {
                             book.overlaps
                                 .push(format!("{name} on {me} while on {other}"));
                         }
-                        book.runs.entry(name.clone()).or_default().push((me, epoch));
+                        book.runs
+                            .entry(name.clone())
+                            .or_default()
+                            .push((me.clone(), epoch));
                     }
-                    let _running = Running { ledger, name };
+                    let running = Running { ledger, name };
                     cancel.cancelled().await;
+                    lock(&running.ledger)
+                        .cancelled
+                        .insert(running.name.clone(), (me, Instant::now()));
                     // Flushes for a while before it ends, as a worker
                     // finishing its batch does: a handoff that did not
                     // wait for it would overlap the next holder.
@@ -177,6 +199,7 @@ fn replica(store: &Memory, id: &str, ledger: &Shared) -> Replica {
         cancel,
         run,
         cut,
+        lose_answers,
     }
 }
 
@@ -374,8 +397,29 @@ async fn a_cut_off_replica_stops_its_children_before_another_takes_them() {
     let cut_at = Instant::now();
     // Its last confirmed renewal was at most ttl/3 ago: every child of it
     // is gone by 4/5 ttl after that, before the membership can expire.
+    let on_a_then: BTreeSet<String> = lock(&ledger)
+        .running
+        .iter()
+        .filter(|(_, r)| *r == "replica-a")
+        .map(|(name, _)| name.clone())
+        .collect();
     let gone = until(TTL, "replica-a's children gone", || on_a(&ledger) == 0).await;
+    // Its last confirmed renewal was sent before the cut: each child was
+    // cancelled by 3/5 ttl after it, and gone by 4/5 (they flush for
+    // longer than that, so the fence dropped them).
     assert!(gone <= TTL * 4 / 5, "{gone:?}");
+    {
+        let book = lock(&ledger);
+        for name in &on_a_then {
+            let (replica, at) = &book.cancelled[name];
+            assert_eq!(replica, "replica-a");
+            let after = at.saturating_duration_since(cut_at);
+            assert!(
+                after <= TTL * 3 / 5,
+                "{name} cancelled {after:?} after the cut"
+            );
+        }
+    }
     assert!(held(&a).is_empty());
     // The others take its buckets once its membership expired: within
     // ttl + ttl/3 of the cut, and a round.
@@ -419,6 +463,8 @@ async fn a_shutdown_stops_its_children_then_frees_every_bucket_at_once() {
     a.cancel.cancel();
     let report = a.run.await.unwrap();
     assert!(report.unstopped.is_empty(), "{report:?}");
+    // Released, not left to expire: the membership is gone at once.
+    assert_eq!(store.holder_of("shards/tenants/members/replica-a"), None);
     // Released, not expired: the other takes them within a round or two.
     let took = until(TTL, "b runs everything", || settled(&[&b], &ledger)).await;
     assert!(took < TTL, "{took:?}");
@@ -534,4 +580,24 @@ async fn the_reports_show_the_buckets_held_here() {
         replica.cancel.cancel();
         replica.run.await.unwrap();
     }
+}
+
+/// Bound-grant asks that were granted in the store but whose answers were
+/// lost: the replica takes the buckets as its own when the store says it
+/// holds them, and their children run.
+#[tokio::test(start_paused = true)]
+async fn a_grant_whose_answer_was_lost_is_taken_up_on_the_next_ask() {
+    let store = Memory::new("store");
+    let ledger = Shared::default();
+    let a = replica(&store, "replica-a", &ledger);
+    a.lose_answers.store(5, Ordering::SeqCst);
+    until(TTL * 3, "settle", || settled(&[&a], &ledger)).await;
+    assert_eq!(
+        a.lose_answers.load(Ordering::SeqCst),
+        0,
+        "five answers were lost"
+    );
+    no_overlap(&ledger);
+    a.cancel.cancel();
+    a.run.await.unwrap();
 }

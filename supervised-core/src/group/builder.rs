@@ -422,7 +422,8 @@ impl Group {
     ///   stay are not touched. A replica gives up at most one sixteenth of
     ///   the buckets (at least one) per round of ttl/3.
     /// - A replica that cannot confirm its membership cancels every
-    ///   sharded child by 3/5 of the ttl and drops them unpolled by 4/5;
+    ///   sharded child by 3/5 of the ttl and drops them unpolled by 4/5
+    ///   (at once, if the store says its membership is gone);
     ///   the membership, and every bucket with it, expires at the ttl,
     ///   and only then can another replica take the buckets. So a paused
     ///   or cut-off replica never polls a child another replica runs. What

@@ -53,7 +53,12 @@ const CREATE_BOUND: &str = "CREATE TABLE IF NOT EXISTS supervised_bound_leases (
 /// [`RENEW`], extending the member's bound grants in the same statement:
 /// a bound grant's expiry is its member's, always, so it cannot outlive
 /// it nor be taken while it lives. One request per member, however many
-/// grants are bound to it.
+/// grants are bound to it. (Each row is compared with the clock on its
+/// own; a renewal run at the very instant of the expiry could extend the
+/// member and not a bucket. The shard keeper never trusts such an answer:
+/// it sends renewals only until 3/5 ttl after the last confirmed one and
+/// waits at most ttl/3 for each, so a renewal it believes runs before
+/// 14/15 ttl.)
 const RENEW_WITH_BOUND: &str = "WITH m AS (
         UPDATE supervised_leases
         SET expires_at = clock_timestamp() + make_interval(secs => $3)
@@ -226,10 +231,13 @@ impl Postgres {
             }
         });
         ensure_table(&client).await?;
-        self.bound_table.store(
-            ensure_bound_table(&client, &self.holder).await,
-            Ordering::Relaxed,
-        );
+        // Once usable, always used: a renewal that skipped a bound grant
+        // would let it expire under a membership that lives on. (A table
+        // that went away makes renewals fail, which gives the membership
+        // up: safe.) A check that fails now leaves the flag as it was.
+        if ensure_bound_table(&client, &self.holder).await {
+            self.bound_table.store(true, Ordering::Relaxed);
+        }
         let client = Arc::new(client);
         *slot = Some(client.clone());
         Ok(client)

@@ -227,7 +227,7 @@ impl Keeper {
         if let Some(member) = &self.member {
             if Instant::now() >= deadline(member.confirmed, self.spec.cancel_after()) {
                 return self
-                    .lose("no renewal of the membership confirmed in time")
+                    .lose("no renewal of the membership confirmed in time", false)
                     .await;
             }
         }
@@ -255,6 +255,8 @@ impl Keeper {
         let replicas: BTreeSet<String> = listed
             .into_iter()
             .filter_map(|l| l.name.strip_prefix(&self.spec.members()).map(str::to_owned))
+            // A nested group's shard set lists under a longer path.
+            .filter(|id| !id.contains('/'))
             .chain(std::iter::once(me.clone()))
             .collect();
         self.view.set_replicas(replicas.iter().cloned().collect());
@@ -297,7 +299,28 @@ impl Keeper {
                     }
                 }
                 Some(Bound::MemberLost) => {
-                    return self.lose("the store no longer has the membership").await
+                    return self
+                        .lose("the store no longer has the membership", true)
+                        .await
+                }
+                // Held by this replica: an earlier ask was granted, but
+                // its answer was lost (a timeout). Taken as held, with the
+                // epoch the store reports.
+                Some(Bound::Held(by))
+                    if by.holder.as_deref() == Some(me.as_str()) && by.epoch.is_some() =>
+                {
+                    let epoch = by.epoch.unwrap_or_default();
+                    let grant =
+                        Grant::new(&name, &me, epoch, member.ttl).with_token(member.token.clone());
+                    self.held.insert(bucket, grant);
+                    self.view.acquired(bucket);
+                    if self
+                        .events
+                        .send(KeeperEvent::Gained { bucket, epoch })
+                        .is_err()
+                    {
+                        return false;
+                    }
                 }
                 // Held elsewhere until its holder hands it off; or the
                 // store did not answer: asked again next round.
@@ -349,6 +372,19 @@ impl Keeper {
             Some(member) => {
                 let grant = member.grant.clone();
                 match self.call(backend.renew(&grant)).await {
+                    // Answered after the fence shut (a renewal sent before
+                    // 3/5 ttl, answered after 4/5): children may have been
+                    // dropped unpolled meanwhile, so the fence is not
+                    // opened again; the replica joins afresh.
+                    Some(Renewal::Renewed)
+                        if Instant::now() >= deadline(member.confirmed, self.spec.drop_after()) =>
+                    {
+                        self.lose(
+                            "the membership's renewal was answered after the fence shut",
+                            false,
+                        )
+                        .await
+                    }
                     Some(Renewal::Renewed) => {
                         if let Some(member) = &mut self.member {
                             member.confirmed = sent;
@@ -357,7 +393,7 @@ impl Keeper {
                         true
                     }
                     Some(Renewal::Lost(_)) => {
-                        self.lose("the store refused the membership's renewal")
+                        self.lose("the store refused the membership's renewal", true)
                             .await
                     }
                     // Unconfirmed: lost at 3/5 ttl if it stays so.
@@ -404,11 +440,19 @@ impl Keeper {
     /// The membership is lost (or cannot be confirmed): every sharded
     /// child stops, by 4/5 ttl after the last confirmation at the latest,
     /// and the keeper joins again from scratch. `false` once the run is gone.
-    async fn lose(&mut self, why: &str) -> bool {
+    /// `refused`: the store said the membership is gone, so other replicas
+    /// may take its buckets now: the fence shuts at once (no child is
+    /// polled again) instead of at 4/5 ttl.
+    async fn lose(&mut self, why: &str, refused: bool) -> bool {
         let Some(member) = self.member.take() else {
             return true;
         };
-        let drop_at = deadline(member.confirmed, self.spec.drop_after());
+        let drop_at = if refused {
+            self.fence.set(None);
+            Instant::now()
+        } else {
+            deadline(member.confirmed, self.spec.drop_after())
+        };
         tracing::warn!(
             target: "supervised", group = %self.spec.path, epoch = member.grant.epoch,
             buckets = self.held.len(), reason = why,
@@ -469,7 +513,19 @@ impl Keeper {
         &self,
         call: impl Future<Output = Result<T, crate::lease::LeaseError>>,
     ) -> Option<T> {
-        let answer = match tokio::time::timeout(self.spec.interval(), call).await {
+        // Bounded by ttl/3, and by when the membership must be given up
+        // (3/5 ttl after its last confirmed renewal), so a slow store
+        // cannot hold a round past that.
+        let mut bound = self.spec.interval();
+        if let Some(member) = &self.member {
+            let give_up = deadline(member.confirmed, self.spec.cancel_after());
+            bound = bound.min(give_up.saturating_duration_since(Instant::now()));
+        }
+        if bound.is_zero() {
+            // Past the point of giving the membership up: not asked.
+            return None;
+        }
+        let answer = match tokio::time::timeout(bound, call).await {
             Ok(Ok(answer)) => Ok(answer),
             Ok(Err(error)) => Err(error.message().to_owned()),
             Err(_) => Err("no answer within ttl/3".to_owned()),

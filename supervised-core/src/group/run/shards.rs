@@ -256,8 +256,17 @@ impl Runner<'_> {
             .collect();
         if !running.is_empty() {
             let until = until.unwrap_or_else(|| deadline(Instant::now(), Duration::MAX));
+            // A shutdown asked for meanwhile waits until the buckets'
+            // children are stopped (the signal stays pending), rather
+            // than abort every child of the group.
+            let listen = std::mem::replace(&mut self.listen, Listen::Not);
             self.stop_together(running, reason, until).await;
+            self.listen = listen;
         }
+        // A task aborted at its bound ends only when its poll returns (a
+        // child that blocks its thread): the bucket is given up only once
+        // none of its tasks is left.
+        self.wait_gone(&members, None).await;
         // A pause holds where it was made: the bucket's new holder runs
         // the child.
         for seq in members {
@@ -265,10 +274,66 @@ impl Runner<'_> {
         }
     }
 
+    /// Waits until no task of `seqs` is left (their ends queued for
+    /// nothing: they are stopped already), until `until`: whether none is.
+    async fn wait_gone(&mut self, seqs: &[u64], until: Option<Instant>) -> bool {
+        let wanted: std::collections::HashSet<u64> = seqs.iter().copied().collect();
+        let mut left: std::collections::HashSet<Id> = self
+            .by_task
+            .iter()
+            .filter(|(_, seq)| wanted.contains(seq))
+            .map(|(id, _)| *id)
+            .collect();
+        while !left.is_empty() {
+            let joined = tokio::select! {
+                joined = self.tasks.join_next_with_id() => joined,
+                () = sleep_until(until) => return false,
+            };
+            let Some(joined) = joined else { break };
+            let id = match &joined {
+                Ok((id, _)) => *id,
+                Err(error) => error.id(),
+            };
+            left.remove(&id);
+            if let Some((seq, outcome)) = self.identify(joined) {
+                if !wanted.contains(&seq) {
+                    self.ends.push_back((seq, outcome));
+                }
+            }
+        }
+        true
+    }
+
     /// Leaves the shard set once no sharded child runs: the keeper releases
     /// the membership, which ends every bucket at once, so the other
     /// replicas take them over without waiting for them to expire.
     pub(super) async fn leave_shards(&mut self) {
+        let Some(shards) = &self.shards else {
+            return;
+        };
+        // Released only once no sharded child's task is left; one that
+        // blocks its thread past a ttl keeps the membership, which then
+        // expires by itself (the others wait that long, never overlap).
+        let ttl = shards.ttl;
+        let sharded = self.in_buckets(None);
+        if !self
+            .wait_gone(&sharded, Some(deadline(Instant::now(), ttl)))
+            .await
+        {
+            tracing::warn!(
+                target: "supervised", group = %self.path,
+                "a sharded child's task outlived its abort: leaving the membership to expire rather than release it"
+            );
+            if let Some(shards) = &mut self.shards {
+                shards.keeper.abort();
+                shards.events = None;
+                shards.held.clear();
+            }
+            for seq in sharded {
+                self.set_elsewhere(seq);
+            }
+            return;
+        }
         let Some(shards) = &mut self.shards else {
             return;
         };
