@@ -601,3 +601,84 @@ async fn a_grant_whose_answer_was_lost_is_taken_up_on_the_next_ask() {
     a.cancel.cancel();
     a.run.await.unwrap();
 }
+
+/// Under `OneForAll`, a child's failure restarts its siblings on this
+/// replica only: a temporary sibling that runs elsewhere is neither
+/// stopped nor forgotten here, and the failed child runs again.
+#[tokio::test(start_paused = true)]
+async fn a_restart_with_siblings_leaves_the_children_elsewhere_alone() {
+    let store = Memory::new("store");
+    let start = |id: &str| {
+        let registry = Registry::new();
+        let group = Group::new("tenants")
+            .registry(&registry)
+            .strategy(supervised_core::Strategy::OneForAll)
+            .shards(
+                Shards::new(BUCKETS)
+                    .ttl(TTL)
+                    .backend(Arc::new(store.replica(id))),
+            );
+        let handle = group.handle();
+        for i in 0..40 {
+            handle
+                .add(
+                    Child::new(
+                        format!("tenant/{i:04}"),
+                        |cancel: CancellationToken| async move { cancel.cancelled().await },
+                    )
+                    .restart(supervised_core::Restart::Temporary),
+                )
+                .unwrap();
+        }
+        let runs = Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let counted = Arc::clone(&runs);
+        handle
+            .add(Child::new("boom", move |cancel: CancellationToken| {
+                let run = counted.fetch_add(1, Ordering::SeqCst);
+                async move {
+                    if run == 0 {
+                        sleep(Duration::from_secs(5)).await;
+                        panic!("one bad row");
+                    }
+                    cancel.cancelled().await
+                }
+            }))
+            .unwrap();
+        let cancel = CancellationToken::new();
+        let run = tokio::spawn(group.run(cancel.clone()));
+        (handle, cancel, run, runs)
+    };
+    let (a, b) = (start("replica-a"), start("replica-b"));
+    let elsewhere = |handle: &supervised_core::GroupHandle| -> BTreeSet<String> {
+        handle
+            .children()
+            .into_iter()
+            .filter(|c| c.state == SubsystemState::Elsewhere)
+            .map(|c| c.name)
+            .collect()
+    };
+    // Settled (a round to join, one to ask), before boom fails at 5 s.
+    sleep(Duration::from_secs(3)).await;
+    let before = [elsewhere(&a.0), elsewhere(&b.0)];
+    assert!(
+        before.iter().all(|e| !e.is_empty() && e.len() < 41),
+        "{before:?}"
+    );
+    sleep(Duration::from_secs(9)).await;
+    let (ran_a, ran_b) = (a.3.load(Ordering::SeqCst), b.3.load(Ordering::SeqCst));
+    assert_eq!(
+        ran_a + ran_b,
+        2,
+        "boom ran, failed, and ran again on its replica"
+    );
+    // Where boom failed, its local temporary siblings were stopped and
+    // forgotten (OTP's rule); the children elsewhere are all still there.
+    // The other replica saw nothing of it.
+    assert_eq!([elsewhere(&a.0), elsewhere(&b.0)], before);
+    let other = if ran_a == 2 { &b.0 } else { &a.0 };
+    assert_eq!(other.children().len(), 41);
+    for (_, cancel, run, _) in [a, b] {
+        cancel.cancel();
+        run.await.unwrap();
+    }
+}

@@ -111,6 +111,11 @@ impl Runner<'_> {
             let Some(member) = self.def.members.get(&s) else {
                 continue;
             };
+            if member.elsewhere {
+                // A sharded sibling that runs on another replica: this
+                // replica's restart is not its business.
+                continue;
+            }
             if member.restart == Restart::Temporary {
                 // Not even with its siblings: stopped, it is forgotten.
                 self.forget(s);
