@@ -59,7 +59,7 @@ use prometheus_client::registry::Unit;
 
 use std::collections::BTreeMap;
 
-use crate::registry::query::GroupMetrics;
+use crate::registry::counts::GroupMetrics;
 use crate::registry::WallClock;
 use crate::{registry, Registry, SubsystemState, SubsystemStatus};
 

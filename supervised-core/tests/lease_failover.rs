@@ -18,10 +18,10 @@
 mod replicas;
 mod servers;
 
-use replicas::Replicas;
+use replicas::{now_unix, Replicas};
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use supervised_core::lease::{self, Backend};
 use supervised_core::{CancellationToken, Supervisor};
@@ -32,36 +32,15 @@ const TTL: Duration = Duration::from_secs(3);
 const INTERVAL: Duration = Duration::from_secs(1);
 
 fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("a runtime");
-    if std::env::var_os("LEASE_REPLICA").is_some() {
-        runtime.block_on(replica());
-        return;
-    }
-    let only = std::env::args().skip(1).find(|a| !a.starts_with('-'));
-    let mut ran = 0;
-    for backend in ["postgres", "etcd"] {
-        if only.as_deref().is_some_and(|o| !backend.contains(o)) {
-            continue;
-        }
-        print!("test failover_{backend} ... ");
-        let started = std::time::Instant::now();
-        if let Some(report) = runtime.block_on(scenario(backend)) {
-            println!("ok ({:.1} s)", started.elapsed().as_secs_f64());
-            println!("  {backend}: {report}");
-        }
-        ran += 1;
-    }
-    println!("test result: ok. {ran} passed; 0 failed");
-}
-
-fn now_unix() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
+    replicas::main(
+        "LEASE_REPLICA",
+        "failover",
+        || async {
+            replica().await;
+            0
+        },
+        scenario,
+    );
 }
 
 // ---- a replica ------------------------------------------------------------

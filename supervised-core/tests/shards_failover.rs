@@ -31,9 +31,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use replicas::Replicas;
+use replicas::{now_unix, Replicas};
 use supervised_core::lease::{
     self, Acquired, Backend, Bound, BoxFuture, Grant, LeaseError, Listed, Renewal,
 };
@@ -45,35 +45,7 @@ const BUCKETS: u32 = 64;
 const SAMPLE: Duration = Duration::from_millis(100);
 
 fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("a runtime");
-    if std::env::var_os("SHARD_REPLICA").is_some() {
-        std::process::exit(runtime.block_on(replica()));
-    }
-    let only = std::env::args().skip(1).find(|a| !a.starts_with('-'));
-    let mut ran = 0;
-    for backend in ["postgres", "etcd"] {
-        if only.as_deref().is_some_and(|o| !backend.contains(o)) {
-            continue;
-        }
-        print!("test shards_{backend} ... ");
-        let started = std::time::Instant::now();
-        if let Some(report) = runtime.block_on(scenario(backend)) {
-            println!("ok ({:.1} s)", started.elapsed().as_secs_f64());
-            println!("  {backend}: {report}");
-        }
-        ran += 1;
-    }
-    println!("test result: ok. {ran} passed; 0 failed");
-}
-
-fn now_unix() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
+    replicas::main("SHARD_REPLICA", "shards", replica, scenario);
 }
 
 // ---- a replica ------------------------------------------------------------

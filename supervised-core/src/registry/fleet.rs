@@ -1,7 +1,8 @@
 //! A group's fleet in the registry: children added at run time, registered
 //! beyond the cap; the index of the entries not running, which state
-//! filters read; and the index of the entries with metric series of their
-//! own, which the metrics read.
+//! filters read; the index of the entries with metric series of their
+//! own, which the metrics read; and removal, which takes an entry out of
+//! the map, the indexes and the counts.
 
 use std::sync::atomic::Ordering;
 use std::sync::MutexGuard;
@@ -104,5 +105,53 @@ impl Registry {
     /// entry's lock.
     pub(super) fn watch(&self) -> MutexGuard<'_, super::watch::Watch> {
         self.0.watch.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Removes `sub`'s entry, if the entry under its name is `sub` itself
+    /// (not another handle registered under the same name since).
+    pub(crate) fn forget(&self, sub: &Subsystem) {
+        if self
+            .0
+            .subsystems
+            .remove_if(sub.name(), |key, _| key.0.same_as(sub))
+            .is_some()
+        {
+            let counter = if sub.in_fleet() {
+                &self.0.fleet
+            } else {
+                &self.0.count
+            };
+            counter.fetch_sub(1, Ordering::Relaxed);
+            self.0
+                .attention
+                .remove_if(sub.name(), |_, held| held.same_as(sub));
+            self.0
+                .series
+                .remove_if(sub.name(), |_, held| held.same_as(sub));
+            // Its restarts stay in its group's total, which never goes down.
+            sub.count_out();
+            // After the removal, so a handle remembered from before it is
+            // never taken for current.
+            self.0.generation.fetch_add(1, Ordering::Release);
+        }
+    }
+
+    /// Removes every entry in the group at `path` or in a group nested in
+    /// it: a removed nested group takes its children with it.
+    pub(crate) fn forget_group(&self, path: &str) {
+        let nested = format!("{path}/");
+        let members: Vec<Subsystem> = self
+            .0
+            .subsystems
+            .iter()
+            .map(|e| e.key().0.clone())
+            .filter(|s| {
+                s.group_path()
+                    .is_some_and(|g| g == path || g.starts_with(&nested))
+            })
+            .collect();
+        for member in members {
+            self.forget(&member);
+        }
     }
 }

@@ -19,7 +19,7 @@
 //!   poll of its body.
 //! - `fleet.rs`: children added at run time, registered beyond the cap;
 //!   the indexes of the entries not running and of those with metric
-//!   series of their own.
+//!   series of their own; removal.
 //! - `tally.rs`: counts by group and state (and each group's restarts),
 //!   kept on every change; `watch.rs`: the stale entries and each group's
 //!   longest silence, kept by looking only at entries whose time has come.
@@ -27,7 +27,9 @@
 //!   summary and the metrics of 100,000 entries read neither every entry
 //!   nor anything on the beat path.
 //! - `query.rs`: the entries that match a filter, a page at a time, and
-//!   counts by group and state, for the HTTP reports at scale.
+//!   counts by group and state, for the HTTP reports at scale;
+//!   `counts.rs`: the summary of every entry and the metrics' figures,
+//!   read from the tallies, the watch and the indexes, without a pass.
 //! - `wallclock.rs`: monotonic instants rendered as wall-clock times.
 //! - `recent.rs`: the handles each thread last beat by name, which
 //!   [`heartbeat(name)`](Registry::heartbeat) tries before the map.
@@ -53,6 +55,8 @@ use tokio::time::Instant;
 
 use crate::text::Escaped;
 
+#[cfg(any(feature = "http", feature = "prometheus", feature = "metrics"))]
+pub(crate) mod counts;
 pub(crate) mod current;
 mod fleet;
 mod health;
@@ -451,54 +455,6 @@ impl Registry {
     /// Whether [`set_draining`](Registry::set_draining) was called.
     pub fn is_draining(&self) -> bool {
         self.0.draining.load(Ordering::Relaxed)
-    }
-
-    /// Removes `sub`'s entry, if the entry under its name is `sub` itself
-    /// (not another handle registered under the same name since).
-    pub(crate) fn forget(&self, sub: &Subsystem) {
-        if self
-            .0
-            .subsystems
-            .remove_if(sub.name(), |key, _| key.0.same_as(sub))
-            .is_some()
-        {
-            let counter = if sub.in_fleet() {
-                &self.0.fleet
-            } else {
-                &self.0.count
-            };
-            counter.fetch_sub(1, Ordering::Relaxed);
-            self.0
-                .attention
-                .remove_if(sub.name(), |_, held| held.same_as(sub));
-            self.0
-                .series
-                .remove_if(sub.name(), |_, held| held.same_as(sub));
-            // Its restarts stay in its group's total, which never goes down.
-            sub.count_out();
-            // After the removal, so a handle remembered from before it is
-            // never taken for current.
-            self.0.generation.fetch_add(1, Ordering::Release);
-        }
-    }
-
-    /// Removes every entry in the group at `path` or in a group nested in
-    /// it: a removed nested group takes its children with it.
-    pub(crate) fn forget_group(&self, path: &str) {
-        let nested = format!("{path}/");
-        let members: Vec<Subsystem> = self
-            .0
-            .subsystems
-            .iter()
-            .map(|e| e.key().0.clone())
-            .filter(|s| {
-                s.group_path()
-                    .is_some_and(|g| g == path || g.starts_with(&nested))
-            })
-            .collect();
-        for member in members {
-            self.forget(&member);
-        }
     }
 
     /// The health of every subsystem, by the one rule that `/admin/health`

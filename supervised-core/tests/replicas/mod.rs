@@ -5,8 +5,55 @@
 
 #![allow(dead_code)] // Each test uses a part.
 
+use std::future::Future;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// The test binary's `main`: a replica when `marker` is set in its
+/// environment (exiting with the code `replica` gives), else the test,
+/// `scenario` against PostgreSQL then etcd (or the one named on the
+/// command line), each printed as libtest prints a test.
+pub fn main<R, S>(
+    marker: &str,
+    test: &str,
+    replica: impl FnOnce() -> R,
+    scenario: impl Fn(&'static str) -> S,
+) where
+    R: Future<Output = i32>,
+    S: Future<Output = Option<String>>,
+{
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    if std::env::var_os(marker).is_some() {
+        std::process::exit(runtime.block_on(replica()));
+    }
+    let only = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    let mut ran = 0;
+    for backend in ["postgres", "etcd"] {
+        if only.as_deref().is_some_and(|o| !backend.contains(o)) {
+            continue;
+        }
+        print!("test {test}_{backend} ... ");
+        let started = std::time::Instant::now();
+        if let Some(report) = runtime.block_on(scenario(backend)) {
+            println!("ok ({:.1} s)", started.elapsed().as_secs_f64());
+            println!("  {backend}: {report}");
+        }
+        ran += 1;
+    }
+    println!("test result: ok. {ran} passed; 0 failed");
+}
+
+/// Now, as Unix seconds (one machine's clock, which every replica shares).
+pub fn now_unix() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
 
 /// The replica processes of one scenario.
 pub struct Replicas {
