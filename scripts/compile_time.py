@@ -1,25 +1,31 @@
 #!/usr/bin/env python3
-"""Compile-time cost of `#[supervised]` (see BENCHMARKS.md).
+"""Compile-time cost of `#[supervised]`, shape by shape (see BENCHMARKS.md).
 
-Generates, under a temporary directory, a throwaway workspace of three crates
-with the same N async loop fns each (default 200), identical but for the
+Generates, under a temporary directory, a throwaway workspace with three
+crates per shape of loop (`SHAPES` below: `while` on a token, `loop` with
+`continue`, `for`, `select!` arms, a `Result` with `?`, a cloned argument, a
+`keep(...)` argument, the `tick` key, and all of the first kind at once),
+each with the same N async fns (default 200), identical but for the
 attribute on every fn:
 
-    gen_supervised   #[supervised::supervised(name = "...")]
-    gen_tracing      #[tracing::instrument(skip_all)]
-    gen_plain        none
+    <shape>_supervised   #[supervised::supervised(name = "...", <the shape's keys>)]
+    <shape>_tracing      #[tracing::instrument(skip(<the fn's arguments>))]
+    <shape>_plain        none
 
-All three depend on the same crates (this workspace's `supervised` by path,
-tokio, tokio-util, tracing), so the dependencies are built once and shared;
-then each crate is rebuilt from clean (`cargo clean -p <crate>`), in turn,
-several times, and the medians and ratios are printed. This is what a user
-pays on every build of their own crate.
+All depend on the same crates (this workspace's `supervised` by path, tokio,
+tokio-util, tracing), so the dependencies are built once and shared; then
+each crate is rebuilt alone, interleaved, several times, and the medians
+and each shape's ratio to `#[tracing::instrument]` are printed (budget
+1.2x). A rebuild is timed from a touch of the crate's source (`--mode
+touch`, the default: what a user's edit-build cycle pays, incremental) or
+from `cargo clean -p` (`--mode clean`). Exits 1 if a shape is over budget.
 
 Also the cold build (fresh target directory, all dependencies) of a crate
 depending only on `supervised-macros` against one depending only on
-`tracing-attributes`.
+`tracing-attributes` (skipped with `--no-cold`).
 
-Usage: scripts/compile_time.py [--jobs 2] [--reps 3] [--fns 200] [--keep]
+Usage: scripts/compile_time.py [--jobs 2] [--reps 3] [--fns 200]
+       [--mode touch|clean|both] [--shapes a,b] [--no-cold] [--keep]
 """
 
 import argparse
@@ -33,18 +39,14 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-ATTRIBUTES = {
-    "gen_supervised": '#[supervised::supervised(name = "{name}")]',
-    "gen_tracing": "#[tracing::instrument(skip_all)]",
-    "gen_plain": "",
-}
-
-FN = """
+# `while` on a token, the shape the first measurement used (also the
+# `tick` key's).
+WHILE_TOKEN = """
 {attr}
-pub async fn {name}(cancel: CancellationToken, period: Duration) {{
+pub async fn {name}(cancel: CancellationToken) {{
     let mut ticks = 0u64;
     while !cancel.is_cancelled() {{
-        tokio::time::sleep(period).await;
+        tokio::time::sleep(Duration::from_millis(10)).await;
         ticks += 1;
         if ticks % 1000 == 0 {{
             tracing::debug!(ticks, "{name} ticking");
@@ -52,6 +54,168 @@ pub async fn {name}(cancel: CancellationToken, period: Duration) {{
     }}
 }}
 """
+
+# Each shape of loop the attribute takes: the fn as a template (`{attr}` is
+# the attribute, `{name}` the fn's name), the shape's attribute keys, and the
+# arguments `#[tracing::instrument]` skips (all of them, as a user would for
+# a token, a receiver or a shared counter).
+SHAPES = {
+    # `while` on a token.
+    "while_token": dict(
+        keys="",
+        skip="cancel",
+        fn=WHILE_TOKEN,
+    ),
+    # `loop` whose iterations also end at a `continue`.
+    "loop_continue": dict(
+        keys="",
+        skip="cancel",
+        fn="""
+{attr}
+pub async fn {name}(cancel: CancellationToken) {{
+    let mut ticks = 0u64;
+    loop {{
+        if cancel.is_cancelled() {{
+            break;
+        }}
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        ticks += 1;
+        if ticks % 7 == 1 {{
+            continue;
+        }}
+        tokio::task::yield_now().await;
+    }}
+}}
+""",
+    ),
+    # `for` over an endless iterator of rounds (a stream of work items).
+    "for_stream": dict(
+        keys="",
+        skip="cancel",
+        fn="""
+{attr}
+pub async fn {name}(cancel: CancellationToken) {{
+    for round in 0u64.. {{
+        if cancel.is_cancelled() {{
+            break;
+        }}
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        if round % 1000 == 0 {{
+            tracing::debug!(round, "{name} ticking");
+        }}
+    }}
+}}
+""",
+    ),
+    # `tokio::select!` with three arms, one of them the token.
+    "select_arms": dict(
+        keys="",
+        skip="cancel",
+        fn="""
+{attr}
+pub async fn {name}(cancel: CancellationToken) {{
+    let mut fast = tokio::time::interval(Duration::from_millis(10));
+    let mut slow = tokio::time::interval(Duration::from_secs(1));
+    loop {{
+        tokio::select! {{
+            _ = cancel.cancelled() => break,
+            _ = fast.tick() => tokio::task::yield_now().await,
+            at = slow.tick() => tracing::debug!(?at, "{name} slow tick"),
+        }}
+    }}
+}}
+""",
+    ),
+    # A `Result` return, with `?` inside the loop.
+    "result_question": dict(
+        keys="",
+        skip="cancel",
+        fn="""
+{attr}
+pub async fn {name}(cancel: CancellationToken) -> Result<(), std::io::Error> {{
+    let mut ticks = 0u32;
+    while !cancel.is_cancelled() {{
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        ticks = ticks.checked_add(1).ok_or_else(|| std::io::Error::other("{name} overflow"))?;
+    }}
+    Ok(())
+}}
+""",
+    ),
+    # An argument cloned for every run.
+    "cloned_arg": dict(
+        keys="",
+        skip="cancel, n",
+        fn="""
+{attr}
+pub async fn {name}(cancel: CancellationToken, n: Arc<AtomicU64>) {{
+    while !cancel.is_cancelled() {{
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        n.fetch_add(1, Ordering::Relaxed);
+    }}
+}}
+""",
+    ),
+    # A receiver kept across runs (`keep(...)`), drained by `while let`.
+    "keep_arg": dict(
+        keys=", keep(rx)",
+        skip="rx",
+        fn="""
+{attr}
+pub async fn {name}(mut rx: mpsc::Receiver<u64>) {{
+    let mut total = 0u64;
+    while let Some(job) = rx.recv().await {{
+        total = total.wrapping_add(job);
+        if total % 1000 == 0 {{
+            tracing::debug!(total, "{name} drained");
+        }}
+    }}
+}}
+""",
+    ),
+    # The `tick` key on the first shape.
+    "tick_key": dict(
+        keys=', tick = "1s"',
+        skip="cancel",
+        fn=WHILE_TOKEN,
+    ),
+    # All at once: `loop` with `continue`, the `tick` key and a cloned
+    # argument (the shape that measured 1.40x).
+    "loop_tick_cloned": dict(
+        keys=', tick = "1s"',
+        skip="n",
+        fn="""
+{attr}
+pub async fn {name}(n: Arc<AtomicU64>) {{
+    let mut t = tokio::time::interval(Duration::from_secs(1));
+    loop {{
+        t.tick().await;
+        if n.fetch_add(1, Ordering::Relaxed) % 7 == 1 {{
+            continue;
+        }}
+        tokio::task::yield_now().await;
+    }}
+}}
+""",
+    ),
+}
+
+# The three crates of each shape, identical but for the attribute.
+ATTRIBUTES = {
+    "supervised": '#[supervised::supervised(name = "{name}"{keys})]',
+    "tracing": "#[tracing::instrument(skip({skip}))]",
+    "plain": "",
+}
+
+PRELUDE = [
+    "//! Generated by scripts/compile_time.py.",
+    "#![allow(unused_imports)]",
+    "use std::sync::atomic::{AtomicU64, Ordering};",
+    "use std::sync::Arc;",
+    "use std::time::Duration;",
+    "use tokio::sync::mpsc;",
+    "use tokio_util::sync::CancellationToken;",
+]
 
 MANIFEST = """[package]
 name = "{crate}"
@@ -61,7 +225,7 @@ publish = false
 
 [dependencies]
 supervised = {{ path = "{root}" }}
-tokio = {{ version = "1", features = ["rt", "time"] }}
+tokio = {{ version = "1", features = ["rt", "time", "sync", "macros"] }}
 tokio-util = "0.7"
 tracing = "0.1"
 """
@@ -83,8 +247,13 @@ def write(path, text):
         f.write(text)
 
 
-def generate(base, fns):
-    members = list(ATTRIBUTES) + ["cold_supervised_macros", "cold_tracing_attributes"]
+def crate_name(shape, variant):
+    return f"{shape}_{variant}"
+
+
+def generate(base, fns, shapes):
+    crates = [crate_name(shape, v) for shape in shapes for v in ATTRIBUTES]
+    members = crates + ["cold_supervised_macros", "cold_tracing_attributes"]
     write(
         os.path.join(base, "Cargo.toml"),
         "[workspace]\nresolver = \"2\"\nmembers = [{}]\n".format(
@@ -95,20 +264,20 @@ def generate(base, fns):
     if os.path.exists(lock):
         # Start from the same dependency versions as this workspace.
         shutil.copy(lock, os.path.join(base, "Cargo.lock"))
-    for crate, attr in ATTRIBUTES.items():
-        write(
-            os.path.join(base, crate, "Cargo.toml"),
-            MANIFEST.format(crate=crate, root=ROOT),
-        )
-        body = [
-            "//! Generated by scripts/compile_time.py.",
-            "use std::time::Duration;",
-            "use tokio_util::sync::CancellationToken;",
-        ]
-        for i in range(fns):
-            name = f"loop_{i:03}"
-            body.append(FN.format(attr=attr.format(name=name), name=name))
-        write(os.path.join(base, crate, "src", "lib.rs"), "\n".join(body))
+    for shape in shapes:
+        spec = SHAPES[shape]
+        for variant, attr in ATTRIBUTES.items():
+            crate = crate_name(shape, variant)
+            write(
+                os.path.join(base, crate, "Cargo.toml"),
+                MANIFEST.format(crate=crate, root=ROOT),
+            )
+            body = list(PRELUDE)
+            for i in range(fns):
+                name = f"loop_{i:03}"
+                line = attr.format(name=name, keys=spec["keys"], skip=spec["skip"])
+                body.append(spec["fn"].format(attr=line, name=name))
+            write(os.path.join(base, crate, "src", "lib.rs"), "\n".join(body))
     write(
         os.path.join(base, "cold_supervised_macros", "Cargo.toml"),
         MACRO_ONLY.format(
@@ -126,6 +295,7 @@ def generate(base, fns):
     )
     for crate in ["cold_supervised_macros", "cold_tracing_attributes"]:
         write(os.path.join(base, crate, "src", "lib.rs"), "//! Generated.\n")
+    return crates
 
 
 def cargo(base, target, jobs, *args):
@@ -137,60 +307,96 @@ def cargo(base, target, jobs, *args):
     return time.monotonic() - start
 
 
+def rebuild(base, target, jobs, crate, mode):
+    """One timed rebuild of `crate` alone: after a touch of its source (what
+    a user's edit-build cycle pays, incremental) or from clean."""
+    if mode == "touch":
+        os.utime(os.path.join(base, crate, "src", "lib.rs"))
+    else:
+        cargo(base, target, jobs, "clean", "-p", crate)
+    return cargo(base, target, jobs, "build", "-p", crate)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--fns", type=int, default=200)
+    parser.add_argument(
+        "--mode",
+        choices=["touch", "clean", "both"],
+        default="touch",
+        help="rebuild after a touch of the source (incremental), from `cargo clean -p`, or both",
+    )
+    parser.add_argument(
+        "--shapes",
+        default=",".join(SHAPES),
+        help="comma-separated shapes to measure (default: all): " + ", ".join(SHAPES),
+    )
+    parser.add_argument("--no-cold", action="store_true", help="skip the macro crates' cold builds")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = parser.parse_args()
+    shapes = [s.strip() for s in args.shapes.split(",") if s.strip()]
+    unknown = [s for s in shapes if s not in SHAPES]
+    if unknown:
+        parser.error(f"unknown shapes {unknown}; known: {', '.join(SHAPES)}")
+    modes = ["touch", "clean"] if args.mode == "both" else [args.mode]
 
     base = tempfile.mkdtemp(prefix="supervised-compile-time-")
+    failed = False
     try:
-        generate(base, args.fns)
+        crates = generate(base, args.fns, shapes)
         target = os.path.join(base, "target")
         print(f"# {args.fns} async loop fns per crate, --jobs {args.jobs}, {args.reps} repetitions, dev profile")
         print(f"# workspace: {base}")
 
-        # Dependencies once, shared by the three crates.
-        t = cargo(base, target, args.jobs, "build", "-p", "gen_plain", "-p", "gen_tracing", "-p", "gen_supervised")
+        # Dependencies once, shared by every crate.
+        build = ["build"] + [x for c in crates for x in ("-p", c)]
+        t = cargo(base, target, args.jobs, *build)
         print(f"dependencies and first builds: {t:.1f} s (not counted)")
 
-        times = {crate: [] for crate in ATTRIBUTES}
-        for rep in range(args.reps):
-            for crate in ATTRIBUTES:  # interleaved, so drift hits all three alike
-                cargo(base, target, args.jobs, "clean", "-p", crate)
-                times[crate].append(cargo(base, target, args.jobs, "build", "-p", crate))
-            print(f"repetition {rep + 1}: " + ", ".join(f"{c} {times[c][-1]:.2f} s" for c in ATTRIBUTES))
-        med = {crate: statistics.median(v) for crate, v in times.items()}
-        print("\n## crate rebuild from clean (dependencies built)")
-        for crate in ATTRIBUTES:
-            print(f"{crate:>16}: median {med[crate]:.2f} s  {['%.2f' % x for x in times[crate]]}")
-        ratio = med["gen_supervised"] / med["gen_tracing"]
-        print(f"supervised / tracing::instrument = {ratio:.2f}x (budget <= 1.2x): {'HOLDS' if ratio <= 1.2 else 'FAILS'}")
-        print(f"supervised / none = {med['gen_supervised'] / med['gen_plain']:.2f}x")
-        print(f"tracing::instrument / none = {med['gen_tracing'] / med['gen_plain']:.2f}x")
-        per_fn = (med["gen_supervised"] - med["gen_plain"]) / args.fns * 1000
-        print(f"supervised cost per annotated fn over none: {per_fn:.1f} ms")
+        for mode in modes:
+            times = {crate: [] for crate in crates}
+            for rep in range(args.reps):
+                # Interleaved: each shape's three crates one after the other,
+                # so drift hits them alike.
+                for crate in crates:
+                    times[crate].append(rebuild(base, target, args.jobs, crate, mode))
+                print(f"{mode} repetition {rep + 1} done", flush=True)
+            what = "after a touch of the source" if mode == "touch" else "from `cargo clean -p`"
+            print(f"\n## rebuild {what} (dependencies built), median of {args.reps}")
+            print("| shape | `#[supervised]` | `#[tracing::instrument]` | none | supervised / instrument | supervised / none | verdict (<= 1.2x) |")
+            print("| --- | --- | --- | --- | --- | --- | --- |")
+            for shape in shapes:
+                med = {v: statistics.median(times[crate_name(shape, v)]) for v in ATTRIBUTES}
+                ratio = med["supervised"] / med["tracing"]
+                failed |= ratio > 1.2
+                print(
+                    f"| `{shape}` | {med['supervised']:.2f} s | {med['tracing']:.2f} s | {med['plain']:.2f} s "
+                    f"| **{ratio:.2f}x** | {med['supervised'] / med['plain']:.2f}x | {'holds' if ratio <= 1.2 else 'FAILS'} |"
+                )
+            print("\nruns (s):")
+            for crate in crates:
+                print(f"  {crate:>28}: {['%.2f' % x for x in times[crate]]}")
 
-        print("\n## cold build of the macro crate (fresh target directory, all its dependencies)")
-        cold = {}
-        for crate in ["cold_supervised_macros", "cold_tracing_attributes"]:
-            cold[crate] = []
-        for rep in range(args.reps):
-            for crate in cold:
-                fresh = os.path.join(base, f"target-cold-{crate}-{rep}")
-                cold[crate].append(cargo(base, fresh, args.jobs, "build", "-p", crate))
-                shutil.rmtree(fresh, ignore_errors=True)
-        for crate, v in cold.items():
-            print(f"{crate:>24}: median {statistics.median(v):.2f} s  {['%.2f' % x for x in v]}")
-        r = statistics.median(cold["cold_supervised_macros"]) / statistics.median(cold["cold_tracing_attributes"])
-        print(f"supervised-macros / tracing-attributes cold = {r:.2f}x")
+        if not args.no_cold:
+            print("\n## cold build of the macro crate (fresh target directory, all its dependencies)")
+            cold = {"cold_supervised_macros": [], "cold_tracing_attributes": []}
+            for rep in range(args.reps):
+                for crate in cold:
+                    fresh = os.path.join(base, f"target-cold-{crate}-{rep}")
+                    cold[crate].append(cargo(base, fresh, args.jobs, "build", "-p", crate))
+                    shutil.rmtree(fresh, ignore_errors=True)
+            for crate, v in cold.items():
+                print(f"{crate:>24}: median {statistics.median(v):.2f} s  {['%.2f' % x for x in v]}")
+            r = statistics.median(cold["cold_supervised_macros"]) / statistics.median(cold["cold_tracing_attributes"])
+            print(f"supervised-macros / tracing-attributes cold = {r:.2f}x")
     finally:
         if args.keep:
             print(f"kept {base}", file=sys.stderr)
         else:
             shutil.rmtree(base, ignore_errors=True)
+    sys.exit(1 if failed else 0)
 
 
 if __name__ == "__main__":

@@ -30,6 +30,8 @@ use quote::quote;
 use syn::visit_mut::VisitMut;
 use syn::{Block, Expr, ExprAsync, FnArg, ItemFn, Macro, Pat, ReturnType, Stmt};
 
+use crate::expand::Supervised;
+
 /// What the body of a fn that is not `async` turned out to be.
 pub(crate) enum Recognized {
     /// Not a boxed future: the rules report the missing `async`.
@@ -236,14 +238,14 @@ impl Method {
     /// the expansion's outer patterns in the signature, the argument
     /// bindings gone (the expansion binds each run's own), and the
     /// supervised block where the user's was.
-    pub(crate) fn rebuild(self: Box<Self>, supervised: ItemFn) -> TokenStream {
+    pub(crate) fn rebuild(self: Box<Self>, supervised: Supervised) -> TokenStream {
         let Method {
             mut item,
             bindings,
             body_let,
             ..
         } = *self;
-        for (input, outer) in item.sig.inputs.iter_mut().zip(&supervised.sig.inputs) {
+        for (input, outer) in item.sig.inputs.iter_mut().zip(&supervised.item.sig.inputs) {
             match (input, outer) {
                 (FnArg::Receiver(receiver), FnArg::Receiver(outer)) => {
                     receiver.mutability = outer.mutability;
@@ -257,8 +259,9 @@ impl Method {
                 let stmts = &mut future.block.stmts;
                 if let Some(Stmt::Local(local)) = stmts.get_mut(body_let) {
                     if let Some(init) = local.init.as_mut() {
-                        let block = supervised.block;
-                        *init.expr = syn::parse_quote!(#block);
+                        // As tokens: the supervising body is not parsed again.
+                        let body = supervised.body;
+                        *init.expr = Expr::Verbatim(quote!({ #body }));
                     }
                 }
                 let kept: Vec<Stmt> = std::mem::take(stmts)

@@ -27,17 +27,43 @@
 //! ```
 
 use proc_macro2::{Ident, Span, TokenStream};
-use quote::{quote, quote_spanned};
+use quote::{quote, quote_spanned, ToTokens, TokenStreamExt};
 use syn::spanned::Spanned;
-use syn::{Block, FnArg, ItemFn, Pat, PatIdent, Path, ReturnType};
+use syn::{AttrStyle, Attribute, FnArg, ItemFn, Pat, PatIdent, Path, ReturnType};
 
 use crate::ast::{Access, FnModel, Receiver};
 use crate::attr::Args;
 use crate::hygiene::{self, local};
 use crate::{loops, receiver};
 
+/// The rewritten fn: the user's attributes, visibility and (plain)
+/// signature, with the supervising body as tokens. The body is never
+/// parsed back into syn nodes: the macro's time is most of what a
+/// supervised fn adds to a build, and a second parse of every body was
+/// most of the macro's time.
+pub(crate) struct Supervised {
+    /// The user's fn with [`plain_signature`] applied and no statements left.
+    pub(crate) item: ItemFn,
+    /// What goes inside the fn's braces, after its inner attributes.
+    pub(crate) body: TokenStream,
+}
+
+impl ToTokens for Supervised {
+    fn to_tokens(&self, tokens: &mut TokenStream) {
+        let item = &self.item;
+        let outer = |a: &&Attribute| matches!(a.style, AttrStyle::Outer);
+        tokens.append_all(item.attrs.iter().filter(outer));
+        item.vis.to_tokens(tokens);
+        item.sig.to_tokens(tokens);
+        item.block.brace_token.surround(tokens, |tokens| {
+            tokens.append_all(item.attrs.iter().filter(|a| !outer(a)));
+            tokens.extend(self.body.clone());
+        });
+    }
+}
+
 /// The whole rewrite of a fn that passed every rule in `valid`.
-pub(crate) fn expand(args: &Args, mut item: ItemFn, model: &FnModel) -> ItemFn {
+pub(crate) fn expand(args: &Args, mut item: ItemFn, model: &FnModel) -> Supervised {
     let handle = hygiene::subsystem();
     plain_signature(&mut item, model);
     let krate: Path = args
@@ -157,14 +183,14 @@ pub(crate) fn expand(args: &Args, mut item: ItemFn, model: &FnModel) -> ItemFn {
         quote_spanned!(ret_span=> <#ret as #at_ret::SupervisedReturn>::finish(#exit_at_ret))
     };
 
-    let stmts = &item.block.stmts;
+    let stmts = std::mem::take(&mut item.block.stmts);
     let abort_guard = quote! {
         #[cfg(panic = "abort")]
         ::core::compile_error!(
             "`#[supervised]` cannot recover panics in a crate built with `panic = \"abort\"`: a panic would abort the process instead of restarting the loop; build with `panic = \"unwind\"` (the default)"
         );
     };
-    let new_body: Block = syn::parse_quote! {{
+    let body = quote! {
         #abort_guard
         // One supervisor per fn, built at compile time: the fn's future
         // holds a reference to it, not a copy.
@@ -186,9 +212,8 @@ pub(crate) fn expand(args: &Args, mut item: ItemFn, model: &FnModel) -> ItemFn {
             }
         };
         #finish
-    }};
-    *item.block = new_body;
-    item
+    };
+    Supervised { item, body }
 }
 
 /// `tokens` with every token at `span` (a path has no groups to descend).

@@ -54,28 +54,32 @@ fn supervised2(args: TokenStream2, item: TokenStream2) -> TokenStream2 {
     };
 
     match async_trait::recognize(&item_fn) {
-        async_trait::Recognized::No => match supervise(&parsed, args_result, item_fn.clone()) {
-            Ok(supervised) => supervised.into_token_stream(),
+        async_trait::Recognized::No => match check(&parsed, args_result, &item_fn) {
+            Ok(model) => expand::expand(&parsed, item_fn, &model).into_token_stream(),
             Err(errors) => fallback::emit(item_fn, errors),
         },
         async_trait::Recognized::Unrecognized(error) => fallback::unchanged(item_fn, vec![error]),
         async_trait::Recognized::Method(method) => {
-            match supervise(&parsed, args_result, method.as_written().clone()) {
-                Ok(supervised) => method.rebuild(supervised),
+            match check(&parsed, args_result, method.as_written()) {
+                Ok(model) => {
+                    let written = method.as_written().clone();
+                    method.rebuild(expand::expand(&parsed, written, &model))
+                }
                 Err(errors) => fallback::unchanged(item_fn, errors),
             }
         }
     }
 }
 
-/// Every rule, then the expansion of `item`: the supervised fn, or every
-/// broken rule's error.
-fn supervise(
+/// Every rule over the arguments and `item`: the fn's model for
+/// `expand`, or every broken rule's error. Reads `item` only, so the
+/// fallback gets the fn as written without a copy of it.
+fn check(
     parsed: &attr::Args,
     args_result: syn::Result<()>,
-    item: ItemFn,
-) -> Result<ItemFn, Vec<syn::Error>> {
-    let model = ast::analyze(&item, parsed.kept());
+    item: &ItemFn,
+) -> Result<ast::FnModel, Vec<syn::Error>> {
+    let model = ast::analyze(item, parsed.kept());
     let mut errors = Vec::new();
     if let Err(e) = args_result.and_then(|()| valid::check_args(parsed)) {
         errors.push(e);
@@ -83,11 +87,12 @@ fn supervise(
     if let Err(e) = valid::check_keep(parsed, &model) {
         errors.push(e);
     }
-    if let Err(e) = valid::check_fn(&item, &model) {
+    if let Err(e) = valid::check_fn(item, &model) {
         errors.push(e);
     }
-    if !errors.is_empty() {
-        return Err(errors);
+    if errors.is_empty() {
+        Ok(model)
+    } else {
+        Err(errors)
     }
-    Ok(expand::expand(parsed, item, &model))
 }

@@ -20,12 +20,14 @@
 //! No `continue` can escape this, whatever produced it: a `macro_rules!`
 //! of the user's, `tokio::select!`, or `continue 'label` from a nested loop.
 
-use proc_macro2::{Ident, TokenStream};
-use quote::quote_spanned;
+use proc_macro2::{Ident, Span, TokenStream};
+use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
 use syn::visit::{self, Visit};
 use syn::visit_mut::{self, VisitMut};
-use syn::{BinOp, Block, Expr, Item};
+use syn::{
+    token, BinOp, Block, Expr, ExprBlock, ExprField, ExprTuple, Index, Item, Member, Stmt, Token,
+};
 
 use crate::hygiene;
 
@@ -102,8 +104,11 @@ impl VisitMut for OutermostLoops<'_> {
         }
         self.found += 1;
         let (handle, private) = (self.handle, self.private);
-        let head = hygiene::local_at("head", expr.span());
-        let pass = quote_spanned!(expr.span()=> #head.pass(&#handle));
+        let span = expr.span();
+        let head = hygiene::local_at("head", span);
+        // Built as nodes around the user's loop, never by printing it and
+        // parsing it again: that doubled the macro's time on a large body.
+        let pass: Expr = syn::parse_quote_spanned!(span=> #head.pass(&#handle));
         match expr {
             Expr::ForLoop(f) => {
                 // The adapter is the head: nothing to declare around it.
@@ -113,37 +118,71 @@ impl VisitMut for OutermostLoops<'_> {
                 return;
             }
             Expr::Loop(l) => {
-                l.body.stmts.insert(0, syn::parse_quote!(#pass;));
+                l.body
+                    .stmts
+                    .insert(0, Stmt::Expr(pass, Some(Token![;](span))));
             }
-            Expr::While(w) => pass_before_condition(&mut w.cond, &pass),
+            Expr::While(w) => pass_before_condition(&mut w.cond, pass),
             _ => return,
         }
-        let original = expr.clone();
-        *expr = syn::parse_quote_spanned! {original.span()=>
-            {
-                let mut #head = #private::LoopHead::default();
-                #original
-            }
-        };
+        let declare: Stmt =
+            syn::parse_quote_spanned!(span=> let mut #head = #private::LoopHead::default(););
+        let original = std::mem::replace(expr, Expr::Verbatim(TokenStream::new()));
+        *expr = block_of(span, vec![declare, Stmt::Expr(original, None)]);
     }
 
     fn visit_item_mut(&mut self, _item: &mut Item) {}
 }
 
 /// Makes `pass` the first thing a `while` condition evaluates.
-fn pass_before_condition(cond: &mut Expr, pass: &TokenStream) {
+fn pass_before_condition(cond: &mut Expr, pass: Expr) {
     match cond {
         // `a && b`, a `let` chain included, evaluates `a` first.
         Expr::Binary(binary) if matches!(binary.op, BinOp::And(_)) => {
             pass_before_condition(&mut binary.left, pass);
         }
         Expr::Let(binding) => {
-            let scrutinee = &binding.expr;
-            *binding.expr = syn::parse_quote!((#pass, #scrutinee).1);
+            // `(pass, scrutinee).1`
+            let span = binding.expr.span();
+            let scrutinee =
+                std::mem::replace(&mut *binding.expr, Expr::Verbatim(TokenStream::new()));
+            let mut elems = Punctuated::new();
+            elems.push(pass);
+            elems.push(scrutinee);
+            *binding.expr = Expr::Field(ExprField {
+                attrs: Vec::new(),
+                base: Box::new(Expr::Tuple(ExprTuple {
+                    attrs: Vec::new(),
+                    paren_token: token::Paren(span),
+                    elems,
+                })),
+                dot_token: Token![.](span),
+                member: Member::Unnamed(Index { index: 1, span }),
+            });
         }
         other => {
-            let original = other.clone();
-            *other = syn::parse_quote!({ #pass; #original });
+            // `{ pass; cond }`
+            let span = other.span();
+            let original = std::mem::replace(other, Expr::Verbatim(TokenStream::new()));
+            *other = block_of(
+                span,
+                vec![
+                    Stmt::Expr(pass, Some(Token![;](span))),
+                    Stmt::Expr(original, None),
+                ],
+            );
         }
     }
+}
+
+/// `{ stmts }` as an expression.
+fn block_of(span: Span, stmts: Vec<Stmt>) -> Expr {
+    Expr::Block(ExprBlock {
+        attrs: Vec::new(),
+        label: None,
+        block: Block {
+            brace_token: token::Brace(span),
+            stmts,
+        },
+    })
 }
