@@ -195,24 +195,10 @@ fn two_threads(c: &mut Criterion) {
 
 // ---- 3. the attribute per loop iteration -----------------------------------------
 
+mod yielding;
+use yielding::{annotated_loop, hand_written_beat_loop, hand_written_loop};
+
 const LOOP_ITERATIONS: u64 = 1_000_000;
-
-#[supervised(name = "bench-annotated-loop")]
-async fn annotated_loop(n: u64) {
-    let mut i = 0;
-    while i < n {
-        i += 1;
-        tokio::task::yield_now().await;
-    }
-}
-
-async fn hand_written_loop(n: u64) {
-    let mut i = 0;
-    while i < n {
-        i += 1;
-        tokio::task::yield_now().await;
-    }
-}
 
 /// The loop that never yields: the whole loop is one poll of the body.
 #[supervised(name = "bench-annotated-tight-loop")]
@@ -237,17 +223,6 @@ async fn hand_written_tight_beat_loop(n: u64, sub: &Subsystem) {
     while i < n {
         i += 1;
         black_box(i);
-        sub.beat();
-    }
-}
-
-/// The hand-written loop plus the one beat per iteration the attribute adds:
-/// what is left of the difference is the supervisor's per-poll wrapping.
-async fn hand_written_beat_loop(n: u64, sub: &Subsystem) {
-    let mut i = 0;
-    while i < n {
-        i += 1;
-        tokio::task::yield_now().await;
         sub.beat();
     }
 }

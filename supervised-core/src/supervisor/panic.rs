@@ -133,8 +133,10 @@ impl Drop for DepthGuard {
 /// a supervised body's poll: it runs with its subsystem current
 /// ([`current::swap_in`]), which tells the hook to record, so the depth
 /// counter that [`catch`] keeps is not needed.
+/// The panic comes boxed: this is every poll's path, and a result as wide
+/// as a [`CaughtPanic`] costs moves on it.
 #[inline]
-pub(crate) fn catch_in_body<R>(f: impl FnOnce() -> R) -> Result<R, CaughtPanic> {
+pub(crate) fn catch_in_body<R>(f: impl FnOnce() -> R) -> Result<R, Box<CaughtPanic>> {
     match panic::catch_unwind(AssertUnwindSafe(f)) {
         Ok(polled) => {
             if SILENCED.get() {
@@ -142,8 +144,14 @@ pub(crate) fn catch_in_body<R>(f: impl FnOnce() -> R) -> Result<R, CaughtPanic> 
             }
             Ok(polled)
         }
-        Err(payload) => Err(caught(payload)),
+        Err(payload) => Err(caught_boxed(payload)),
     }
+}
+
+#[cold]
+#[inline(never)]
+fn caught_boxed(payload: Box<dyn Any + Send>) -> Box<CaughtPanic> {
+    Box::new(caught(payload))
 }
 
 /// A panic inside the poll that something within it caught (the body's own
@@ -190,7 +198,7 @@ pub(crate) async fn catch<F: Future>(fut: F) -> Result<F::Output, CaughtPanic> {
         match catch_in_body(|| fut.as_mut().poll(cx)) {
             Ok(Poll::Pending) => Poll::Pending,
             Ok(Poll::Ready(output)) => Poll::Ready(Ok(output)),
-            Err(panic) => Poll::Ready(Err(panic)),
+            Err(panic) => Poll::Ready(Err(*panic)),
         }
     })
     .await

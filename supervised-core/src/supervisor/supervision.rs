@@ -155,6 +155,7 @@ impl<O, S> Unpin for RunOnce<'_, '_, O, S> {}
 impl<O, S: Slot<O>> Future for RunOnce<'_, '_, O, S> {
     type Output = Step<O>;
 
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Step<O>> {
         let this = self.get_mut();
         let end = ready!(this
@@ -205,9 +206,16 @@ fn step<O>(end: RunEnd, this_run: Option<O>, last_failure: &mut Option<O>) -> St
 
 /// The body's side of a run, as the engine sees it.
 pub(super) trait RunBody {
-    /// Polls the body; when it returns, keeps its output and gives its
-    /// failure message (`None` for success). A dropped body stays pending.
-    fn poll_body(&mut self, cx: &mut Context<'_>) -> Poll<Option<String>>;
+    /// Polls the body; when it returns, keeps its output, for
+    /// [`failure`](RunBody::failure). A dropped body stays pending. Returns
+    /// nothing more: this is every poll's path, and a wider value costs
+    /// moves on it.
+    fn poll_body(&mut self, cx: &mut Context<'_>) -> Poll<()>;
+    /// The kept output's failure message (`None` for success or no output).
+    fn failure(&self) -> Option<String>;
+    /// The slot as the engine's cold paths take it, through a vtable:
+    /// compiled once, not once per supervised fn.
+    fn as_dyn(&mut self) -> &mut dyn RunBody;
     /// Drops the body's future (its output, if any, is kept).
     fn drop_body(&mut self);
 }
@@ -233,16 +241,24 @@ struct JudgedSlot<R, Fut> {
 }
 
 impl<R, Fut: Future<Output = R>> RunBody for JudgedSlot<R, Fut> {
-    #[inline]
-    fn poll_body(&mut self, cx: &mut Context<'_>) -> Poll<Option<String>> {
+    #[inline(always)]
+    fn poll_body(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         let Some(future) = self.future.as_mut() else {
             return Poll::Pending;
         };
         let output = ready!(future.as_mut().poll(cx));
         self.future = None;
         let failure = (self.describe)(&output);
-        self.output = Some(Judged::new(output, failure.clone()));
-        Poll::Ready(failure)
+        self.output = Some(Judged::new(output, failure));
+        Poll::Ready(())
+    }
+
+    fn failure(&self) -> Option<String> {
+        self.output.as_ref().and_then(RunOutcome::failure)
+    }
+
+    fn as_dyn(&mut self) -> &mut dyn RunBody {
+        self
     }
 
     fn drop_body(&mut self) {
@@ -284,15 +300,22 @@ impl<'a, R> Supervision<'a, Judged<R>> {
 
 impl<O: RunOutcome, Fut: Future<Output = O>> RunBody for BodySlot<O, Fut> {
     #[inline]
-    fn poll_body(&mut self, cx: &mut Context<'_>) -> Poll<Option<String>> {
+    fn poll_body(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         let Some(future) = self.future.as_mut() else {
             return Poll::Pending;
         };
         let output = ready!(future.as_mut().poll(cx));
         self.future = None;
-        let failure = output.failure();
         self.output = Some(output);
-        Poll::Ready(failure)
+        Poll::Ready(())
+    }
+
+    fn failure(&self) -> Option<String> {
+        self.output.as_ref().and_then(RunOutcome::failure)
+    }
+
+    fn as_dyn(&mut self) -> &mut dyn RunBody {
+        self
     }
 
     fn drop_body(&mut self) {

@@ -5,6 +5,9 @@
 //! `cancelled()` future takes its waiter lock each time, which doubled the
 //! per-iteration cost of a supervised loop. Here the watchers get a waker of
 //! their own that raises a flag and wakes the task.
+//!
+//! The run's timers are made here too: the stall watch ([`stalled`]), and
+//! the stop timeout and the backoff ([`wait`]).
 
 use std::future::Future;
 use std::num::NonZeroUsize;
@@ -15,7 +18,10 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use futures_util::task::{waker_ref, ArcWake};
+use tokio::time::Instant;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
+
+use crate::registry::{deadline, Subsystem};
 
 /// Raised by the watchers' waker; wakes the task that polls the body.
 struct Flag {
@@ -125,6 +131,29 @@ impl WakerId {
 /// A run's boxed timer: the stall watch resolves with how long the body went
 /// without a beat; the grace period and the backoff with zero.
 pub(crate) type Timer = Pin<Box<dyn Future<Output = Duration> + Send + Sync>>;
+
+/// A stop timeout or a backoff as a [`Timer`].
+pub(crate) fn wait(until: impl Future<Output = ()> + Send + Sync + 'static) -> Timer {
+    Box::pin(async move {
+        until.await;
+        Duration::ZERO
+    })
+}
+
+/// Resolves when `sub` has gone its `stale_after` without a beat, counting
+/// from the later of its last beat and `started`; never without a tick.
+pub(crate) async fn stalled(sub: Subsystem, started: Instant) -> Duration {
+    loop {
+        let Some(limit) = sub.stale_limit() else {
+            return std::future::pending().await;
+        };
+        let reference = sub.last_beat().map_or(started, |t| t.max(started));
+        tokio::time::sleep_until(deadline(reference, limit)).await;
+        if sub.last_beat().map_or(started, |t| t.max(started)) == reference {
+            return limit;
+        }
+    }
+}
 
 /// What a watcher saw.
 pub(crate) enum Watched {

@@ -10,10 +10,12 @@
 //! - `mod.rs`: the engine, its run state and its phases.
 //! - `gated.rs`: the lease gate's steps around those phases, for a
 //!   supervision gated on a lease (`lease/mod.rs` has the picture).
+//! - `tests.rs`: what a poll of a running body pays, pinned.
 
 mod gated;
+#[cfg(test)]
+mod tests;
 
-use std::future::Future;
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
@@ -26,7 +28,7 @@ use super::panic;
 use super::policy::{Policy, ResetRule, RestartWindow, RunProgress, Verdict};
 use super::report::{self, give_up, stop_cancelled};
 use super::supervision::RunBody;
-use super::watch::{Timer, Watch, Watched};
+use super::watch::{stalled, wait, Timer, Watch, Watched};
 use crate::lease::gate::Gate;
 use crate::registry::{current, deadline, Subsystem, SubsystemState};
 
@@ -62,7 +64,7 @@ enum Phase {
 enum BodyEnd {
     /// Returned, with its failure message (`None` for success).
     Returned(Option<String>),
-    Panicked(CaughtPanic),
+    Panicked(Box<CaughtPanic>),
     Stalled(Duration),
 }
 
@@ -90,9 +92,14 @@ impl RunState {
     }
 
     /// Polls the body once inside the run's span, with its subsystem
-    /// current and its panics caught.
+    /// current and its panics caught. Generic, so the attribute's hot path
+    /// calls its body's poll directly rather than through a vtable.
     #[inline]
-    fn poll_body(&mut self, cx: &mut Context<'_>, body: &mut dyn RunBody) -> Poll<BodyEnd> {
+    fn poll_body<B: RunBody + ?Sized>(
+        &mut self,
+        cx: &mut Context<'_>,
+        body: &mut B,
+    ) -> Poll<BodyEnd> {
         let _entered = self.span.as_deref().map(tracing::Span::enter);
         let previous = current::swap_in(&mut self.handle);
         // Never unwinds, so `leave` always runs.
@@ -100,7 +107,7 @@ impl RunState {
         current::leave(&mut self.handle, previous);
         match polled {
             Ok(Poll::Pending) => Poll::Pending,
-            Ok(Poll::Ready(failure)) => Poll::Ready(BodyEnd::Returned(failure)),
+            Ok(Poll::Ready(())) => Poll::Ready(BodyEnd::Returned(body.failure())),
             Err(panic) => Poll::Ready(BodyEnd::Panicked(panic)),
         }
     }
@@ -253,11 +260,11 @@ impl<'a> Engine<'a> {
     /// no watcher due, is inlined into [`RunOnce::poll`] so an iteration
     /// pays no call into the engine; everything else is out of line.
     #[inline]
-    pub(super) fn poll_run(
+    pub(super) fn poll_run<B: RunBody>(
         &mut self,
         run: &mut RunState,
         cx: &mut Context<'_>,
-        body: &mut dyn RunBody,
+        body: &mut B,
     ) -> Poll<RunEnd> {
         if self
             .extras
@@ -277,18 +284,18 @@ impl<'a> Engine<'a> {
     /// One poll of a running body: `Some` is the poll's result, `None`
     /// means the phase changed and the state machine goes on.
     #[inline]
-    fn poll_running(
+    fn poll_running<B: RunBody + ?Sized>(
         &mut self,
         run: &mut RunState,
         cx: &mut Context<'_>,
-        body: &mut dyn RunBody,
+        body: &mut B,
     ) -> Option<Poll<RunEnd>> {
         let polled = match run.poll_body(cx, body) {
             Poll::Pending if !self.watch.due(cx) => return Some(Poll::Pending),
             Poll::Pending => None,
             Poll::Ready(ended) => Some(ended),
         };
-        self.after_poll(run, body, polled)
+        self.after_poll(run, body.as_dyn(), polled)
     }
 
     /// What follows a poll of a running body that ended (`Some`) or is
@@ -474,7 +481,7 @@ impl<'a> Engine<'a> {
                 return Some(RunEnd::Completed);
             }
             BodyEnd::Returned(Some(message)) => Caught::Error(message),
-            BodyEnd::Panicked(panic) => Caught::Panic(panic),
+            BodyEnd::Panicked(panic) => Caught::Panic(*panic),
             BodyEnd::Stalled(silent) => Caught::Stall(silent),
         };
 
@@ -570,31 +577,8 @@ impl<'a> Engine<'a> {
     }
 }
 
-/// A stop timeout or a backoff as a [`Timer`].
-fn wait(until: impl Future<Output = ()> + Send + Sync + 'static) -> Timer {
-    Box::pin(async move {
-        until.await;
-        Duration::ZERO
-    })
-}
-
 /// Marks `sub` stopped by cancellation, for the reason `why`.
 fn cancelled(sub: &Subsystem, why: &'static str, keep: CancelledWith) -> RunEnd {
     stop_cancelled(sub, why);
     RunEnd::Cancelled(keep)
-}
-
-/// Resolves when `sub` has gone its `stale_after` without a beat, counting
-/// from the later of its last beat and `started`; never without a tick.
-async fn stalled(sub: Subsystem, started: Instant) -> Duration {
-    loop {
-        let Some(limit) = sub.stale_limit() else {
-            return std::future::pending().await;
-        };
-        let reference = sub.last_beat().map_or(started, |t| t.max(started));
-        tokio::time::sleep_until(deadline(reference, limit)).await;
-        if sub.last_beat().map_or(started, |t| t.max(started)) == reference {
-            return limit;
-        }
-    }
 }
