@@ -9,6 +9,7 @@
 //! Output (abridged):
 //! ```text
 //! async fn scheduler(db: Db, cancel: CancellationToken) {
+//!     use ::supervised::__private as __SUPERVISED_PRIVATE; // what follows names
 //!     static SUPERVISOR: Supervisor = Supervisor::new().tick(60s);
 //!     let supervisor = &SUPERVISOR;
 //!     let subsystem = supervisor.register("scheduler");
@@ -70,7 +71,12 @@ pub(crate) fn expand(args: &Args, mut item: ItemFn, model: &FnModel) -> Supervis
         .krate
         .as_ref()
         .map_or_else(|| syn::parse_quote!(::supervised), |k| k.value.clone());
-    let private = quote!(#krate::__private);
+    // Everything the expansion names lives in the facade's `__private`,
+    // imported once under one name: a path of one token instead of six at
+    // each of the dozen places that name it (fewer tokens for the macro to
+    // make and for rustc to read, on every build).
+    let private_alias = hygiene::item("PRIVATE");
+    let private = quote!(#private_alias);
     loops::inject_heartbeats(&mut item.block, &handle, &private);
 
     let name = args
@@ -192,6 +198,7 @@ pub(crate) fn expand(args: &Args, mut item: ItemFn, model: &FnModel) -> Supervis
     };
     let body = quote! {
         #abort_guard
+        use #krate::__private as #private_alias;
         // One supervisor per fn, built at compile time: the fn's future
         // holds a reference to it, not a copy.
         static #static_supervisor: #private::Supervisor = #private::Supervisor::new() #knobs;

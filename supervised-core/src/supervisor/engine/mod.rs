@@ -260,7 +260,7 @@ impl<'a> Engine<'a> {
     /// no watcher due, is inlined into [`RunOnce::poll`] so an iteration
     /// pays no call into the engine; everything else is out of line.
     #[inline]
-    pub(super) fn poll_run<B: RunBody>(
+    pub(super) fn poll_run<B: RunBody + ?Sized>(
         &mut self,
         run: &mut RunState,
         cx: &mut Context<'_>,
@@ -271,14 +271,27 @@ impl<'a> Engine<'a> {
             .as_ref()
             .is_some_and(|extras| extras.gate.is_some())
         {
-            return self.poll_gated(run, cx, body);
+            return self.poll_gated(run, cx, body.as_dyn());
         }
         if let Phase::Running = run.phase {
             if let Some(poll) = self.poll_running(run, cx, body) {
                 return poll;
             }
         }
-        self.poll_phases(run, cx, body)
+        self.poll_phases(run, cx, body.as_dyn())
+    }
+
+    /// [`poll_run`](Engine::poll_run) through the vtable, compiled once:
+    /// what a debug build's supervised fns call (see `RunOnce::poll`).
+    #[cfg_attr(not(debug_assertions), allow(dead_code))]
+    #[inline(never)]
+    pub(super) fn poll_run_dyn(
+        &mut self,
+        run: &mut RunState,
+        cx: &mut Context<'_>,
+        body: &mut dyn RunBody,
+    ) -> Poll<RunEnd> {
+        self.poll_run(run, cx, body)
     }
 
     /// One poll of a running body: `Some` is the poll's result, `None`
