@@ -30,7 +30,8 @@
 //! failed-subsystem alert).
 //!
 //! `--tenants N` adds a fleet: `platform/tenants`, with a worker per tenant
-//! added through the group's handle (`tenant/000000` ...), judged by its
+//! added through the group's handle (`tenant/0001` ...), each beating every
+//! second (`--tenant-tick`), judged by its
 //! share of healthy workers (90%), and sharded: with `--etcd` or
 //! `--postgres`, the replicas share the tenants, each on exactly one. With `--tenants 100000`, read it with
 //! `/admin/liveness/summary`, `/admin/liveness?group=platform/tenants&stale=true`,
@@ -99,7 +100,7 @@ const AGENT_OFFLINE_AFTER: Duration = Duration::from_secs(3);
 const USAGE: &str = "\
 usage: platform [--addr IP:PORT] [--duration DURATION] [--token-file PATH]
                 [--open-probes] [--stall SUBSYSTEM [--after DURATION]]
-                [--storm] [--give-up] [--tenants N]
+                [--storm] [--give-up] [--tenants N [--tenant-tick DURATION]]
                 [--replica-id NAME] [--postgres URL | --etcd URL]
 
   --addr IP:PORT       where /admin/liveness and /admin/health are served
@@ -120,9 +121,12 @@ usage: platform [--addr IP:PORT] [--duration DURATION] [--token-file PATH]
   --give-up            add `billing-sync`, a loop that fails on every run and
                        gives up after 2 restarts: a failed subsystem
   --tenants N          add `platform/tenants`, N tenant workers (a fleet,
-                       up to 1000000) beating every 10 s; tenant 17 of each
+                       up to 1000000) `tenant/0001` ...; tenant 17 of each
                        10000 panics on its first run. Sharded: with a store,
                        the replicas share them, each on exactly one
+  --tenant-tick DURATION
+                       how often each tenant beats (default 1s; 10s suits
+                       100000 tenants on a small machine)
   --replica-id NAME    this replica's id, shown as the lease holder
                        (default: replica-PID)
   --postgres URL       run the scheduler on one replica at a time, and share
@@ -154,6 +158,8 @@ struct Flags {
     give_up: bool,
     /// `--tenants N`: add a fleet of N tenant workers.
     tenants: usize,
+    /// `--tenant-tick`: how often each tenant beats.
+    tenant_tick: Duration,
 }
 
 /// Where the scheduler's lease lives.
@@ -197,6 +203,7 @@ fn parse_flags(args: impl IntoIterator<Item = String>) -> Result<Command, String
     let mut stall = None;
     let mut after = None;
     let mut tenants = None;
+    let mut tenant_tick = None;
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
         if arg == "-h" || arg == "--help" {
@@ -230,6 +237,7 @@ fn parse_flags(args: impl IntoIterator<Item = String>) -> Result<Command, String
             "--stall" => &mut stall,
             "--after" => &mut after,
             "--tenants" => &mut tenants,
+            "--tenant-tick" => &mut tenant_tick,
             "--token" => {
                 return Err(
                     "`--token` is gone: a token on the command line shows in `ps`; \
@@ -307,6 +315,19 @@ fn parse_flags(args: impl IntoIterator<Item = String>) -> Result<Command, String
             }
         },
     };
+    let tenant_tick = match tenant_tick {
+        None => Duration::from_secs(1),
+        Some(_) if tenants == 0 => return Err("`--tenant-tick` needs `--tenants N`".into()),
+        Some(text) => match humantime::parse_duration(&text) {
+            Ok(d) if d.is_zero() => return Err("`--tenant-tick` must be more than zero".into()),
+            Ok(d) => d,
+            Err(e) => {
+                return Err(format!(
+                    "invalid `--tenant-tick {text}`: {e} (expected a duration such as 1s)"
+                ))
+            }
+        },
+    };
     Ok(Command::Run(Flags {
         addr,
         duration,
@@ -318,6 +339,7 @@ fn parse_flags(args: impl IntoIterator<Item = String>) -> Result<Command, String
         storm,
         give_up,
         tenants,
+        tenant_tick,
     }))
 }
 
@@ -539,15 +561,16 @@ async fn imports(cancel: CancellationToken) {
     }
 }
 
-/// `--tenants N`: a fleet of tenant workers, added through the group's
-/// handle as a service adds them from its tenant list. Each beats every
-/// 10 s (spread over the first second); tenant 17 of each 10,000 panics on
-/// its first run, as one tenant's bad data would, and is restarted alone.
+/// `--tenants N`: a fleet of tenant workers `tenant/0001` ..., added
+/// through the group's handle as a service adds them from its tenant list.
+/// Each beats every `tick` (their first beats spread over one tick);
+/// tenant 17 of each 10,000 panics on its first run, as one tenant's bad
+/// data would, and is restarted alone.
 ///
 /// The fleet is sharded over 64 buckets in the installed lease store
 /// with `--etcd` or `--postgres`, replicas share the tenants, each on
 /// exactly one; with neither (an in-process store), this one runs them all.
-fn tenants(n: usize) -> Group {
+fn tenants(n: usize, tick: Duration) -> Group {
     let fleet = Group::new("tenants")
         .min_healthy_percent(90)
         // The intensity counts every tenant's restarts together: a few
@@ -558,26 +581,26 @@ fn tenants(n: usize) -> Group {
         // its tenants over within 8 s.
         .shards(Shards::new(64).ttl(Duration::from_secs(6)));
     let handle = fleet.handle();
-    for id in 0..n {
+    for id in 1..=n {
         let child = Child::new(
-            format!("tenant/{id:06}"),
-            move |cancel: CancellationToken| tenant_worker(id, cancel),
+            format!("tenant/{id:04}"),
+            move |cancel: CancellationToken| tenant_worker(id, tick, cancel),
         );
         handle.add(child).expect("a new group has no children yet");
     }
     fleet
 }
 
-async fn tenant_worker(id: usize, cancel: CancellationToken) {
-    const TICK: Duration = Duration::from_secs(10);
+async fn tenant_worker(id: usize, tick: Duration, cancel: CancellationToken) {
     if let Some(me) = supervised::current() {
-        me.declare_tick(Some(TICK), None);
+        me.declare_tick(Some(tick), None);
         if id % 10_000 == 17 && me.restarts() == 0 {
             panic!("tenant {id}: a row this worker cannot read");
         }
     }
-    let spread = Duration::from_millis((id % 1000) as u64);
-    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + spread, TICK);
+    // Spread over one tick, so the fleet does not beat all at once.
+    let spread = tick.mul_f64((id % 1000) as f64 / 1000.0);
+    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + spread, tick);
     while cancel.run_until_cancelled(ticker.tick()).await.is_some() {
         supervised::beat();
     }
@@ -1010,7 +1033,7 @@ async fn main() -> ExitCode {
         tree
     };
     let tree = if flags.tenants > 0 {
-        tree.group(tenants(flags.tenants))
+        tree.group(tenants(flags.tenants, flags.tenant_tick))
     } else {
         tree
     };

@@ -3,250 +3,17 @@
 //! cut-off replica, shutdown, and fencing epochs. A ledger kept by every
 //! child's body checks that no child ever runs on two replicas at once.
 
+mod sharded;
+
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use supervised_core::lease::{
-    self, Acquired, Backend, Bound, BoxFuture, Grant, LeaseError, Listed, Memory, Renewal,
-};
-use supervised_core::{
-    CancellationToken, Child, Group, GroupHandle, GroupReport, Registry, Shards, SubsystemState,
-};
-use tokio::task::JoinHandle;
+use sharded::*;
+use supervised_core::lease::Memory;
+use supervised_core::{CancellationToken, Child, Group, Registry, Shards, SubsystemState};
 use tokio::time::{sleep, Instant};
-
-const TTL: Duration = Duration::from_secs(3);
-const BUCKETS: u32 = 64;
-const CHILDREN: usize = 1_000;
-/// How long a child takes to finish after its cancellation.
-const FLUSH: Duration = Duration::from_millis(1_500);
-
-/// Every child's runs, across the replicas.
-#[derive(Default)]
-struct Ledger {
-    /// Where each child runs now (a body alive counts until it is dropped).
-    running: HashMap<String, String>,
-    /// Each child's runs: the replica and the bucket's epoch.
-    runs: HashMap<String, Vec<(String, u64)>>,
-    /// A start while the child ran elsewhere: must stay empty.
-    overlaps: Vec<String>,
-    /// When each child's token was last cancelled, and where.
-    cancelled: HashMap<String, (String, Instant)>,
-}
-
-type Shared = Arc<Mutex<Ledger>>;
-
-fn lock(ledger: &Shared) -> std::sync::MutexGuard<'_, Ledger> {
-    ledger.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// Ends a run in the ledger when the body is dropped (returned or aborted).
-struct Running {
-    ledger: Shared,
-    name: String,
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        lock(&self.ledger).running.remove(&self.name);
-    }
-}
-
-/// A store that a test can cut off from one replica, or make lose the
-/// answers to its next bound-grant asks (granted in the store, an error
-/// to the replica, as a timeout would).
-struct Cut {
-    inner: Memory,
-    cut: Arc<AtomicBool>,
-    lose_answers: Arc<std::sync::atomic::AtomicU32>,
-}
-
-impl Cut {
-    fn check(&self) -> Result<(), LeaseError> {
-        if self.cut.load(Ordering::SeqCst) {
-            Err(LeaseError::new("cut off"))
-        } else {
-            Ok(())
-        }
-    }
-}
-
-impl Backend for Cut {
-    fn holder(&self) -> &str {
-        self.inner.holder()
-    }
-    fn acquire<'a>(
-        &'a self,
-        name: &'a str,
-        ttl: Duration,
-    ) -> BoxFuture<'a, Result<Acquired, LeaseError>> {
-        Box::pin(async move {
-            self.check()?;
-            self.inner.acquire(name, ttl).await
-        })
-    }
-    fn renew<'a>(&'a self, grant: &'a Grant) -> BoxFuture<'a, Result<Renewal, LeaseError>> {
-        Box::pin(async move {
-            self.check()?;
-            self.inner.renew(grant).await
-        })
-    }
-    fn release<'a>(&'a self, grant: &'a Grant) -> BoxFuture<'a, Result<(), LeaseError>> {
-        Box::pin(async move {
-            self.check()?;
-            self.inner.release(grant).await
-        })
-    }
-    fn acquire_bound<'a>(
-        &'a self,
-        name: &'a str,
-        member: &'a Grant,
-    ) -> BoxFuture<'a, Result<Bound, LeaseError>> {
-        Box::pin(async move {
-            self.check()?;
-            let answer = self.inner.acquire_bound(name, member).await;
-            let lost = self
-                .lose_answers
-                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-                .is_ok();
-            if lost {
-                return Err(LeaseError::new("the answer was lost"));
-            }
-            answer
-        })
-    }
-    fn release_bound<'a>(&'a self, grant: &'a Grant) -> BoxFuture<'a, Result<(), LeaseError>> {
-        Box::pin(async move {
-            self.check()?;
-            self.inner.release_bound(grant).await
-        })
-    }
-    fn list<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, Result<Vec<Listed>, LeaseError>> {
-        Box::pin(async move {
-            self.check()?;
-            self.inner.list(prefix).await
-        })
-    }
-}
-
-struct Replica {
-    id: String,
-    registry: Registry,
-    handle: GroupHandle,
-    cancel: CancellationToken,
-    run: JoinHandle<GroupReport>,
-    cut: Arc<AtomicBool>,
-    lose_answers: Arc<std::sync::atomic::AtomicU32>,
-}
-
-fn names() -> Vec<String> {
-    (0..CHILDREN).map(|i| format!("tenant/{i:04}")).collect()
-}
-
-/// A replica `id` of the service: a sharded group `tenants` with every child.
-fn replica(store: &Memory, id: &str, ledger: &Shared) -> Replica {
-    let registry = Registry::new();
-    let cut = Arc::new(AtomicBool::new(false));
-    let lose_answers = Arc::new(std::sync::atomic::AtomicU32::new(0));
-    let backend = Arc::new(Cut {
-        inner: store.replica(id),
-        cut: Arc::clone(&cut),
-        lose_answers: Arc::clone(&lose_answers),
-    });
-    let group = Group::new("tenants")
-        .registry(&registry)
-        .shards(Shards::new(BUCKETS).ttl(TTL).backend(backend));
-    let handle = group.handle();
-    for name in names() {
-        let (ledger, me, child) = (Arc::clone(ledger), id.to_string(), name.clone());
-        handle
-            .add(Child::new(name, move |cancel: CancellationToken| {
-                let (ledger, me, name) = (Arc::clone(&ledger), me.clone(), child.clone());
-                async move {
-                    let epoch = lease::epoch().expect("a sharded child has its bucket's epoch");
-                    {
-                        let mut book = lock(&ledger);
-                        if let Some(other) = book.running.insert(name.clone(), me.clone()) {
-                            book.overlaps
-                                .push(format!("{name} on {me} while on {other}"));
-                        }
-                        book.runs
-                            .entry(name.clone())
-                            .or_default()
-                            .push((me.clone(), epoch));
-                    }
-                    let running = Running { ledger, name };
-                    cancel.cancelled().await;
-                    lock(&running.ledger)
-                        .cancelled
-                        .insert(running.name.clone(), (me, Instant::now()));
-                    // Flushes for a while before it ends, as a worker
-                    // finishing its batch does: a handoff that did not
-                    // wait for it would overlap the next holder.
-                    sleep(FLUSH).await;
-                }
-            }))
-            .unwrap();
-    }
-    let cancel = CancellationToken::new();
-    let run = tokio::spawn(group.run(cancel.clone()));
-    Replica {
-        id: id.to_string(),
-        registry,
-        handle,
-        cancel,
-        run,
-        cut,
-        lose_answers,
-    }
-}
-
-/// The buckets `replica` holds, as its group's entry shows them.
-fn held(replica: &Replica) -> BTreeSet<u32> {
-    replica
-        .registry
-        .get("tenants")
-        .and_then(|group| group.status().shards)
-        .map(|shards| shards.held.into_iter().collect())
-        .unwrap_or_default()
-}
-
-/// Waits (on paused time) until `settled` holds, at most `within`.
-async fn until(within: Duration, what: &str, mut settled: impl FnMut() -> bool) -> Duration {
-    let begun = Instant::now();
-    while !settled() {
-        assert!(begun.elapsed() < within, "not within {within:?}: {what}");
-        sleep(Duration::from_millis(50)).await;
-    }
-    begun.elapsed()
-}
-
-/// The buckets rendezvous hashing places on `id` among `ids`.
-fn placed(ids: &[&str], id: &str) -> BTreeSet<u32> {
-    let shards = Shards::new(BUCKETS);
-    (0..BUCKETS)
-        .filter(|&b| shards.replica_for(b, ids) == Some(id))
-        .collect()
-}
-
-/// Each of `replicas` holds exactly the buckets placed on it, and every
-/// child runs (once).
-fn settled(replicas: &[&Replica], ledger: &Shared) -> bool {
-    let ids: Vec<&str> = replicas.iter().map(|r| r.id.as_str()).collect();
-    replicas.iter().all(|r| held(r) == placed(&ids, &r.id))
-        && lock(ledger).running.len() == CHILDREN
-}
-
-fn no_overlap(ledger: &Shared) {
-    let book = lock(ledger);
-    assert!(
-        book.overlaps.is_empty(),
-        "{:?}",
-        &book.overlaps[..book.overlaps.len().min(5)]
-    );
-}
 
 #[tokio::test(start_paused = true)]
 async fn each_child_runs_on_exactly_one_replica_and_a_join_moves_only_what_it_must() {
@@ -680,5 +447,140 @@ async fn a_restart_with_siblings_leaves_the_children_elsewhere_alone() {
     for (_, cancel, run, _) in [a, b] {
         cancel.cancel();
         run.await.unwrap();
+    }
+}
+
+/// A child added on every replica while a join's handoff is under way runs
+/// once, on the replica that holds its bucket when the dust settles, and
+/// no child overlaps: an add does not race a bucket that is moving.
+#[tokio::test(start_paused = true)]
+async fn a_child_added_during_a_handoff_runs_once_where_its_bucket_lands() {
+    let store = Memory::new("store");
+    let ledger = Shared::default();
+    let (a, b, c) = (
+        replica(&store, "replica-a", &ledger),
+        replica(&store, "replica-b", &ledger),
+        replica(&store, "replica-c", &ledger),
+    );
+    until(TTL * 3, "three replicas settle", || {
+        settled(&[&a, &b, &c], &ledger)
+    })
+    .await;
+    let d = replica(&store, "replica-d", &ledger);
+    // Mid-handoff: the newcomer holds some of its buckets, not all yet.
+    let ids = ["replica-a", "replica-b", "replica-c", "replica-d"];
+    let wins = placed(&ids, "replica-d");
+    until(TTL * 3, "the newcomer holds its first buckets", || {
+        !held(&d).is_empty()
+    })
+    .await;
+    assert!(
+        held(&d).len() < wins.len(),
+        "the handoff is still under way"
+    );
+    // Late children, one for each bucket the newcomer wins (those are the
+    // ones that move), added on every replica as a service adds them.
+    let shards = Shards::new(BUCKETS);
+    let mut late = Vec::new();
+    for i in 0.. {
+        let name = format!("late/{i}");
+        if wins.contains(&shards.bucket_of(&name)) {
+            late.push(name);
+        }
+        if late.len() == 8 {
+            break;
+        }
+    }
+    for replica in [&a, &b, &c, &d] {
+        for name in &late {
+            replica
+                .handle
+                .add(ledger_child(&ledger, &replica.id, name.clone()))
+                .unwrap();
+        }
+    }
+    until(TTL * 6, "four replicas settle", || {
+        settled_with(&[&a, &b, &c, &d], &ledger, CHILDREN + late.len())
+    })
+    .await;
+    no_overlap(&ledger);
+    for name in &late {
+        assert_eq!(
+            lock(&ledger).running.get(name).map(String::as_str),
+            Some("replica-d"),
+            "{name} runs where its bucket landed"
+        );
+    }
+    for replica in [a, b, c, d] {
+        replica.cancel.cancel();
+        replica.run.await.unwrap();
+    }
+}
+
+/// A pause holds on the replica that made it: the child stops there and is
+/// listed `Paused`, no replica runs it while its bucket stays, and when a
+/// join moves its bucket, the new holder (which did not pause it) runs it.
+#[tokio::test(start_paused = true)]
+async fn a_pause_holds_on_its_replica_until_the_bucket_moves() {
+    let store = Memory::new("store");
+    let ledger = Shared::default();
+    let (a, b, c) = (
+        replica(&store, "replica-a", &ledger),
+        replica(&store, "replica-b", &ledger),
+        replica(&store, "replica-c", &ledger),
+    );
+    until(TTL * 3, "three replicas settle", || {
+        settled(&[&a, &b, &c], &ledger)
+    })
+    .await;
+    // A child that a fourth replica would win, and the replica running it.
+    let ids = ["replica-a", "replica-b", "replica-c", "replica-d"];
+    let shards = Shards::new(BUCKETS);
+    let wins = placed(&ids, "replica-d");
+    let name = names()
+        .into_iter()
+        .find(|n| wins.contains(&shards.bucket_of(n)))
+        .expect("a child the newcomer wins");
+    let holder = lock(&ledger).running.get(&name).cloned().expect("it runs");
+    let holder = [&a, &b, &c]
+        .into_iter()
+        .find(|r| r.id == holder)
+        .expect("one of the three");
+    holder.handle.pause(&name).await.unwrap();
+    let state_on = |replica: &Replica| {
+        replica
+            .handle
+            .children()
+            .into_iter()
+            .find(|c| c.name == name)
+            .map(|c| c.state)
+    };
+    assert_eq!(state_on(holder), Some(SubsystemState::Paused));
+    // No replica runs it while its bucket stays put.
+    sleep(TTL * 2).await;
+    assert_eq!(lock(&ledger).running.get(&name), None);
+    assert_eq!(state_on(holder), Some(SubsystemState::Paused));
+    let runs_before = lock(&ledger).runs.get(&name).map_or(0, Vec::len);
+
+    let d = replica(&store, "replica-d", &ledger);
+    until(
+        TTL * 6,
+        "four replicas settle, the paused child aside",
+        || settled_with(&[&a, &b, &c, &d], &ledger, CHILDREN),
+    )
+    .await;
+    no_overlap(&ledger);
+    assert_eq!(
+        lock(&ledger).running.get(&name).map(String::as_str),
+        Some("replica-d")
+    );
+    assert_eq!(
+        lock(&ledger).runs.get(&name).map_or(0, Vec::len),
+        runs_before + 1
+    );
+    assert_eq!(state_on(&d), Some(SubsystemState::Running));
+    for replica in [a, b, c, d] {
+        replica.cancel.cancel();
+        replica.run.await.unwrap();
     }
 }

@@ -1,0 +1,267 @@
+//! Replicas of a sharded group in one process, for the paused-time shard
+//! tests: each a group `tenants` with every child, on a shared
+//! `lease::Memory` behind a store that a test can cut off, and a ledger
+//! kept by every child's body of where it runs.
+
+#![allow(dead_code)] // Each test uses a part.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use supervised_core::lease::{
+    self, Acquired, Backend, Bound, BoxFuture, Grant, LeaseError, Listed, Memory, Renewal,
+};
+use supervised_core::{
+    CancellationToken, Child, Group, GroupHandle, GroupReport, Registry, Shards,
+};
+use tokio::task::JoinHandle;
+use tokio::time::{sleep, Instant};
+
+pub const TTL: Duration = Duration::from_secs(3);
+pub const BUCKETS: u32 = 64;
+pub const CHILDREN: usize = 1_000;
+/// How long a child takes to finish after its cancellation.
+pub const FLUSH: Duration = Duration::from_millis(1_500);
+
+/// Every child's runs, across the replicas.
+#[derive(Default)]
+pub struct Ledger {
+    /// Where each child runs now (a body alive counts until it is dropped).
+    pub running: HashMap<String, String>,
+    /// Each child's runs: the replica and the bucket's epoch.
+    pub runs: HashMap<String, Vec<(String, u64)>>,
+    /// A start while the child ran elsewhere: must stay empty.
+    pub overlaps: Vec<String>,
+    /// When each child's token was last cancelled, and where.
+    pub cancelled: HashMap<String, (String, Instant)>,
+}
+
+pub type Shared = Arc<Mutex<Ledger>>;
+
+pub fn lock(ledger: &Shared) -> std::sync::MutexGuard<'_, Ledger> {
+    ledger.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Ends a run in the ledger when the body is dropped (returned or aborted).
+struct Running {
+    ledger: Shared,
+    name: String,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        lock(&self.ledger).running.remove(&self.name);
+    }
+}
+
+/// A store that a test can cut off from one replica, or make lose the
+/// answers to its next bound-grant asks (granted in the store, an error
+/// to the replica, as a timeout would).
+struct Cut {
+    inner: Memory,
+    cut: Arc<AtomicBool>,
+    lose_answers: Arc<std::sync::atomic::AtomicU32>,
+}
+
+impl Cut {
+    fn check(&self) -> Result<(), LeaseError> {
+        if self.cut.load(Ordering::SeqCst) {
+            Err(LeaseError::new("cut off"))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl Backend for Cut {
+    fn holder(&self) -> &str {
+        self.inner.holder()
+    }
+    fn acquire<'a>(
+        &'a self,
+        name: &'a str,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<Acquired, LeaseError>> {
+        Box::pin(async move {
+            self.check()?;
+            self.inner.acquire(name, ttl).await
+        })
+    }
+    fn renew<'a>(&'a self, grant: &'a Grant) -> BoxFuture<'a, Result<Renewal, LeaseError>> {
+        Box::pin(async move {
+            self.check()?;
+            self.inner.renew(grant).await
+        })
+    }
+    fn release<'a>(&'a self, grant: &'a Grant) -> BoxFuture<'a, Result<(), LeaseError>> {
+        Box::pin(async move {
+            self.check()?;
+            self.inner.release(grant).await
+        })
+    }
+    fn acquire_bound<'a>(
+        &'a self,
+        name: &'a str,
+        member: &'a Grant,
+    ) -> BoxFuture<'a, Result<Bound, LeaseError>> {
+        Box::pin(async move {
+            self.check()?;
+            let answer = self.inner.acquire_bound(name, member).await;
+            let lost = self
+                .lose_answers
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok();
+            if lost {
+                return Err(LeaseError::new("the answer was lost"));
+            }
+            answer
+        })
+    }
+    fn release_bound<'a>(&'a self, grant: &'a Grant) -> BoxFuture<'a, Result<(), LeaseError>> {
+        Box::pin(async move {
+            self.check()?;
+            self.inner.release_bound(grant).await
+        })
+    }
+    fn list<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, Result<Vec<Listed>, LeaseError>> {
+        Box::pin(async move {
+            self.check()?;
+            self.inner.list(prefix).await
+        })
+    }
+}
+
+pub struct Replica {
+    pub id: String,
+    pub registry: Registry,
+    pub handle: GroupHandle,
+    pub cancel: CancellationToken,
+    pub run: JoinHandle<GroupReport>,
+    pub cut: Arc<AtomicBool>,
+    pub lose_answers: Arc<std::sync::atomic::AtomicU32>,
+}
+
+pub fn names() -> Vec<String> {
+    (0..CHILDREN).map(|i| format!("tenant/{i:04}")).collect()
+}
+
+/// A replica `id` of the service: a sharded group `tenants` with every child.
+pub fn replica(store: &Memory, id: &str, ledger: &Shared) -> Replica {
+    let registry = Registry::new();
+    let cut = Arc::new(AtomicBool::new(false));
+    let lose_answers = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let backend = Arc::new(Cut {
+        inner: store.replica(id),
+        cut: Arc::clone(&cut),
+        lose_answers: Arc::clone(&lose_answers),
+    });
+    let group = Group::new("tenants")
+        .registry(&registry)
+        .shards(Shards::new(BUCKETS).ttl(TTL).backend(backend));
+    let handle = group.handle();
+    for name in names() {
+        handle.add(ledger_child(ledger, id, name)).unwrap();
+    }
+    let cancel = CancellationToken::new();
+    let run = tokio::spawn(group.run(cancel.clone()));
+    Replica {
+        id: id.to_string(),
+        registry,
+        handle,
+        cancel,
+        run,
+        cut,
+        lose_answers,
+    }
+}
+
+/// The buckets `replica` holds, as its group's entry shows them.
+pub fn held(replica: &Replica) -> BTreeSet<u32> {
+    replica
+        .registry
+        .get("tenants")
+        .and_then(|group| group.status().shards)
+        .map(|shards| shards.held.into_iter().collect())
+        .unwrap_or_default()
+}
+
+/// Waits (on paused time) until `settled` holds, at most `within`.
+pub async fn until(within: Duration, what: &str, mut settled: impl FnMut() -> bool) -> Duration {
+    let begun = Instant::now();
+    while !settled() {
+        assert!(begun.elapsed() < within, "not within {within:?}: {what}");
+        sleep(Duration::from_millis(50)).await;
+    }
+    begun.elapsed()
+}
+
+/// The buckets rendezvous hashing places on `id` among `ids`.
+pub fn placed(ids: &[&str], id: &str) -> BTreeSet<u32> {
+    let shards = Shards::new(BUCKETS);
+    (0..BUCKETS)
+        .filter(|&b| shards.replica_for(b, ids) == Some(id))
+        .collect()
+}
+
+/// Each of `replicas` holds exactly the buckets placed on it, and every
+/// child runs (once).
+pub fn settled(replicas: &[&Replica], ledger: &Shared) -> bool {
+    settled_with(replicas, ledger, CHILDREN)
+}
+
+/// [`settled`] with `children` children in all.
+pub fn settled_with(replicas: &[&Replica], ledger: &Shared, children: usize) -> bool {
+    let ids: Vec<&str> = replicas.iter().map(|r| r.id.as_str()).collect();
+    replicas.iter().all(|r| held(r) == placed(&ids, &r.id))
+        && lock(ledger).running.len() == children
+}
+
+pub fn no_overlap(ledger: &Shared) {
+    let book = lock(ledger);
+    assert!(
+        book.overlaps.is_empty(),
+        "{:?}",
+        &book.overlaps[..book.overlaps.len().min(5)]
+    );
+}
+
+/// Child `name` on replica `id`: runs until cancelled, keeping `ledger`
+/// of where and under which epoch, then flushes for [`FLUSH`].
+pub fn ledger_child(ledger: &Shared, id: &str, name: String) -> Child {
+    let (ledger, me, child) = (Arc::clone(ledger), id.to_string(), name.clone());
+    Child::new(name, move |cancel: CancellationToken| {
+        let (ledger, me, name) = (Arc::clone(&ledger), me.clone(), child.clone());
+        async move {
+            // A sharded child runs only under its bucket's grant: a start
+            // without one is a start where the bucket is not held.
+            let Some(epoch) = lease::epoch() else {
+                lock(&ledger)
+                    .overlaps
+                    .push(format!("{name} started on {me} without its bucket"));
+                return;
+            };
+            {
+                let mut book = lock(&ledger);
+                if let Some(other) = book.running.insert(name.clone(), me.clone()) {
+                    book.overlaps
+                        .push(format!("{name} on {me} while on {other}"));
+                }
+                book.runs
+                    .entry(name.clone())
+                    .or_default()
+                    .push((me.clone(), epoch));
+            }
+            let running = Running { ledger, name };
+            cancel.cancelled().await;
+            lock(&running.ledger)
+                .cancelled
+                .insert(running.name.clone(), (me, Instant::now()));
+            // Flushes for a while before it ends, as a worker finishing
+            // its batch does: a handoff that did not wait for it would
+            // overlap the next holder.
+            sleep(FLUSH).await;
+        }
+    })
+}
