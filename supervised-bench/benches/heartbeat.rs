@@ -666,14 +666,12 @@ fn summary(filtered: bool) {
     let diff = annotated - hand;
     println!("3. hand-written {hand:.2} ns/iteration, hand-written + beat {hand_beat:.2}, annotated {annotated:.2} (ratio {:.3}x)", annotated / hand);
     println!(
-        "   difference {diff:.2} ns; budget one handle beat in a runtime ({handle_rt:.2} ns) + 10 ns = {:.2} ns: {}",
-        handle_rt + 10.0,
-        verdict(diff <= handle_rt + 10.0)
-    );
-    println!(
-        "   of which the beat (hand-written + beat - hand-written) {:.2} ns, the supervisor's wrapping (annotated - hand-written + beat) {:.2} ns",
+        "   difference {diff:.2} ns: the beat inside the loop (hand-written + beat - hand-written) {:.2} ns, the supervisor's wrapping (annotated - hand-written + beat) {:.2} ns",
         hand_beat - hand,
         annotated - hand_beat
+    );
+    println!(
+        "   a diagnostic: 9 rounds under block_on vary by about the budget; the verdict on the wrapping per poll is benchmark 3d's (`--bench poll`)"
     );
     println!(
         "   diagnostic: hand-written + beat raced with cancel.cancelled() in select! {hand_select:.2} ns/iteration: the race alone costs {:.2} ns",
@@ -683,11 +681,9 @@ fn summary(filtered: bool) {
     let tight_diff = tight_annotated - tight;
     println!("3c. a loop that never yields, 1,000,000 iterations: hand-written {tight:.2} ns/iteration, hand-written + beat {tight_beat:.2}, annotated {tight_annotated:.2}; difference {tight_diff:.2} ns");
     println!(
-        "   budget one handle beat in a runtime ({handle_rt:.2} ns) + 5 ns = {:.2} ns: {}; the yielding loop (3.) against the same: {diff:.2} ns <= {:.2} ns: {}",
+        "   budget one handle beat in a runtime ({handle_rt:.2} ns) + 5 ns = {:.2} ns: {}",
         handle_rt + 5.0,
         verdict(tight_diff <= handle_rt + 5.0),
-        handle_rt + 5.0,
-        verdict(diff <= handle_rt + 5.0)
     );
     println!(
         "1b. heartbeat(name) / seed-style, one thread = {:.2}x (budget <= 0.5x): {}",
