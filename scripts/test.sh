@@ -6,7 +6,8 @@
 #
 # A supervised body's poll takes a generic path in a release build and a
 # path compiled once in a debug build (`RunOnce::poll` says why): the
-# supervision, panic and attribute tests then run again in release.
+# unit, supervision, panic, group and attribute tests then run again in
+# release.
 #
 # Usage: scripts/test.sh [extra cargo test arguments]
 set -euo pipefail
@@ -15,6 +16,6 @@ bash scripts/install-test-tools.sh
 # Never skip the real-server tests: they are installed now.
 export SUPERVISED_REQUIRE_SERVERS=1
 cargo test --workspace --all-features "$@"
-cargo test --release --all-features -p supervised-core \
+cargo test --release --all-features -p supervised-core --lib \
     --test supervisor --test hostile_bodies --test panic_hook --test group "$@"
 cargo test --release --all-features -p supervised --test attribute "$@"

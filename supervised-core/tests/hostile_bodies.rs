@@ -245,3 +245,44 @@ async fn unbounded_names_are_refused_past_the_cap_and_known_ones_keep_working() 
         .count();
     assert_eq!(warnings, 2);
 }
+
+/// An output whose own `RunOutcome::failure` panics.
+struct Judgeless;
+
+impl supervised_core::RunOutcome for Judgeless {
+    fn failure(&self) -> Option<String> {
+        panic!("failure of Judgeless exploded")
+    }
+}
+
+/// A panic while the supervisor judges a body's output is the body's: the
+/// run is restarted as after a panic (the output is dropped, no failing
+/// output is kept), and the supervisor is not taken down.
+#[tokio::test(start_paused = true)]
+async fn an_output_whose_judging_panics_counts_as_a_panic_of_the_body() {
+    let registry = Registry::new();
+    let runs = Arc::new(AtomicU32::new(0));
+    let counted = runs.clone();
+    let exit = Supervisor::new()
+        .registry(&registry)
+        .max_restarts(2, Duration::from_secs(600))
+        .run(CancellationToken::new(), "judgeless", move |_| {
+            counted.fetch_add(1, Ordering::SeqCst);
+            async { Judgeless }
+        })
+        .await;
+    assert!(matches!(exit, Exit::GaveUp(Failure::Panicked(_))));
+    assert_eq!(
+        runs.load(Ordering::SeqCst),
+        3,
+        "restarted twice, then gave up"
+    );
+    let status = registry.subsystem("judgeless").status();
+    assert_eq!(status.state, SubsystemState::Failed);
+    let panic = status.last_panic.expect("the panic is recorded");
+    assert!(
+        panic.message.contains("failure of Judgeless exploded"),
+        "{}",
+        panic.message
+    );
+}

@@ -217,8 +217,10 @@ pub(super) trait RunBody {
     /// nothing more: this is every poll's path, and a wider value costs
     /// moves on it.
     fn poll_body(&mut self, cx: &mut Context<'_>) -> Poll<()>;
-    /// The kept output's failure message (`None` for success or no output).
-    fn failure(&self) -> Option<String>;
+    /// The kept output's failure message (`None` for success or no
+    /// output). It may run the app's code (`RunOutcome::failure`): if that
+    /// panics, the output is dropped, as a panic in the body drops it.
+    fn failure(&mut self) -> Option<String>;
     /// The slot as the engine's cold paths take it, through a vtable:
     /// compiled once, not once per supervised fn.
     fn as_dyn(&mut self) -> &mut dyn RunBody;
@@ -260,7 +262,7 @@ impl<R, Fut: Future<Output = R>> RunBody for JudgedSlot<R, Fut> {
         Poll::Ready(())
     }
 
-    fn failure(&self) -> Option<String> {
+    fn failure(&mut self) -> Option<String> {
         self.output.as_ref().and_then(RunOutcome::failure)
     }
 
@@ -317,8 +319,12 @@ impl<O: RunOutcome, Fut: Future<Output = O>> RunBody for BodySlot<O, Fut> {
         Poll::Ready(())
     }
 
-    fn failure(&self) -> Option<String> {
-        self.output.as_ref().and_then(RunOutcome::failure)
+    fn failure(&mut self) -> Option<String> {
+        // Taken out while the app's `failure` runs: a panic there drops it.
+        let output = self.output.take()?;
+        let failure = output.failure();
+        self.output = Some(output);
+        failure
     }
 
     fn as_dyn(&mut self) -> &mut dyn RunBody {

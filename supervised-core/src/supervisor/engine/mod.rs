@@ -103,13 +103,19 @@ impl RunState {
         let _entered = self.span.as_deref().map(tracing::Span::enter);
         let previous = current::swap_in(&mut self.handle);
         // Never unwinds, so `leave` always runs.
-        let polled = panic::catch_in_body(|| body.poll_body(cx));
-        current::leave(&mut self.handle, previous);
-        match polled {
+        let polled = match panic::catch_in_body(|| body.poll_body(cx)) {
             Ok(Poll::Pending) => Poll::Pending,
-            Ok(Poll::Ready(())) => Poll::Ready(BodyEnd::Returned(body.failure())),
+            // Judging the output runs the app's code too (a
+            // `RunOutcome::failure`, an error's `Display`): a panic in it is
+            // the body's, caught here, with the subsystem still current.
+            Ok(Poll::Ready(())) => Poll::Ready(match panic::catch_in_body(|| body.failure()) {
+                Ok(failure) => BodyEnd::Returned(failure),
+                Err(panic) => BodyEnd::Panicked(panic),
+            }),
             Err(panic) => Poll::Ready(BodyEnd::Panicked(panic)),
-        }
+        };
+        current::leave(&mut self.handle, previous);
+        polled
     }
 
     /// Drops the body's future inside the run's span, with its subsystem
@@ -291,6 +297,8 @@ impl<'a> Engine<'a> {
         cx: &mut Context<'_>,
         body: &mut dyn RunBody,
     ) -> Poll<RunEnd> {
+        #[cfg(test)]
+        tests::DYN_ENTRIES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.poll_run(run, cx, body)
     }
 

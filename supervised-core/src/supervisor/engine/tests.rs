@@ -1,15 +1,24 @@
 //! What every poll of a running body pays, pinned where a test can: the
-//! widths of the values it moves, and that a pending poll never hands the
-//! body to the non-generic engine (whose calls go through a vtable).
+//! widths of the values it moves, that a pending poll never hands the
+//! body to the non-generic engine (whose calls go through a vtable), and
+//! which entry into the engine a debug and a release build take.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll, Waker};
 
 use tokio_util::sync::CancellationToken;
 
-use super::{BodyEnd, Engine, RunState};
-use crate::supervisor::failure::CaughtPanic;
+use super::{panic, BodyEnd, Engine, RunState};
 use crate::supervisor::supervision::RunBody;
-use crate::{Registry, Supervisor};
+use crate::{Exit, Registry, Step, Supervision, Supervisor};
+
+/// Calls to `Engine::poll_run_dyn`, the debug build's entry.
+pub(super) static DYN_ENTRIES: AtomicU64 = AtomicU64::new(0);
+
+/// The size of what `f` returns, read from its type (`f` is not called).
+fn returned_size<R>(_f: impl FnOnce() -> R) -> usize {
+    std::mem::size_of::<R>()
+}
 
 #[cfg(target_pointer_width = "64")]
 #[test]
@@ -18,13 +27,39 @@ fn what_a_poll_moves_fits_in_registers() {
     // `CaughtPanic` by value made it 80 bytes, moved through the stack on
     // every poll).
     assert_eq!(
-        std::mem::size_of::<Result<Poll<()>, Box<CaughtPanic>>>(),
+        returned_size(|| panic::catch_in_body(|| Poll::<()>::Pending)),
         16
     );
     // What the body's side returns on every poll: a bare flag.
-    assert_eq!(std::mem::size_of::<Poll<()>>(), 1);
+    assert_eq!(
+        returned_size(|| Pending::default().poll_body(&mut Context::from_waker(Waker::noop()))),
+        1
+    );
     // How a run's poll ended: a failure's text or a duration, not the panic.
     assert!(std::mem::size_of::<Poll<BodyEnd>>() <= 32);
+}
+
+/// A supervision's poll enters the engine through the vtable in a debug
+/// build (compiled once for every supervised fn) and on the generic path
+/// in a release build (`RunOnce::poll`).
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn a_debug_build_enters_the_engine_once_compiled_a_release_build_inline() {
+    let supervisor = Supervisor::new().registry(&Registry::new());
+    let sub = supervisor.register("engine-entry");
+    let mut supervision = Supervision::<()>::new(&supervisor, CancellationToken::new(), &sub);
+    let before = DYN_ENTRIES.load(Ordering::Relaxed);
+    let step = supervision.run_once(async {
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+    });
+    assert!(matches!(step.await, Step::Exit(Exit::Completed(()))));
+    let entered = DYN_ENTRIES.load(Ordering::Relaxed) - before;
+    if cfg!(debug_assertions) {
+        assert!(entered >= 11, "{entered} entries for 11 polls");
+    } else {
+        assert_eq!(entered, 0, "a release build went through the vtable");
+    }
 }
 
 /// A body that never ends, counting what the engine asks of it.
@@ -40,7 +75,7 @@ impl RunBody for Pending {
         Poll::Pending
     }
 
-    fn failure(&self) -> Option<String> {
+    fn failure(&mut self) -> Option<String> {
         None
     }
 
