@@ -3,6 +3,7 @@
 //! the JSON they answer with (documented on the `http` module).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use axum::extract::{RawQuery, State as Extract};
 use axum::http::StatusCode;
@@ -132,14 +133,18 @@ pub(super) async fn liveness(Extract(app): Extract<AppState>, RawQuery(raw): Raw
         Ok(query) => query,
         Err(bad) => return bad_parameter(bad),
     };
-    // Rendering is synchronous CPU work; one at a time, so a flood of
-    // report requests can hold one worker, not all of them, and the
-    // supervised loops on the others keep their cadence.
-    let Ok(_rendering) = app.rendering.acquire().await else {
+    // Rendering is synchronous CPU work: one at a time, so a flood of
+    // report requests holds one thread, and off the runtime's workers.
+    let Ok(_rendering) = Arc::clone(&app.rendering).acquire_owned().await else {
         return StatusCode::SERVICE_UNAVAILABLE.into_response();
     };
+    off_workers(move || liveness_of(&app, &query)).await
+}
+
+/// The answer of `/admin/liveness` to `query`.
+fn liveness_of(app: &AppState, query: &Query) -> Response {
     let clock = WallClock::now();
-    if query == Query::default() {
+    if *query == Query::default() {
         // Every entry, in the shape that came before the parameters.
         let snapshot = app.registry.snapshot();
         let body = Liveness {
@@ -165,6 +170,22 @@ pub(super) async fn liveness(Extract(app): Extract<AppState>, RawQuery(raw): Raw
         next_after: Some(page.next),
     };
     Json(body).into_response()
+}
+
+/// Runs `render` on tokio's blocking pool rather than on a worker. A report
+/// of 100,000 entries takes seconds to render in a debug build, and a task
+/// woken onto the worker that renders waits for all of it (tokio's LIFO
+/// slot cannot be stolen by another worker): a shard keeper that misses
+/// its renewal for that long cancels every sharded child. A render that
+/// panics is answered 500, and the panic stays in its thread.
+async fn off_workers(render: impl FnOnce() -> Response + Send + 'static) -> Response {
+    match tokio::task::spawn_blocking(render).await {
+        Ok(response) => response,
+        Err(error) => {
+            tracing::error!(target: "supervised", %error, "rendering a report failed");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
 }
 
 // ---- /admin/liveness/summary -------------------------------------------------
@@ -198,9 +219,14 @@ pub(super) async fn summary(Extract(app): Extract<AppState>, RawQuery(raw): RawQ
         Ok(query) => query,
         Err(bad) => return bad_parameter(bad),
     };
-    let Ok(_rendering) = app.rendering.acquire().await else {
+    let Ok(_rendering) = Arc::clone(&app.rendering).acquire_owned().await else {
         return StatusCode::SERVICE_UNAVAILABLE.into_response();
     };
+    off_workers(move || summary_of(&app, &query)).await
+}
+
+/// The answer of `/admin/liveness/summary` to `query`.
+fn summary_of(app: &AppState, query: &Query) -> Response {
     let summary = app.registry.summary(
         &query.filter,
         query.limit.unwrap_or(query::DEFAULT_SUMMARY_NAMES),
@@ -356,12 +382,18 @@ pub(super) async fn ready(Extract(app): Extract<AppState>) -> Response {
 
 #[cfg(feature = "prometheus")]
 pub(super) async fn metrics(Extract(app): Extract<AppState>, headers: HeaderMap) -> Response {
-    use crate::metrics;
-
-    // One report rendered at a time, as for `liveness`.
-    let Ok(_rendering) = app.rendering.acquire().await else {
+    // One report rendered at a time, off the workers, as for `liveness`.
+    let Ok(_rendering) = Arc::clone(&app.rendering).acquire_owned().await else {
         return StatusCode::SERVICE_UNAVAILABLE.into_response();
     };
+    off_workers(move || metrics_of(&app, &headers)).await
+}
+
+/// The answer of `/metrics` to a scrape with `headers`.
+#[cfg(feature = "prometheus")]
+fn metrics_of(app: &AppState, headers: &HeaderMap) -> Response {
+    use crate::metrics;
+
     // Prometheus asks for OpenMetrics in its Accept header; anything else
     // (curl, older scrapers) gets the classic text format.
     let openmetrics = headers
