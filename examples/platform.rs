@@ -30,7 +30,8 @@
 //! failed-subsystem alert).
 //!
 //! `--tenants N` adds a fleet: `platform/tenants`, with a worker per tenant
-//! added through the group's handle (`tenant/0001` ...), each beating every
+//! added through the group's handle (`tenant/0001` ..., as many digits as
+//! N has if more than four), each beating every
 //! second (`--tenant-tick`), judged by its
 //! share of healthy workers (90%), and sharded: with `--etcd` or
 //! `--postgres`, the replicas share the tenants, each on exactly one. With `--tenants 100000`, read it with
@@ -121,12 +122,13 @@ usage: platform [--addr IP:PORT] [--duration DURATION] [--token-file PATH]
   --give-up            add `billing-sync`, a loop that fails on every run and
                        gives up after 2 restarts: a failed subsystem
   --tenants N          add `platform/tenants`, N tenant workers (a fleet,
-                       up to 1000000) `tenant/0001` ...; tenant 17 of each
-                       10000 panics on its first run. Sharded: with a store,
-                       the replicas share them, each on exactly one
+                       up to 1000000) `tenant/0001` ... (as many digits as
+                       N past 9999); tenant 17 of each 10000 panics on its
+                       first run. Sharded: with a store, the replicas share
+                       them, each on exactly one
   --tenant-tick DURATION
-                       how often each tenant beats (default 1s; 10s suits
-                       100000 tenants on a small machine)
+                       how often each tenant beats, 10ms to 1day (default
+                       1s; 10s suits 100000 tenants on a small machine)
   --replica-id NAME    this replica's id, shown as the lease holder
                        (default: replica-PID)
   --postgres URL       run the scheduler on one replica at a time, and share
@@ -135,6 +137,10 @@ usage: platform [--addr IP:PORT] [--duration DURATION] [--token-file PATH]
   --etcd URL           the same with etcd (needs `--features etcd`); with
                        neither, the lease is in this process: one replica
   -h, --help           print this help";
+
+/// The range `--tenant-tick` takes.
+const MIN_TENANT_TICK: Duration = Duration::from_millis(10);
+const MAX_TENANT_TICK: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// The most tenants `--tenants` takes.
 const MAX_TENANTS: usize = 1_000_000;
@@ -319,7 +325,12 @@ fn parse_flags(args: impl IntoIterator<Item = String>) -> Result<Command, String
         None => Duration::from_secs(1),
         Some(_) if tenants == 0 => return Err("`--tenant-tick` needs `--tenants N`".into()),
         Some(text) => match humantime::parse_duration(&text) {
-            Ok(d) if d.is_zero() => return Err("`--tenant-tick` must be more than zero".into()),
+            Ok(d) if !(MIN_TENANT_TICK..=MAX_TENANT_TICK).contains(&d) => {
+                return Err(format!(
+                    "`--tenant-tick {text}`: expected from 10ms to 1day (a shorter tick is a \
+                     busy loop per tenant, a longer one is never judged stale in practice)"
+                ))
+            }
             Ok(d) => d,
             Err(e) => {
                 return Err(format!(
@@ -581,9 +592,12 @@ fn tenants(n: usize, tick: Duration) -> Group {
         // its tenants over within 8 s.
         .shards(Shards::new(64).ttl(Duration::from_secs(6)));
     let handle = fleet.handle();
+    // At least four digits, and as many as the largest id has, so the
+    // names sort as the ids do and a prefix names a range of them.
+    let width = n.to_string().len().max(4);
     for id in 1..=n {
         let child = Child::new(
-            format!("tenant/{id:04}"),
+            format!("tenant/{id:0width$}"),
             move |cancel: CancellationToken| tenant_worker(id, tick, cancel),
         );
         handle.add(child).expect("a new group has no children yet");
@@ -601,6 +615,9 @@ async fn tenant_worker(id: usize, tick: Duration, cancel: CancellationToken) {
     // Spread over one tick, so the fleet does not beat all at once.
     let spread = tick.mul_f64((id % 1000) as f64 / 1000.0);
     let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + spread, tick);
+    // A tenant held up beats once when it resumes, not a burst of the
+    // ticks it missed.
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     while cancel.run_until_cancelled(ticker.tick()).await.is_some() {
         supervised::beat();
     }

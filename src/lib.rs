@@ -126,7 +126,7 @@ pub use supervised_core::systemd;
 /// | `lease = "scheduler"` | none: runs on every replica | run only while this replica holds the named lease, in standby otherwise (see [`lease`] and [`Supervisor::lease`]) |
 /// | `lease_ttl = "15s"` | `15s` | the lease's time to live; needs `lease`, at least `50ms` |
 /// | `keep(rx, self)` | none | owned arguments moved once into the supervisor and lent to each run as `&mut` (see below) |
-/// | `crate = "path"` | `::supervised` | where this crate is when re-exported under another name |
+/// | `crate = "path"` | `::supervised` | where this crate is when re-exported under another name, as an absolute path (`"::my_facade::supervised"`, `"crate::platform::liveness"`) |
 ///
 /// # What it does
 ///

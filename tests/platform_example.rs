@@ -497,7 +497,15 @@ fn bad_flags_exit_2_with_a_message() {
         (&["--tenants", "1000001"][..], "invalid `--tenants 1000001`"),
         (
             &["--tenants", "3", "--tenant-tick", "0s"][..],
-            "`--tenant-tick` must be more than zero",
+            "`--tenant-tick 0s`: expected from 10ms to 1day",
+        ),
+        (
+            &["--tenants", "3", "--tenant-tick", "1us"][..],
+            "`--tenant-tick 1us`: expected from 10ms to 1day",
+        ),
+        (
+            &["--tenants", "3", "--tenant-tick", "2days"][..],
+            "`--tenant-tick 2days`: expected from 10ms to 1day",
         ),
         (
             &["--tenants", "3", "--tenant-tick", "often"][..],
@@ -707,6 +715,41 @@ fn two_replicas_run_the_scheduler_once_and_fail_over() {
     assert!(took <= Duration::from_secs(8), "failover took {took:?}");
     let (_, stderr) = survivor.signal_and_wait("TERM", Duration::from_secs(20));
     assert!(stderr.contains("acquired lease"), "{stderr}");
+}
+
+/// `--tenants 3` with no store: this replica runs every tenant, named
+/// `tenant/0001` to `tenant/0003`, each beating every second by default
+/// (`--tenant-tick`).
+#[cfg(unix)]
+#[test]
+fn the_tenants_are_numbered_and_beat_every_second() {
+    let mut platform = Platform::start(&["--tenants", "3", "--duration", "30s"]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let tenants = loop {
+        let body = match platform.get("/admin/liveness?prefix=tenant%2F", None) {
+            Ok((200, body)) => body,
+            _ => String::new(),
+        };
+        let liveness: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+        let tenants = liveness["subsystems"]
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
+        // Two beats each: the tick is kept, not just declared.
+        if tenants.len() == 3 && tenants.values().all(|t| t["beats"].as_u64() >= Some(2)) {
+            break tenants;
+        }
+        assert!(Instant::now() < deadline, "three beating tenants: {body}");
+        thread::sleep(Duration::from_millis(200));
+    };
+    let names: Vec<&String> = tenants.keys().collect();
+    assert_eq!(names, ["tenant/0001", "tenant/0002", "tenant/0003"]);
+    for tenant in tenants.values() {
+        assert_eq!(tenant["tick_seconds"], 1.0, "{tenant}");
+        assert_eq!(tenant["group"], "platform/tenants", "{tenant}");
+        assert_eq!(tenant["state"], "running", "{tenant}");
+    }
+    platform.signal_and_wait("TERM", Duration::from_secs(20));
 }
 
 /// The tenants each replica runs now (their names), from its liveness.
@@ -1115,10 +1158,10 @@ fn a_hundred_thousand_tenants_in_the_reports_and_the_status_page() {
 
     // Tenant 17 of each 10,000 panicked once and was restarted alone.
     let t17: Value =
-        serde_json::from_str(&get("/admin/liveness?prefix=tenant%2F0017&limit=10")).unwrap();
-    assert_eq!(t17["subsystems"]["tenant/0017"]["restarts"], 1, "{t17}");
+        serde_json::from_str(&get("/admin/liveness?prefix=tenant%2F000017&limit=10")).unwrap();
+    assert_eq!(t17["subsystems"]["tenant/000017"]["restarts"], 1, "{t17}");
     assert_eq!(
-        t17["subsystems"]["tenant/0017"]["group"],
+        t17["subsystems"]["tenant/000017"]["group"],
         "platform/tenants"
     );
 
@@ -1164,11 +1207,12 @@ fn a_hundred_thousand_tenants_in_the_reports_and_the_status_page() {
         assert!(
             // Filtered to the group: its own entry and its 100,000 tenants.
             dom.contains("Healthy: all 100001 subsystems"),
-            "{}",
-            &dom[..dom.len().min(3000)]
+            "{}\n--- the example's log:\n{}",
+            &dom[..dom.len().min(3000)],
+            platform.stderr()
         );
         assert!(
-            row(&dom, "tenant/0001").is_some(),
+            row(&dom, "tenant/000001").is_some(),
             "the first page is drawn"
         );
         assert!(

@@ -450,9 +450,11 @@ async fn a_restart_with_siblings_leaves_the_children_elsewhere_alone() {
     }
 }
 
-/// A child added on every replica while a join's handoff is under way runs
-/// once, on the replica that holds its bucket when the dust settles, and
-/// no child overlaps: an add does not race a bucket that is moving.
+/// A child added on every replica while a join's handoff is under way, for
+/// a bucket that has not moved yet, runs on one replica at a time (on the
+/// old holder, then on the newcomer once the bucket moves), and ends on
+/// the replica that holds its bucket: an add does not race a bucket that
+/// is moving.
 #[tokio::test(start_paused = true)]
 async fn a_child_added_during_a_handoff_runs_once_where_its_bucket_lands() {
     let store = Memory::new("store");
@@ -474,23 +476,17 @@ async fn a_child_added_during_a_handoff_runs_once_where_its_bucket_lands() {
         !held(&d).is_empty()
     })
     .await;
-    assert!(
-        held(&d).len() < wins.len(),
-        "the handoff is still under way"
-    );
-    // Late children, one for each bucket the newcomer wins (those are the
-    // ones that move), added on every replica as a service adds them.
+    // Late children whose buckets the newcomer wins but does not hold
+    // yet (they are still to move), added on every replica as a service
+    // adds them.
+    let moving: BTreeSet<u32> = wins.difference(&held(&d)).copied().collect();
+    assert!(!moving.is_empty(), "the handoff is still under way");
     let shards = Shards::new(BUCKETS);
-    let mut late = Vec::new();
-    for i in 0.. {
-        let name = format!("late/{i}");
-        if wins.contains(&shards.bucket_of(&name)) {
-            late.push(name);
-        }
-        if late.len() == 8 {
-            break;
-        }
-    }
+    let late: Vec<String> = (0..)
+        .map(|i| format!("late/{i}"))
+        .filter(|name| moving.contains(&shards.bucket_of(name)))
+        .take(8)
+        .collect();
     for replica in [&a, &b, &c, &d] {
         for name in &late {
             replica
@@ -546,6 +542,7 @@ async fn a_pause_holds_on_its_replica_until_the_bucket_moves() {
         .into_iter()
         .find(|r| r.id == holder)
         .expect("one of the three");
+    let runs_before = lock(&ledger).runs.get(&name).map_or(0, Vec::len);
     holder.handle.pause(&name).await.unwrap();
     let state_on = |replica: &Replica| {
         replica
@@ -556,16 +553,20 @@ async fn a_pause_holds_on_its_replica_until_the_bucket_moves() {
             .map(|c| c.state)
     };
     assert_eq!(state_on(holder), Some(SubsystemState::Paused));
-    // No replica runs it while its bucket stays put.
+    // No replica runs it, nor starts it again, while its bucket stays put.
     sleep(TTL * 2).await;
     assert_eq!(lock(&ledger).running.get(&name), None);
+    assert_eq!(
+        lock(&ledger).runs.get(&name).map_or(0, Vec::len),
+        runs_before,
+        "not started again"
+    );
     assert_eq!(state_on(holder), Some(SubsystemState::Paused));
-    let runs_before = lock(&ledger).runs.get(&name).map_or(0, Vec::len);
 
     let d = replica(&store, "replica-d", &ledger);
     until(
         TTL * 6,
-        "four replicas settle, the paused child aside",
+        "four replicas settle, the paused child running again",
         || settled_with(&[&a, &b, &c, &d], &ledger, CHILDREN),
     )
     .await;

@@ -348,7 +348,7 @@ fn parse_keep(meta: &ParseNestedMeta<'_>) -> syn::Result<Spanned<Vec<Ident>>> {
 fn parse_path(meta: &ParseNestedMeta<'_>) -> syn::Result<Spanned<Path>> {
     let lit = string(
         meta,
-        "the facade's path as a string, e.g. `crate = \"my_crate::supervised\"`",
+        "the facade's path as a string, e.g. `crate = \"::my_crate::supervised\"`",
     )?;
     // Module style: no generic arguments, which would read as comparisons
     // where the path is used in expressions.

@@ -74,8 +74,8 @@ impl Visit<'_> for CountLoops {
 
 /// Rewrites every outermost loop in `block` to beat at its head (see the
 /// module's docs); returns how many it found (as many as
-/// [`count_outermost`] counts). `private` is the path of the facade's
-/// `__private` module.
+/// [`count_outermost`] counts). `private` names the facade's `__private`
+/// module (the expansion's one-token import of it).
 ///
 /// Input: `loop { work().await; if skip { continue; } }`
 /// Output: `{ let mut HEAD = LoopHead::default(); loop { HEAD.pass(&SUB); work().await; if skip { continue; } } }`

@@ -211,8 +211,10 @@ pub fn settled(replicas: &[&Replica], ledger: &Shared) -> bool {
     settled_with(replicas, ledger, CHILDREN)
 }
 
-/// [`settled`] with `children` children in all.
+/// [`settled`] with `children` children in all. Fails at once on an
+/// overlap, rather than when the wait for settling runs out.
 pub fn settled_with(replicas: &[&Replica], ledger: &Shared, children: usize) -> bool {
+    no_overlap(ledger);
     let ids: Vec<&str> = replicas.iter().map(|r| r.id.as_str()).collect();
     replicas.iter().all(|r| held(r) == placed(&ids, &r.id))
         && lock(ledger).running.len() == children
