@@ -3,9 +3,10 @@
 //! with the same beat.
 //!
 //! Run: `cargo bench -p supervised-bench --bench poll`. Not criterion: the
-//! three loops run in turn within each of many rounds, so a drift of the
-//! shared machine hits them alike, and the wrapping is the median over the
-//! rounds of each round's own difference, with two spreads beside it: the
+//! three loops run in turn within each of many rounds (the order reversed
+//! every other round), so a drift of the shared machine hits them alike,
+//! and the wrapping is the median over the rounds of each round's own
+//! difference, with two spreads beside it: the
 //! interquartile range of those differences (how much one round varies)
 //! and the 95% interval of their median (how sure the figure is, which
 //! narrows with more rounds). The budget holds when the median is at most
@@ -50,20 +51,19 @@ fn per_iteration(n: u64, run: impl FnOnce()) -> f64 {
 }
 
 /// The median of `v`, its interquartile range, and the 95% interval of
-/// the median by order statistics (the ranks n/2 ± 0.98 √n).
+/// the median by order statistics: the values of 1-based ranks
+/// ⌊n/2 − 0.98 √n⌋ and ⌈n/2 + 1 + 0.98 √n⌉.
 fn spread(mut v: Vec<f64>) -> Spread {
     v.sort_by(f64::total_cmp);
     let n = v.len();
     let at = |q: f64| v[((n - 1) as f64 * q).round() as usize];
     let half = 0.98 * (n as f64).sqrt();
-    let rank = |r: f64| v[(r.round() as usize).min(n - 1)];
+    let low = ((n as f64 / 2.0 - half).floor() as usize).max(1);
+    let high = ((n as f64 / 2.0 + 1.0 + half).ceil() as usize).min(n);
     Spread {
         median: at(0.5),
         iqr: at(0.75) - at(0.25),
-        interval: (
-            rank((n as f64 / 2.0 - half).max(0.0)),
-            rank(n as f64 / 2.0 + half),
-        ),
+        interval: (v[low - 1], v[high - 1]),
     }
 }
 
@@ -90,11 +90,18 @@ fn measure(n: u64) -> Figures {
     let mut samples: [Vec<f64>; 3] = Default::default();
     let mut wrapping = Vec::new();
     let mut beat = Vec::new();
-    for _ in 0..ROUNDS {
+    for round in 0..ROUNDS {
         let mut t = [0.0; 3];
-        t[0] = per_iteration(n, || drive(hand_written_loop(black_box(n))));
-        t[1] = per_iteration(n, || drive(hand_written_beat_loop(black_box(n), &sub)));
-        t[2] = per_iteration(n, || drive(annotated_loop(black_box(n))));
+        // In turn, and in the reverse order every other round, so an
+        // effect of the order cancels out of the medians.
+        let order: [usize; 3] = if round % 2 == 0 { [0, 1, 2] } else { [2, 1, 0] };
+        for which in order {
+            t[which] = match which {
+                0 => per_iteration(n, || drive(hand_written_loop(black_box(n)))),
+                1 => per_iteration(n, || drive(hand_written_beat_loop(black_box(n), &sub))),
+                _ => per_iteration(n, || drive(annotated_loop(black_box(n)))),
+            };
+        }
         for (s, v) in samples.iter_mut().zip(t) {
             s.push(v);
         }
