@@ -1,7 +1,8 @@
 //! The admin server against hostile and careless clients, over real
 //! loopback sockets with short limits, so each case takes a second or two:
 //! shutdown never waits on a client, silent connections are closed, a flood
-//! cannot take the probe down, and the token never shows.
+//! cannot take the probe down, the token never shows, and a report of a
+//! huge registry renders without stalling the runtime's other tasks.
 #![cfg(feature = "http")]
 
 mod common;
@@ -388,5 +389,52 @@ async fn a_token_with_a_trailing_newline_is_trimmed_when_read_and_refused_when_g
     assert!(
         missing.to_string().contains("/nonexistent/admin.token"),
         "{missing}"
+    );
+}
+
+/// A report renders off the runtime's workers: on a current-thread
+/// runtime, a ticking task goes on ticking while `/admin/liveness` of
+/// 40,000 entries renders (it takes most of a second in a debug build,
+/// and the ticker had to wait for all of it when the render ran on the
+/// runtime's one thread). A shard keeper's renewal is such a task.
+#[tokio::test(flavor = "current_thread")]
+async fn a_report_renders_while_the_runtime_runs_other_tasks() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
+    use supervised_core::http::RouterOptions;
+    use tower::ServiceExt;
+
+    let registry = Registry::with_max_subsystems(50_000);
+    for i in 0..40_000 {
+        registry.subsystem(&format!("tenant/{i:05}")).beat();
+    }
+    let app: axum::Router = RouterOptions::new().registry(&registry).router();
+    let ticks = Arc::new(AtomicU64::new(0));
+    let counted = Arc::clone(&ticks);
+    let ticker = tokio::spawn(async move {
+        loop {
+            counted.fetch_add(1, Ordering::Relaxed);
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    });
+    // Let the ticker start, so only what happens during the request counts.
+    while ticks.load(Ordering::Relaxed) == 0 {
+        tokio::task::yield_now().await;
+    }
+    let request = axum::http::Request::get("/admin/liveness")
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let before = ticks.load(Ordering::Relaxed);
+    let began = Instant::now();
+    let response = app.oneshot(request).await.unwrap();
+    let took = began.elapsed();
+    let during = ticks.load(Ordering::Relaxed) - before;
+    ticker.abort();
+    assert_eq!(response.status(), StatusCode::OK);
+    // At least a tick every 20 ms of the render's time (at 1 ms a tick).
+    let expected = (took.as_millis() / 20) as u64;
+    assert!(
+        expected >= 2 && during >= expected,
+        "{during} ticks while the report took {took:?}"
     );
 }

@@ -8,11 +8,14 @@
 //! failure, and `Done`. [`Engine::end_run`] judges how a body ended.
 //!
 //! - `mod.rs`: the engine, its run state and its phases.
+//! - `run.rs`: one run's state, and the body's poll and drop inside its
+//!   span, with its subsystem current and its panics caught.
 //! - `gated.rs`: the lease gate's steps around those phases, for a
 //!   supervision gated on a lease (`lease/mod.rs` has the picture).
 //! - `tests.rs`: what a poll of a running body pays, pinned.
 
 mod gated;
+mod run;
 #[cfg(test)]
 mod tests;
 
@@ -22,15 +25,17 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::failure::{Caught, CaughtPanic, ChildFailure, Failure};
+use super::failure::{Caught, ChildFailure, Failure};
 use super::handoff;
 use super::panic;
 use super::policy::{Policy, ResetRule, RestartWindow, RunProgress, Verdict};
 use super::report::{self, give_up, stop_cancelled};
 use super::supervision::RunBody;
-use super::watch::{stalled, wait, Timer, Watch, Watched};
+use super::watch::{stalled, wait, Watch, Watched};
 use crate::lease::gate::Gate;
-use crate::registry::{current, deadline, Subsystem, SubsystemState};
+use crate::registry::{deadline, Subsystem, SubsystemState};
+use run::BodyEnd;
+pub(super) use run::RunState;
 
 /// How one run ended, for [`RunOnce`] to turn into a [`Step`].
 pub(super) enum RunEnd {
@@ -58,84 +63,6 @@ enum Phase {
     /// Failed: waiting out the backoff before the next generation.
     Backoff,
     Done,
-}
-
-/// How a body's run ended, before it is judged.
-enum BodyEnd {
-    /// Returned, with its failure message (`None` for success).
-    Returned(Option<String>),
-    Panicked(Box<CaughtPanic>),
-    Stalled(Duration),
-}
-
-/// One run's state (one [`Supervision::run_once`] call).
-pub(super) struct RunState {
-    phase: Phase,
-    /// The `supervised` span of this run, if a subscriber wants it. Boxed:
-    /// a span is 40 bytes and most idle loops never need one.
-    span: Option<Box<tracing::Span>>,
-    /// This run's handle, moved into the thread-local current subsystem
-    /// while the body is polled.
-    handle: Option<Subsystem>,
-    /// The stall timer while running, then the stop timeout or the backoff.
-    timer: Option<Timer>,
-}
-
-impl RunState {
-    pub(super) fn new() -> Self {
-        RunState {
-            phase: Phase::Start,
-            span: None,
-            handle: None,
-            timer: None,
-        }
-    }
-
-    /// Polls the body once inside the run's span, with its subsystem
-    /// current and its panics caught. Generic, so the attribute's hot path
-    /// calls its body's poll directly rather than through a vtable.
-    #[inline]
-    fn poll_body<B: RunBody + ?Sized>(
-        &mut self,
-        cx: &mut Context<'_>,
-        body: &mut B,
-    ) -> Poll<BodyEnd> {
-        let _entered = self.span.as_deref().map(tracing::Span::enter);
-        let previous = current::swap_in(&mut self.handle);
-        // Never unwinds, so `leave` always runs.
-        let polled = match panic::catch_in_body(|| body.poll_body(cx)) {
-            Ok(Poll::Pending) => Poll::Pending,
-            // Judging the output runs the app's code too (a
-            // `RunOutcome::failure`, an error's `Display`): a panic in it is
-            // the body's, caught here, with the subsystem still current.
-            Ok(Poll::Ready(())) => Poll::Ready(match panic::catch_in_body(|| body.failure()) {
-                Ok(failure) => BodyEnd::Returned(failure),
-                Err(panic) => BodyEnd::Panicked(panic),
-            }),
-            Err(panic) => Poll::Ready(BodyEnd::Panicked(panic)),
-        };
-        current::leave(&mut self.handle, previous);
-        polled
-    }
-
-    /// Drops the body's future inside the run's span, with its subsystem
-    /// current, and what only a running body needs. A panic in the body's
-    /// `Drop` is caught and logged: it must not take the supervisor down.
-    fn drop_body(&mut self, body: &mut dyn RunBody, sub: &Subsystem) {
-        let dropped = {
-            let _entered = self.span.as_deref().map(tracing::Span::enter);
-            let previous = current::swap_in(&mut self.handle);
-            // Never unwinds, so `leave` always runs.
-            let dropped = panic::catch_in_body(|| body.drop_body());
-            current::leave(&mut self.handle, previous);
-            dropped
-        };
-        if let Err(panic) = dropped {
-            report::drop_panicked(sub, &panic);
-        }
-        self.handle = None;
-        self.timer = None;
-    }
 }
 
 /// The non-generic part of a supervision: the policy's state across runs.
