@@ -10,7 +10,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::capture;
-use supervised_core::{CancellationToken, Exit, Failure, Registry, SubsystemState, Supervisor};
+use supervised_core::{
+    CancellationToken, Exit, Failure, Registry, RunOutcome, SubsystemState, SubsystemStatus,
+    Supervisor,
+};
 
 const SEC: Duration = Duration::from_secs(1);
 
@@ -24,26 +27,40 @@ impl fmt::Display for Treacherous {
     }
 }
 
-#[tokio::test(start_paused = true)]
-async fn an_error_whose_display_panics_is_recorded_with_a_placeholder_and_restarted() {
+/// Runs a body that returns `output()` on every run under a supervisor
+/// that gives up after 2 restarts: how it ended, how many runs it made,
+/// and the entry `name` after it.
+async fn given_up<O, F>(name: &str, output: F) -> (Exit<O>, u32, SubsystemStatus)
+where
+    O: RunOutcome + Send + 'static,
+    F: Fn() -> O + Send + Sync + 'static,
+{
     let registry = Registry::new();
     let runs = Arc::new(AtomicU32::new(0));
     let counted = runs.clone();
+    let output = Arc::new(output);
     let exit = Supervisor::new()
         .registry(&registry)
         .max_restarts(2, Duration::from_secs(600))
-        .run(CancellationToken::new(), "treacherous", move |_| {
+        .run(CancellationToken::new(), name, move |_| {
             counted.fetch_add(1, Ordering::SeqCst);
-            async { Err::<(), _>(Treacherous) }
+            let output = Arc::clone(&output);
+            async move { output() }
         })
         .await;
+    let status = registry.subsystem(name).status();
+    (exit, runs.load(Ordering::SeqCst), status)
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_error_whose_display_panics_is_recorded_with_a_placeholder_and_restarted() {
+    let (exit, runs, status) = given_up("treacherous", || Err::<(), _>(Treacherous)).await;
     // Restarted as any failing run, then given up with the `Err` itself.
-    assert_eq!(runs.load(Ordering::SeqCst), 3);
+    assert_eq!(runs, 3);
     assert!(matches!(
         exit,
         Exit::GaveUp(Failure::Returned(Err(Treacherous)))
     ));
-    let status = registry.subsystem("treacherous").status();
     assert_eq!(status.state, SubsystemState::Failed);
     assert_eq!(status.restarts, 2);
     assert_eq!(
@@ -249,7 +266,7 @@ async fn unbounded_names_are_refused_past_the_cap_and_known_ones_keep_working() 
 /// An output whose own `RunOutcome::failure` panics.
 struct Judgeless;
 
-impl supervised_core::RunOutcome for Judgeless {
+impl RunOutcome for Judgeless {
     fn failure(&self) -> Option<String> {
         panic!("failure of Judgeless exploded")
     }
@@ -260,24 +277,9 @@ impl supervised_core::RunOutcome for Judgeless {
 /// output is kept), and the supervisor is not taken down.
 #[tokio::test(start_paused = true)]
 async fn an_output_whose_judging_panics_counts_as_a_panic_of_the_body() {
-    let registry = Registry::new();
-    let runs = Arc::new(AtomicU32::new(0));
-    let counted = runs.clone();
-    let exit = Supervisor::new()
-        .registry(&registry)
-        .max_restarts(2, Duration::from_secs(600))
-        .run(CancellationToken::new(), "judgeless", move |_| {
-            counted.fetch_add(1, Ordering::SeqCst);
-            async { Judgeless }
-        })
-        .await;
+    let (exit, runs, status) = given_up("judgeless", || Judgeless).await;
     assert!(matches!(exit, Exit::GaveUp(Failure::Panicked(_))));
-    assert_eq!(
-        runs.load(Ordering::SeqCst),
-        3,
-        "restarted twice, then gave up"
-    );
-    let status = registry.subsystem("judgeless").status();
+    assert_eq!(runs, 3, "restarted twice, then gave up");
     assert_eq!(status.state, SubsystemState::Failed);
     let panic = status.last_panic.expect("the panic is recorded");
     assert!(

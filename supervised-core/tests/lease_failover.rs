@@ -250,18 +250,7 @@ async fn scenario(backend: &str) -> Option<String> {
 
         // 3. A restart of the backend server.
         let t_down = now_unix();
-        match etcd.as_mut() {
-            Some(etcd) => {
-                etcd.stop();
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                etcd.start_again();
-            }
-            None => {
-                pg.stop();
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                pg.start_again();
-            }
-        }
+        servers::restart_store(&pg, etcd.as_mut(), Duration::from_secs(1)).await;
         let t_up = now_unix();
         tokio::time::sleep(Duration::from_secs(1)).await;
         let resumed = leader_now_or_after(&url, t_up).await;

@@ -19,15 +19,7 @@ use tokio::time::{sleep, Instant};
 async fn each_child_runs_on_exactly_one_replica_and_a_join_moves_only_what_it_must() {
     let store = Memory::new("store");
     let ledger = Shared::default();
-    let (a, b, c) = (
-        replica(&store, "replica-a", &ledger),
-        replica(&store, "replica-b", &ledger),
-        replica(&store, "replica-c", &ledger),
-    );
-    until(TTL * 3, "three replicas settle", || {
-        settled(&[&a, &b, &c], &ledger)
-    })
-    .await;
+    let [a, b, c] = three_settled(&store, &ledger).await;
     no_overlap(&ledger);
 
     // Placement: each replica holds exactly what rendezvous hashing places
@@ -135,22 +127,14 @@ async fn each_child_runs_on_exactly_one_replica_and_a_join_moves_only_what_it_mu
             assert!(runs.windows(2).all(|w| w[1].1 > w[0].1), "{name}: {runs:?}");
         }
     }
-    for replica in [a, b, c, d] {
-        replica.cancel.cancel();
-        replica.run.await.unwrap();
-    }
+    stop_all([a, b, c, d]).await;
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_cut_off_replica_stops_its_children_before_another_takes_them() {
     let store = Memory::new("store");
     let ledger = Shared::default();
-    let (a, b, c) = (
-        replica(&store, "replica-a", &ledger),
-        replica(&store, "replica-b", &ledger),
-        replica(&store, "replica-c", &ledger),
-    );
-    until(TTL * 3, "settle", || settled(&[&a, &b, &c], &ledger)).await;
+    let [a, b, c] = three_settled(&store, &ledger).await;
     let on_a = |ledger: &Shared| {
         lock(ledger)
             .running
@@ -206,10 +190,7 @@ async fn a_cut_off_replica_stops_its_children_before_another_takes_them() {
     a.cut.store(false, Ordering::SeqCst);
     until(TTL * 6, "three again", || settled(&[&a, &b, &c], &ledger)).await;
     no_overlap(&ledger);
-    for replica in [a, b, c] {
-        replica.cancel.cancel();
-        replica.run.await.unwrap();
-    }
+    stop_all([a, b, c]).await;
 }
 
 #[tokio::test(start_paused = true)]
@@ -343,10 +324,7 @@ async fn the_reports_show_the_buckets_held_here() {
         held_a.len()
     )));
     assert!(text.contains("supervised_shard_buckets_released_total{group=\"tenants\"} 0"));
-    for replica in [a, b] {
-        replica.cancel.cancel();
-        replica.run.await.unwrap();
-    }
+    stop_all([a, b]).await;
 }
 
 /// Bound-grant asks that were granted in the store but whose answers were
@@ -365,8 +343,7 @@ async fn a_grant_whose_answer_was_lost_is_taken_up_on_the_next_ask() {
         "five answers were lost"
     );
     no_overlap(&ledger);
-    a.cancel.cancel();
-    a.run.await.unwrap();
+    stop_all([a]).await;
 }
 
 /// Under `OneForAll`, a child's failure restarts its siblings on this
@@ -459,15 +436,7 @@ async fn a_restart_with_siblings_leaves_the_children_elsewhere_alone() {
 async fn a_child_added_during_a_handoff_runs_once_where_its_bucket_lands() {
     let store = Memory::new("store");
     let ledger = Shared::default();
-    let (a, b, c) = (
-        replica(&store, "replica-a", &ledger),
-        replica(&store, "replica-b", &ledger),
-        replica(&store, "replica-c", &ledger),
-    );
-    until(TTL * 3, "three replicas settle", || {
-        settled(&[&a, &b, &c], &ledger)
-    })
-    .await;
+    let [a, b, c] = three_settled(&store, &ledger).await;
     let d = replica(&store, "replica-d", &ledger);
     // Mid-handoff: the newcomer holds some of its buckets, not all yet.
     let ids = ["replica-a", "replica-b", "replica-c", "replica-d"];
@@ -507,10 +476,7 @@ async fn a_child_added_during_a_handoff_runs_once_where_its_bucket_lands() {
             "{name} runs where its bucket landed"
         );
     }
-    for replica in [a, b, c, d] {
-        replica.cancel.cancel();
-        replica.run.await.unwrap();
-    }
+    stop_all([a, b, c, d]).await;
 }
 
 /// A pause holds on the replica that made it: the child stops there and is
@@ -520,15 +486,7 @@ async fn a_child_added_during_a_handoff_runs_once_where_its_bucket_lands() {
 async fn a_pause_holds_on_its_replica_until_the_bucket_moves() {
     let store = Memory::new("store");
     let ledger = Shared::default();
-    let (a, b, c) = (
-        replica(&store, "replica-a", &ledger),
-        replica(&store, "replica-b", &ledger),
-        replica(&store, "replica-c", &ledger),
-    );
-    until(TTL * 3, "three replicas settle", || {
-        settled(&[&a, &b, &c], &ledger)
-    })
-    .await;
+    let [a, b, c] = three_settled(&store, &ledger).await;
     // A child that a fourth replica would win, and the replica running it.
     let ids = ["replica-a", "replica-b", "replica-c", "replica-d"];
     let shards = Shards::new(BUCKETS);
@@ -580,8 +538,5 @@ async fn a_pause_holds_on_its_replica_until_the_bucket_moves() {
         runs_before + 1
     );
     assert_eq!(state_on(&d), Some(SubsystemState::Running));
-    for replica in [a, b, c, d] {
-        replica.cancel.cancel();
-        replica.run.await.unwrap();
-    }
+    stop_all([a, b, c, d]).await;
 }

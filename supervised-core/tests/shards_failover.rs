@@ -605,18 +605,7 @@ async fn scenario(backend: &str) -> Option<String> {
 
     // 5. The store restarts.
     let t_down = now_unix();
-    match etcd.as_mut() {
-        Some(etcd) => {
-            etcd.stop();
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            etcd.start_again();
-        }
-        None => {
-            pg.stop();
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            pg.start_again();
-        }
-    }
+    servers::restart_store(&pg, etcd.as_mut(), Duration::from_secs(1)).await;
     let t_up = now_unix();
     let back = settled(&replicas, &abc, t_up, Duration::from_secs(20)).await;
     let after_restart = back - t_down;

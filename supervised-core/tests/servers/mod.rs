@@ -281,3 +281,20 @@ impl Drop for Etcd {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// Stops the store a failover test runs on (etcd when there is one, else
+/// PostgreSQL) for `down`, then starts it again on its port and data.
+pub async fn restart_store(pg: &Postgres, etcd: Option<&mut Etcd>, down: Duration) {
+    match etcd {
+        Some(etcd) => {
+            etcd.stop();
+            tokio::time::sleep(down).await;
+            etcd.start_again();
+        }
+        None => {
+            pg.stop();
+            tokio::time::sleep(down).await;
+            pg.start_again();
+        }
+    }
+}

@@ -267,3 +267,22 @@ pub fn ledger_child(ledger: &Shared, id: &str, name: String) -> Child {
         }
     })
 }
+
+/// Three replicas `replica-a` to `replica-c` on `store`, once each holds
+/// the buckets placed on it and every child runs.
+pub async fn three_settled(store: &Memory, ledger: &Shared) -> [Replica; 3] {
+    let replicas = ["replica-a", "replica-b", "replica-c"].map(|id| replica(store, id, ledger));
+    until(TTL * 3, "three replicas settle", || {
+        settled(&replicas.iter().collect::<Vec<_>>(), ledger)
+    })
+    .await;
+    replicas
+}
+
+/// Shuts `replicas` down, each to the end of its group's run.
+pub async fn stop_all(replicas: impl IntoIterator<Item = Replica>) {
+    for replica in replicas {
+        replica.cancel.cancel();
+        replica.run.await.unwrap();
+    }
+}
