@@ -143,11 +143,19 @@ struct Keeper {
     /// store has let it go), not only at its next round, so a dead
     /// replica's buckets move as soon as they can.
     recheck: Option<Instant>,
-    /// Joined this round: it asks for buckets only from the next, so
-    /// replicas that start together see each other first instead of the
-    /// first one taking every bucket and handing most back (Kafka's
-    /// initial rebalance delay, for the same reason).
-    just_joined: bool,
+    /// When a replica that just joined may first ask for buckets: one
+    /// round after the store answered the join, so replicas that join
+    /// together (at start, or after a store outage) see each other first
+    /// instead of the first one taking every bucket and handing most back
+    /// (Kafka's initial rebalance delay, for the same reason). Counted
+    /// from the answer, not from the round's start: a join that waited
+    /// out an outage must still leave the others a round to come back.
+    asks_from: Option<Instant>,
+    /// The membership lost last, and when to stop trying to release it.
+    /// It may still be live in the store (etcd extends every lease when
+    /// it restarts), and the store refuses a second grant of its name even
+    /// to the same holder: it is released before joining again.
+    stale: Option<(Grant, Instant)>,
 }
 
 /// Runs the keeper until the run says `leave` (or is gone): then releases
@@ -170,7 +178,8 @@ pub(crate) async fn keep(
         unreleased: Vec::new(),
         handoff: None,
         recheck: None,
-        just_joined: false,
+        asks_from: None,
+        stale: None,
     };
     loop {
         let next = deadline(Instant::now(), keeper.spec.interval());
@@ -182,7 +191,13 @@ pub(crate) async fn keep(
         let wake = keeper.member.as_ref().map_or(next, |m| {
             next.min(deadline(m.confirmed, keeper.spec.cancel_after()))
         });
-        let wake = keeper.recheck.map_or(wake, |at| wake.min(at));
+        // A past `asks_from` (its round could not list) waits for the
+        // next round, not a busy loop.
+        let now = Instant::now();
+        let wake = [keeper.recheck, keeper.asks_from.filter(|at| *at > now)]
+            .into_iter()
+            .flatten()
+            .fold(wake, Instant::min);
         loop {
             tokio::select! {
                 biased;
@@ -260,8 +275,11 @@ impl Keeper {
             .chain(std::iter::once(me.clone()))
             .collect();
         self.view.set_replicas(replicas.iter().cloned().collect());
-        if std::mem::take(&mut self.just_joined) {
-            return true;
+        if let Some(from) = self.asks_from {
+            if now < from {
+                return true;
+            }
+            self.asks_from = None;
         }
         let wanted = mine(self.spec.buckets, &replicas, &me);
         let held: BTreeSet<u32> = self.held.keys().copied().collect();
@@ -350,6 +368,13 @@ impl Keeper {
         let sent = Instant::now();
         match &self.member {
             None => {
+                if let Some((old, until)) = self.stale.clone() {
+                    if Instant::now() < until && self.call(backend.release(&old)).await.is_none() {
+                        // Unreachable: asking to join would fail as well.
+                        return true;
+                    }
+                    self.stale = None;
+                }
                 let name = format!("{}{}", self.spec.members(), backend.holder());
                 if let Some(crate::lease::Acquired::Granted(grant)) =
                     self.call(backend.acquire(&name, self.spec.ttl)).await
@@ -360,7 +385,7 @@ impl Keeper {
                         "joined the shard set"
                     );
                     self.view.set_me(backend.holder());
-                    self.just_joined = true;
+                    self.asks_from = Some(deadline(Instant::now(), self.spec.interval()));
                     self.member = Some(Member {
                         grant,
                         confirmed: sent,
@@ -469,22 +494,11 @@ impl Keeper {
         self.held.clear();
         self.handoff = None;
         self.unreleased.clear();
-        // Perhaps still live in the store: released once it answers, so
-        // the others need not wait out its ttl. Nothing runs by now.
-        if let Some(backend) = self.backend.clone() {
-            let ttl = self.spec.ttl;
-            tokio::spawn(async move {
-                let until = deadline(Instant::now(), ttl * 2);
-                while Instant::now() < until {
-                    if let Ok(Ok(())) =
-                        tokio::time::timeout(ttl / 3, backend.release(&member.grant)).await
-                    {
-                        return;
-                    }
-                    tokio::time::sleep(ttl / 10).await;
-                }
-            });
-        }
+        self.asks_from = None;
+        // Perhaps still live in the store: released at the next round,
+        // before joining again, so the others need not wait out its ttl.
+        // Nothing runs by now. Past 2 ttl it has expired in any store.
+        self.stale = Some((member.grant, deadline(Instant::now(), self.spec.ttl * 2)));
         answered
     }
 
@@ -492,6 +506,9 @@ impl Keeper {
     /// bucket bound to it at once.
     async fn leave(&mut self) {
         self.fence.set(None);
+        if let (Some((old, _)), Some(backend)) = (self.stale.take(), self.backend.clone()) {
+            self.call(backend.release(&old)).await;
+        }
         let Some(member) = self.member.take() else {
             return;
         };

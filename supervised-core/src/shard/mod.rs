@@ -49,6 +49,11 @@ pub(crate) use keeper::{Fence, KeeperEvent};
 /// children. Inside a child, [`lease::epoch`](crate::lease::epoch) is its
 /// bucket's fencing token.
 ///
+/// A replica that joins, at start or again after it lost its membership
+/// (a store outage), asks for buckets one round (ttl/3) after the store
+/// answered its join, so replicas that come up together see each other
+/// before any takes a bucket that is another's.
+///
 /// ```
 /// use std::time::Duration;
 /// use supervised::{Group, Shards};

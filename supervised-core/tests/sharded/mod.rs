@@ -6,7 +6,7 @@
 #![allow(dead_code)] // Each test uses a part.
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -16,6 +16,7 @@ use supervised_core::lease::{
 use supervised_core::{
     CancellationToken, Child, Group, GroupHandle, GroupReport, Registry, Shards,
 };
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::{sleep, Instant};
 
@@ -56,22 +57,101 @@ impl Drop for Running {
     }
 }
 
+/// The shared store going down for every replica at once and coming back:
+/// a call made while it is down waits for it (a client reconnecting).
+/// Either as etcd does, whose leases do not run out while it is down and
+/// are extended by a whole ttl when it restarts, or as PostgreSQL does,
+/// whose grants expire at the instant stored with them.
+#[derive(Clone)]
+pub struct Outage {
+    down: Arc<watch::Sender<bool>>,
+    /// Whether memberships outlive the outage, as etcd's leases do.
+    keeps_leases: bool,
+    /// The last membership granted to each replica.
+    members: Arc<Mutex<HashMap<String, Grant>>>,
+}
+
+impl Default for Outage {
+    fn default() -> Self {
+        Outage::like_postgres()
+    }
+}
+
+impl Outage {
+    /// An outage after which every membership is live for a whole ttl.
+    pub fn like_etcd() -> Self {
+        Outage {
+            down: Arc::new(watch::Sender::new(false)),
+            keeps_leases: true,
+            members: Arc::default(),
+        }
+    }
+
+    /// An outage during which memberships expire as they would.
+    pub fn like_postgres() -> Self {
+        Outage {
+            keeps_leases: false,
+            ..Outage::like_etcd()
+        }
+    }
+
+    /// Takes `store` down for `downtime`, then brings it back.
+    pub async fn restart(&self, store: &Memory, downtime: Duration) {
+        self.down.send_replace(true);
+        let back = Instant::now() + downtime;
+        loop {
+            if self.keeps_leases {
+                self.extend_members(store).await;
+            }
+            if Instant::now() >= back {
+                break;
+            }
+            sleep((back - Instant::now()).min(Duration::from_millis(100))).await;
+        }
+        self.down.send_replace(false);
+    }
+
+    async fn extend_members(&self, store: &Memory) {
+        let members: Vec<Grant> = self
+            .members
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        for grant in members {
+            // Refused for one released before the outage: left so.
+            let _ = store.replica(grant.holder.clone()).renew(&grant).await;
+        }
+    }
+
+    async fn reachable(&self) {
+        let mut up = self.down.subscribe();
+        let _ = up.wait_for(|down| !*down).await;
+    }
+}
+
 /// A store that a test can cut off from one replica, or make lose the
 /// answers to its next bound-grant asks (granted in the store, an error
-/// to the replica, as a timeout would).
+/// to the replica, as a timeout would), or take down with an [`Outage`].
 struct Cut {
     inner: Memory,
     cut: Arc<AtomicBool>,
     lose_answers: Arc<std::sync::atomic::AtomicU32>,
+    outage: Outage,
+    calls: Arc<AtomicU64>,
 }
 
 impl Cut {
-    fn check(&self) -> Result<(), LeaseError> {
+    /// A cut-off replica's call fails at once (its connection refused);
+    /// during an outage, another's waits for the store to come back.
+    async fn check(&self) -> Result<(), LeaseError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
         if self.cut.load(Ordering::SeqCst) {
-            Err(LeaseError::new("cut off"))
-        } else {
-            Ok(())
+            return Err(LeaseError::new("cut off"));
         }
+        self.outage.reachable().await;
+        Ok(())
     }
 }
 
@@ -85,19 +165,30 @@ impl Backend for Cut {
         ttl: Duration,
     ) -> BoxFuture<'a, Result<Acquired, LeaseError>> {
         Box::pin(async move {
-            self.check()?;
-            self.inner.acquire(name, ttl).await
+            self.check().await?;
+            let answer = self.inner.acquire(name, ttl).await;
+            if let Ok(Acquired::Granted(grant)) = &answer {
+                if name.contains("/members/") {
+                    let mut members = self
+                        .outage
+                        .members
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner());
+                    members.insert(grant.holder.clone(), grant.clone());
+                }
+            }
+            answer
         })
     }
     fn renew<'a>(&'a self, grant: &'a Grant) -> BoxFuture<'a, Result<Renewal, LeaseError>> {
         Box::pin(async move {
-            self.check()?;
+            self.check().await?;
             self.inner.renew(grant).await
         })
     }
     fn release<'a>(&'a self, grant: &'a Grant) -> BoxFuture<'a, Result<(), LeaseError>> {
         Box::pin(async move {
-            self.check()?;
+            self.check().await?;
             self.inner.release(grant).await
         })
     }
@@ -107,7 +198,7 @@ impl Backend for Cut {
         member: &'a Grant,
     ) -> BoxFuture<'a, Result<Bound, LeaseError>> {
         Box::pin(async move {
-            self.check()?;
+            self.check().await?;
             let answer = self.inner.acquire_bound(name, member).await;
             let lost = self
                 .lose_answers
@@ -121,13 +212,13 @@ impl Backend for Cut {
     }
     fn release_bound<'a>(&'a self, grant: &'a Grant) -> BoxFuture<'a, Result<(), LeaseError>> {
         Box::pin(async move {
-            self.check()?;
+            self.check().await?;
             self.inner.release_bound(grant).await
         })
     }
     fn list<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, Result<Vec<Listed>, LeaseError>> {
         Box::pin(async move {
-            self.check()?;
+            self.check().await?;
             self.inner.list(prefix).await
         })
     }
@@ -141,6 +232,8 @@ pub struct Replica {
     pub run: JoinHandle<GroupReport>,
     pub cut: Arc<AtomicBool>,
     pub lose_answers: Arc<std::sync::atomic::AtomicU32>,
+    /// The store calls it made, answered or not.
+    pub calls: Arc<AtomicU64>,
 }
 
 pub fn names() -> Vec<String> {
@@ -149,13 +242,21 @@ pub fn names() -> Vec<String> {
 
 /// A replica `id` of the service: a sharded group `tenants` with every child.
 pub fn replica(store: &Memory, id: &str, ledger: &Shared) -> Replica {
+    replica_with(store, &Outage::default(), id, ledger)
+}
+
+/// [`replica`] on a store that `outage` can take down.
+pub fn replica_with(store: &Memory, outage: &Outage, id: &str, ledger: &Shared) -> Replica {
     let registry = Registry::new();
     let cut = Arc::new(AtomicBool::new(false));
     let lose_answers = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let calls = Arc::new(AtomicU64::new(0));
     let backend = Arc::new(Cut {
         inner: store.replica(id),
         cut: Arc::clone(&cut),
         lose_answers: Arc::clone(&lose_answers),
+        outage: outage.clone(),
+        calls: Arc::clone(&calls),
     });
     let group = Group::new("tenants")
         .registry(&registry)
@@ -174,6 +275,7 @@ pub fn replica(store: &Memory, id: &str, ledger: &Shared) -> Replica {
         run,
         cut,
         lose_answers,
+        calls,
     }
 }
 
@@ -271,7 +373,13 @@ pub fn ledger_child(ledger: &Shared, id: &str, name: String) -> Child {
 /// Three replicas `replica-a` to `replica-c` on `store`, once each holds
 /// the buckets placed on it and every child runs.
 pub async fn three_settled(store: &Memory, ledger: &Shared) -> [Replica; 3] {
-    let replicas = ["replica-a", "replica-b", "replica-c"].map(|id| replica(store, id, ledger));
+    three_settled_with(store, &Outage::default(), ledger).await
+}
+
+/// [`three_settled`] on a store that `outage` can take down.
+pub async fn three_settled_with(store: &Memory, outage: &Outage, ledger: &Shared) -> [Replica; 3] {
+    let replicas =
+        ["replica-a", "replica-b", "replica-c"].map(|id| replica_with(store, outage, id, ledger));
     until(TTL * 3, "three replicas settle", || {
         settled(&replicas.iter().collect::<Vec<_>>(), ledger)
     })
