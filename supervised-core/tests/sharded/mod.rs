@@ -6,7 +6,7 @@
 #![allow(dead_code)] // Each test uses a part.
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -131,15 +131,22 @@ impl Outage {
     }
 }
 
+/// Counts one down from `left`; `false` at 0.
+fn take_one(left: &AtomicU32) -> bool {
+    left.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+        .is_ok()
+}
+
 /// A store that a test can cut off from one replica, or make lose the
 /// answers to its next bound-grant asks (granted in the store, an error
 /// to the replica, as a timeout would), or take down with an [`Outage`].
 struct Cut {
     inner: Memory,
     cut: Arc<AtomicBool>,
-    lose_answers: Arc<std::sync::atomic::AtomicU32>,
+    lose_answers: Arc<AtomicU32>,
     outage: Outage,
     calls: Arc<AtomicU64>,
+    unanswered_releases: Arc<AtomicU32>,
 }
 
 impl Cut {
@@ -200,11 +207,7 @@ impl Backend for Cut {
         Box::pin(async move {
             self.check().await?;
             let answer = self.inner.acquire_bound(name, member).await;
-            let lost = self
-                .lose_answers
-                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-                .is_ok();
-            if lost {
+            if take_one(&self.lose_answers) {
                 return Err(LeaseError::new("the answer was lost"));
             }
             answer
@@ -213,6 +216,9 @@ impl Backend for Cut {
     fn release_bound<'a>(&'a self, grant: &'a Grant) -> BoxFuture<'a, Result<(), LeaseError>> {
         Box::pin(async move {
             self.check().await?;
+            if take_one(&self.unanswered_releases) {
+                return Err(LeaseError::new("no answer to the release"));
+            }
             self.inner.release_bound(grant).await
         })
     }
@@ -231,9 +237,11 @@ pub struct Replica {
     pub cancel: CancellationToken,
     pub run: JoinHandle<GroupReport>,
     pub cut: Arc<AtomicBool>,
-    pub lose_answers: Arc<std::sync::atomic::AtomicU32>,
+    pub lose_answers: Arc<AtomicU32>,
     /// The store calls it made, answered or not.
     pub calls: Arc<AtomicU64>,
+    /// Its next this many bucket releases go unanswered, and are not made.
+    pub unanswered_releases: Arc<AtomicU32>,
 }
 
 pub fn names() -> Vec<String> {
@@ -249,14 +257,16 @@ pub fn replica(store: &Memory, id: &str, ledger: &Shared) -> Replica {
 pub fn replica_with(store: &Memory, outage: &Outage, id: &str, ledger: &Shared) -> Replica {
     let registry = Registry::new();
     let cut = Arc::new(AtomicBool::new(false));
-    let lose_answers = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let lose_answers = Arc::new(AtomicU32::new(0));
     let calls = Arc::new(AtomicU64::new(0));
+    let unanswered_releases = Arc::new(AtomicU32::new(0));
     let backend = Arc::new(Cut {
         inner: store.replica(id),
         cut: Arc::clone(&cut),
         lose_answers: Arc::clone(&lose_answers),
         outage: outage.clone(),
         calls: Arc::clone(&calls),
+        unanswered_releases: Arc::clone(&unanswered_releases),
     });
     let group = Group::new("tenants")
         .registry(&registry)
@@ -276,6 +286,7 @@ pub fn replica_with(store: &Memory, outage: &Outage, id: &str, ledger: &Shared) 
         cut,
         lose_answers,
         calls,
+        unanswered_releases,
     }
 }
 
