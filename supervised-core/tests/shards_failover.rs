@@ -17,8 +17,9 @@
 //!   replica, and no child of another bucket starts again;
 //! - after SIGTERM the replica's buckets are active elsewhere within 5 s,
 //!   and it exits 0;
-//! - after the store restarts, every bucket is active again within the
-//!   downtime plus the bound;
+//! - after the store restarts, down long enough that every replica loses
+//!   its membership, every bucket is active again within the downtime
+//!   plus the bound;
 //! - the store's requests per second with 10,000 children are at most
 //!   1.1x those with 1,000.
 //!
@@ -605,14 +606,44 @@ async fn scenario(backend: &str) -> Option<String> {
 
     // 5. The store restarts.
     let t_down = now_unix();
-    servers::restart_store(&pg, etcd.as_mut(), Duration::from_secs(1)).await;
+    let lost = |replicas: &Replicas| -> Vec<usize> {
+        abc.iter()
+            .map(|id| {
+                std::fs::read_to_string(replicas.dir.join(format!("{id}.log")))
+                    .unwrap_or_default()
+                    .matches("lost the shard set's membership")
+                    .count()
+            })
+            .collect()
+    };
+    let lost_before = lost(&replicas);
+    // Down for 5/6 ttl, past the 3/5 ttl at which a replica gives its
+    // membership up: every replica must join again.
+    servers::restart_store(&pg, etcd.as_mut(), Duration::from_millis(2_500)).await;
     let t_up = now_unix();
+    let lost_after = lost(&replicas);
+    assert!(
+        lost_before.iter().zip(&lost_after).all(|(b, a)| a > b),
+        "every replica gives its membership up during the outage: {lost_before:?} then {lost_after:?}"
+    );
     let back = settled(&replicas, &abc, t_up, Duration::from_secs(20)).await;
     let after_restart = back - t_down;
     assert!(
         after_restart <= (t_up - t_down) + ttl + ttl / 3.0 + sample,
         "store restart: all back after {after_restart:.2} s"
     );
+    // The replicas joined again before taking buckets: none started a
+    // child whose bucket is placed on another, to hand it back later.
+    for (name, replica, _, at) in &read_ledger(&replicas).starts {
+        if *at > t_down {
+            let placed = shards.replica_for(shards.bucket_of(name), &abc);
+            assert_eq!(
+                placed,
+                Some(replica.as_str()),
+                "{name} started on {replica} after the store restart"
+            );
+        }
+    }
 
     // Store load at 10,000 children.
     replicas.stop_all();
