@@ -68,8 +68,9 @@ async fn a_release_the_store_did_not_answer_is_made_again() {
 /// outage (etcd extends its leases when it restarts), each first releases
 /// its old membership, which the store would not grant it again. During
 /// the outage, replica-b's calls fail at once while the others' wait for
-/// the store. Run for downtimes a tenth of a round apart, so the store
-/// comes back at every point of the replicas' rounds.
+/// the store. Run for ten downtimes a tenth of a round apart, so the store
+/// comes back at ten points of the replicas' rounds, and for an outage
+/// longer than any wait for an old membership to run out.
 #[tokio::test(start_paused = true)]
 async fn after_a_store_restart_the_replicas_rejoin_before_taking_buckets() {
     for tenths in 0..10 {
@@ -81,6 +82,9 @@ async fn after_a_store_restart_the_replicas_rejoin_before_taking_buckets() {
         // Long enough that every membership expires in the store.
         rejoin_after_restart(Outage::like_postgres(), downtime + TTL / 3).await;
     }
+    // Longer than any wait for the old membership to run out: etcd gives
+    // each lease a whole ttl again when it comes back.
+    rejoin_after_restart(Outage::like_etcd(), TTL * 3).await;
 }
 
 async fn rejoin_after_restart(outage: Outage, downtime: Duration) {

@@ -151,11 +151,12 @@ struct Keeper {
     /// from the answer, not from the round's start: a join that waited
     /// out an outage must still leave the others a round to come back.
     asks_from: Option<Instant>,
-    /// The membership lost last, and when to stop trying to release it.
-    /// It may still be live in the store (etcd extends every lease when
-    /// it restarts), and the store refuses a second grant of its name even
-    /// to the same holder: it is released before joining again.
-    stale: Option<(Grant, Instant)>,
+    /// The membership lost last. It may still be live in the store (etcd
+    /// gives every lease a whole ttl again when it restarts, however long
+    /// it was down), and the store refuses a second grant of its name even
+    /// to the same holder: it is released before each ask to join, until
+    /// the store answers the release or grants the new membership.
+    stale: Option<Grant>,
 }
 
 /// Runs the keeper until the run says `leave` (or is gone): then releases
@@ -365,16 +366,20 @@ impl Keeper {
 
     /// Takes the membership, or renews it: `false` once the run is gone.
     async fn confirm(&mut self, backend: &Arc<dyn Backend>) -> bool {
+        if self.member.is_none() {
+            if let Some(old) = self.stale.clone() {
+                // Asked to join even when this goes unanswered: a store
+                // that answers the join but not the release of a grant
+                // it no longer has must not keep this replica out.
+                if self.call(backend.release(&old)).await.is_some() {
+                    self.stale = None;
+                }
+            }
+        }
+        // Taken after the release: a new membership counts from its own ask.
         let sent = Instant::now();
         match &self.member {
             None => {
-                if let Some((old, until)) = self.stale.clone() {
-                    if Instant::now() < until && self.call(backend.release(&old)).await.is_none() {
-                        // Unreachable: asking to join would fail as well.
-                        return true;
-                    }
-                    self.stale = None;
-                }
                 let name = format!("{}{}", self.spec.members(), backend.holder());
                 if let Some(crate::lease::Acquired::Granted(grant)) =
                     self.call(backend.acquire(&name, self.spec.ttl)).await
@@ -385,6 +390,7 @@ impl Keeper {
                         "joined the shard set"
                     );
                     self.view.set_me(backend.holder());
+                    self.stale = None;
                     self.asks_from = Some(deadline(Instant::now(), self.spec.interval()));
                     self.member = Some(Member {
                         grant,
@@ -497,8 +503,8 @@ impl Keeper {
         self.asks_from = None;
         // Perhaps still live in the store: released at the next round,
         // before joining again, so the others need not wait out its ttl.
-        // Nothing runs by now. Past 2 ttl it has expired in any store.
-        self.stale = Some((member.grant, deadline(Instant::now(), self.spec.ttl * 2)));
+        // Nothing runs by now.
+        self.stale = Some(member.grant);
         answered
     }
 
@@ -506,8 +512,12 @@ impl Keeper {
     /// bucket bound to it at once.
     async fn leave(&mut self) {
         self.fence.set(None);
-        if let (Some((old, _)), Some(backend)) = (self.stale.take(), self.backend.clone()) {
-            self.call(backend.release(&old)).await;
+        // Released on the way out unless the store is known unreachable,
+        // where asking would only hold the shutdown up.
+        if let (Some(old), Some(backend)) = (self.stale.take(), self.backend.clone()) {
+            if !self.view.outage.load(Ordering::Relaxed) {
+                self.call(backend.release(&old)).await;
+            }
         }
         let Some(member) = self.member.take() else {
             return;

@@ -51,8 +51,8 @@ pub(crate) use keeper::{Fence, KeeperEvent};
 ///
 /// A replica that joins, at start or again after it lost its membership
 /// (a store outage), asks for buckets one round (ttl/3) after the store
-/// answered its join, so replicas that come up together see each other
-/// before any takes a bucket that is another's.
+/// answered its join, so replicas that join within a round of each other
+/// see each other before any takes a bucket that is another's.
 ///
 /// ```
 /// use std::time::Duration;
