@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use sharded::*;
 use supervised_core::lease::Memory;
-use tokio::time::sleep;
+use tokio::time::{sleep, Instant};
 
 /// Bound-grant asks that were granted in the store but whose answers were
 /// lost: the replica takes the buckets as its own when the store says it
@@ -59,6 +59,41 @@ async fn a_release_the_store_did_not_answer_is_made_again() {
     }
     no_overlap(&ledger);
     stop_all([a, b, c, d]).await;
+}
+
+/// A replica cut off and then shut down while its children are still
+/// flushing (a shutdown gives each its stop timeout): their tasks are gone
+/// by 4/5 ttl after its last confirmed renewal, as they would be without
+/// the shutdown, before another replica can take their buckets.
+#[tokio::test(start_paused = true)]
+async fn a_shutdown_does_not_keep_children_past_the_fence() {
+    let store = Memory::new("store");
+    let ledger = Shared::default();
+    let [a, b, c] = three_settled(&store, &ledger).await;
+    let on_a = || {
+        lock(&ledger)
+            .running
+            .values()
+            .filter(|r| *r == "replica-a")
+            .count()
+    };
+    assert!(on_a() > 0);
+    a.cut.store(true, Ordering::SeqCst);
+    let cut_at = Instant::now();
+    // Its children flush for longer than is left before the fence shuts.
+    sleep(TTL / 2).await;
+    a.cancel.cancel();
+    until(TTL, "replica-a's children gone", || on_a() == 0).await;
+    // Its last confirmed renewal was at most a round before the cut.
+    let gone = cut_at.elapsed();
+    assert!(gone <= TTL * 4 / 5, "{gone:?} after the cut");
+    until(TTL * 2, "the others run everything", || {
+        settled(&[&b, &c], &ledger)
+    })
+    .await;
+    a.run.await.unwrap();
+    no_overlap(&ledger);
+    stop_all([b, c]).await;
 }
 
 /// After a store restart, each replica joins again, and asks for buckets
@@ -160,4 +195,93 @@ async fn a_replica_cut_off_before_its_first_ask_keeps_to_its_rounds() {
     })
     .await;
     stop_all([a]).await;
+}
+
+/// Random faults over many rounds: replicas cut off and back, stopped and
+/// started again, store answers lost, and the store restarting, with time
+/// passing between. After every step no child has run on two replicas at
+/// once; at the end, with every fault healed, the live replicas settle,
+/// and each child's runs carry growing epochs. Odd seeds restart the store
+/// as etcd does, even ones as PostgreSQL does.
+#[tokio::test(start_paused = true)]
+async fn random_faults_over_many_rounds_never_run_a_child_twice() {
+    for seed in 1..=8 {
+        random_faults(seed, 40).await;
+    }
+}
+
+async fn random_faults(seed: u64, steps: usize) {
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let store = Memory::new("store");
+    let ledger = Shared::default();
+    let outage = if seed % 2 == 1 {
+        Outage::like_etcd()
+    } else {
+        Outage::like_postgres()
+    };
+    let ids = ["replica-a", "replica-b", "replica-c", "replica-d"];
+    let mut live: Vec<Option<Replica>> = ids
+        .iter()
+        .map(|id| (*id != "replica-d").then(|| replica_with(&store, &outage, id, &ledger)))
+        .collect();
+    let mut story = Vec::new();
+    for _ in 0..steps {
+        let slot = rng.usize(..ids.len());
+        let running = live.iter().flatten().count();
+        match (rng.u8(..5), live[slot].take()) {
+            (0, Some(replica)) => {
+                let cut = !replica.cut.load(Ordering::SeqCst);
+                replica.cut.store(cut, Ordering::SeqCst);
+                story.push(format!("{} cut {cut}", ids[slot]));
+                live[slot] = Some(replica);
+            }
+            (1, Some(replica)) if running > 1 => {
+                story.push(format!("{} stopped", ids[slot]));
+                stop_all([replica]).await;
+            }
+            (1 | 2, None) => {
+                story.push(format!("{} started", ids[slot]));
+                live[slot] = Some(replica_with(&store, &outage, ids[slot], &ledger));
+            }
+            (3, replica) => {
+                let downtime = Duration::from_millis(rng.u64(300..4_000));
+                story.push(format!("store down {downtime:?}"));
+                outage.restart(&store, downtime).await;
+                live[slot] = replica;
+            }
+            (4, Some(replica)) => {
+                let lost = rng.u32(1..4);
+                story.push(format!("{} loses {lost} answers and releases", ids[slot]));
+                replica.lose_answers.store(lost, Ordering::SeqCst);
+                replica.unanswered_releases.store(lost, Ordering::SeqCst);
+                live[slot] = Some(replica);
+            }
+            (_, replica) => live[slot] = replica,
+        }
+        sleep(Duration::from_millis(rng.u64(100..3_000))).await;
+        let book = lock(&ledger);
+        assert!(
+            book.overlaps.is_empty(),
+            "seed {seed}: {:?} after {story:?}",
+            &book.overlaps[..book.overlaps.len().min(3)]
+        );
+    }
+    let replicas: Vec<Replica> = live.into_iter().flatten().collect();
+    for replica in &replicas {
+        replica.cut.store(false, Ordering::SeqCst);
+    }
+    until(TTL * 10, "the live replicas settle", || {
+        settled(&replicas.iter().collect::<Vec<_>>(), &ledger)
+    })
+    .await;
+    {
+        let book = lock(&ledger);
+        for (name, runs) in &book.runs {
+            assert!(
+                runs.windows(2).all(|w| w[1].1 > w[0].1),
+                "seed {seed}: {name}'s epochs: {runs:?}"
+            );
+        }
+    }
+    stop_all(replicas).await;
 }

@@ -16,13 +16,14 @@
 //! only then can another replica take them. So no two replicas run one
 //! bucket's children at once.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
+use tokio::task::{self, AbortHandle};
 use tokio::time::Instant;
 
 use super::placement::{mine, releases_per_round, round};
@@ -50,10 +51,13 @@ pub(crate) enum KeeperEvent {
 
 /// The instant after which no sharded child may be polled: 4/5 ttl after
 /// the last confirmed renewal was sent. Shut until the membership is held.
+/// It also knows the sharded children's tasks, so the keeper can abort
+/// them when it shuts while the run is busy elsewhere.
 pub(crate) struct Fence {
     /// Nanoseconds after `epoch`; 0 is shut.
     open_until: AtomicU64,
     epoch: Instant,
+    tasks: Mutex<HashMap<task::Id, AbortHandle>>,
 }
 
 impl Fence {
@@ -61,7 +65,31 @@ impl Fence {
         Arc::new(Fence {
             open_until: AtomicU64::new(0),
             epoch: Instant::now(),
+            tasks: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Keeps a sharded child's task, to abort if the fence shuts.
+    pub(crate) fn guard(&self, task: AbortHandle) {
+        self.lock_tasks().insert(task.id(), task);
+    }
+
+    /// The task ended: no longer kept.
+    pub(crate) fn forget(&self, task: task::Id) {
+        self.lock_tasks().remove(&task);
+    }
+
+    /// Aborts every sharded child's task: their futures (and whatever
+    /// their drops do) go now, not when something next wakes them.
+    fn abort_all(&self) {
+        for task in self.lock_tasks().values() {
+            task.abort();
+        }
+    }
+
+    fn lock_tasks(&self) -> std::sync::MutexGuard<'_, HashMap<task::Id, AbortHandle>> {
+        // A map of handles: a panic elsewhere cannot leave it half-written.
+        self.tasks.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn set(&self, until: Option<Instant>) {
@@ -489,12 +517,24 @@ impl Keeper {
             buckets = self.held.len(), reason = why,
             "lost the shard set's membership: stopping every sharded child before another replica can take its bucket"
         );
-        let (done, stopped) = oneshot::channel();
+        let (done, mut stopped) = oneshot::channel();
         let told = self
             .events
             .send(KeeperEvent::LostAll { drop_at, done })
             .is_ok();
-        let answered = told && stopped.await.is_ok();
+        let answered = told
+            && tokio::select! {
+                answer = &mut stopped => answer.is_ok(),
+                // The run may be busy elsewhere (stopping children for a
+                // shutdown or a handoff, each within its own timeout):
+                // the tasks past the fence are aborted here, so no child's
+                // future outlives the fence while another can take its
+                // bucket.
+                () = tokio::time::sleep_until(drop_at) => {
+                    self.fence.abort_all();
+                    stopped.await.is_ok()
+                }
+            };
         self.fence.set(None);
         self.view.released_all();
         self.held.clear();

@@ -464,6 +464,12 @@ impl<'d> Runner<'d> {
     // ---- ends (their judging is in restart.rs) --------------------------------
 
     fn identify(&mut self, joined: Result<(Id, ChildEnd), JoinError>) -> Option<(u64, Outcome)> {
+        if let Some(shards) = &self.shards {
+            shards.task_ended(match &joined {
+                Ok((id, _)) => *id,
+                Err(error) => error.id(),
+            });
+        }
         match joined {
             Ok((id, ended)) => Some((self.by_task.remove(&id)?, Outcome::Ended(ended))),
             Err(error) => {

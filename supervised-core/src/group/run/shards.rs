@@ -81,6 +81,11 @@ impl ShardRun {
         }
     }
 
+    /// A child's task ended: the fence no longer keeps it to abort.
+    pub(super) fn task_ended(&self, task: Id) {
+        self.fence.forget(task);
+    }
+
     fn lease_name(&self, bucket: u32) -> String {
         format!("shards/{}/buckets/{bucket}", self.path)
     }
@@ -112,7 +117,14 @@ pub(super) fn spawn(
     run: ChildRun,
 ) -> AbortHandle {
     match fence {
-        Some(fence) => tasks.spawn(Fenced { fence, run }),
+        Some(fence) => {
+            let task = tasks.spawn(Fenced {
+                fence: Arc::clone(&fence),
+                run,
+            });
+            fence.guard(task.clone());
+            task
+        }
         None => tasks.spawn(run),
     }
 }
