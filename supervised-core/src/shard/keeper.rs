@@ -16,12 +16,13 @@
 //! only then can another replica take them. So no two replicas run one
 //! bucket's children at once.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use foldhash::HashMap;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::{self, AbortHandle};
 use tokio::time::Instant;
@@ -65,7 +66,7 @@ impl Fence {
         Arc::new(Fence {
             open_until: AtomicU64::new(0),
             epoch: Instant::now(),
-            tasks: Mutex::new(HashMap::new()),
+            tasks: Mutex::new(HashMap::default()),
         })
     }
 
@@ -79,12 +80,17 @@ impl Fence {
         self.lock_tasks().remove(&task);
     }
 
-    /// Aborts every sharded child's task: their futures (and whatever
-    /// their drops do) go now, not when something next wakes them.
-    fn abort_all(&self) {
-        for task in self.lock_tasks().values() {
+    /// Aborts every sharded child's task, so their futures (and whatever
+    /// their drops do) go as soon as a worker gets to them, not when
+    /// something next wakes them: how many were left.
+    fn abort_all(&self) -> usize {
+        // Taken out first: the run's `forget` does not wait on 100,000
+        // aborts.
+        let tasks = std::mem::take(&mut *self.lock_tasks());
+        for task in tasks.values() {
             task.abort();
         }
+        tasks.len()
     }
 
     fn lock_tasks(&self) -> std::sync::MutexGuard<'_, HashMap<task::Id, AbortHandle>> {
@@ -185,6 +191,24 @@ struct Keeper {
     /// to the same holder: it is released before each ask to join, until
     /// the store answers the release or grants the new membership.
     stale: Option<Grant>,
+    /// Left the shard set (every way the keeper ends by itself).
+    left: bool,
+}
+
+impl Drop for Keeper {
+    /// However the keeper ends (a leave, the run gone, the task aborted, a
+    /// panic in the store's code), no sharded child outlives it: nothing
+    /// would renew their membership, nor drop them when it lapses.
+    fn drop(&mut self) {
+        self.fence.set(None);
+        let aborted = self.fence.abort_all();
+        if !self.left {
+            tracing::error!(
+                target: "supervised", group = %self.spec.path, children = aborted,
+                "shard keeper stopped without leaving the shard set (a panic in the lease backend's code, the group's run dropped, or a sharded child blocking its thread past the ttl): every sharded child here is aborted, and the membership left to expire"
+            );
+        }
+    }
 }
 
 /// Runs the keeper until the run says `leave` (or is gone): then releases
@@ -209,6 +233,7 @@ pub(crate) async fn keep(
         recheck: None,
         asks_from: None,
         stale: None,
+        left: false,
     };
     loop {
         let next = deadline(Instant::now(), keeper.spec.interval());
@@ -524,6 +549,7 @@ impl Keeper {
             .is_ok();
         let answered = told
             && tokio::select! {
+                biased;
                 answer = &mut stopped => answer.is_ok(),
                 // The run may be busy elsewhere (stopping children for a
                 // shutdown or a handoff, each within its own timeout):
@@ -531,7 +557,13 @@ impl Keeper {
                 // future outlives the fence while another can take its
                 // bucket.
                 () = tokio::time::sleep_until(drop_at) => {
-                    self.fence.abort_all();
+                    let aborted = self.fence.abort_all();
+                    if aborted > 0 {
+                        tracing::warn!(
+                            target: "supervised", group = %self.spec.path, children = aborted,
+                            "sharded children aborted at the fence: the group was busy stopping others when the membership was lost"
+                        );
+                    }
                     stopped.await.is_ok()
                 }
             };
@@ -551,6 +583,7 @@ impl Keeper {
     /// Leaves the shard set: releases the membership, which ends every
     /// bucket bound to it at once.
     async fn leave(&mut self) {
+        self.left = true;
         self.fence.set(None);
         // Released on the way out unless the store is known unreachable,
         // where asking would only hold the shutdown up.

@@ -37,6 +37,8 @@ pub struct Ledger {
     pub overlaps: Vec<String>,
     /// When each child's token was last cancelled, and where.
     pub cancelled: HashMap<String, (String, Instant)>,
+    /// When each child's body was last dropped (returned or aborted).
+    pub dropped: HashMap<String, Instant>,
 }
 
 pub type Shared = Arc<Mutex<Ledger>>;
@@ -53,7 +55,9 @@ struct Running {
 
 impl Drop for Running {
     fn drop(&mut self) {
-        lock(&self.ledger).running.remove(&self.name);
+        let mut book = lock(&self.ledger);
+        book.running.remove(&self.name);
+        book.dropped.insert(self.name.clone(), Instant::now());
     }
 }
 
@@ -147,6 +151,7 @@ struct Cut {
     outage: Outage,
     calls: Arc<AtomicU64>,
     unanswered_releases: Arc<AtomicU32>,
+    panic_next: Arc<AtomicBool>,
 }
 
 impl Cut {
@@ -154,6 +159,9 @@ impl Cut {
     /// during an outage, another's waits for the store to come back.
     async fn check(&self) -> Result<(), LeaseError> {
         self.calls.fetch_add(1, Ordering::SeqCst);
+        if self.panic_next.swap(false, Ordering::SeqCst) {
+            panic!("a lease backend's own code panicked");
+        }
         if self.cut.load(Ordering::SeqCst) {
             return Err(LeaseError::new("cut off"));
         }
@@ -242,6 +250,8 @@ pub struct Replica {
     pub calls: Arc<AtomicU64>,
     /// Its next this many bucket releases go unanswered, and are not made.
     pub unanswered_releases: Arc<AtomicU32>,
+    /// Its store's next call panics.
+    pub panic_next: Arc<AtomicBool>,
 }
 
 pub fn names() -> Vec<String> {
@@ -260,6 +270,7 @@ pub fn replica_with(store: &Memory, outage: &Outage, id: &str, ledger: &Shared) 
     let lose_answers = Arc::new(AtomicU32::new(0));
     let calls = Arc::new(AtomicU64::new(0));
     let unanswered_releases = Arc::new(AtomicU32::new(0));
+    let panic_next = Arc::new(AtomicBool::new(false));
     let backend = Arc::new(Cut {
         inner: store.replica(id),
         cut: Arc::clone(&cut),
@@ -267,6 +278,7 @@ pub fn replica_with(store: &Memory, outage: &Outage, id: &str, ledger: &Shared) 
         outage: outage.clone(),
         calls: Arc::clone(&calls),
         unanswered_releases: Arc::clone(&unanswered_releases),
+        panic_next: Arc::clone(&panic_next),
     });
     let group = Group::new("tenants")
         .registry(&registry)
@@ -287,6 +299,7 @@ pub fn replica_with(store: &Memory, outage: &Outage, id: &str, ledger: &Shared) 
         lose_answers,
         calls,
         unanswered_releases,
+        panic_next,
     }
 }
 
