@@ -33,6 +33,30 @@ async fn a_grant_whose_answer_was_lost_is_taken_up_on_the_next_ask() {
     stop_all([a]).await;
 }
 
+/// Asks granted in the store whose answers were lost, for buckets that
+/// are placed on another replica by the next round (it joined meanwhile):
+/// the replica asks again, finds them its own, and gives them back at
+/// once, rather than keep them from their new owner for as long as its
+/// membership lives.
+#[tokio::test(start_paused = true)]
+async fn a_grant_whose_answer_was_lost_is_given_back_if_placed_elsewhere() {
+    let store = Memory::new("store");
+    let ledger = Shared::default();
+    let a = replica(&store, "replica-a", &ledger);
+    // Alone, it asks for all 64 buckets a round after it joined: every
+    // answer is lost.
+    a.lose_answers.store(64, Ordering::SeqCst);
+    sleep(TTL / 2).await;
+    let b = replica(&store, "replica-b", &ledger);
+    until(TTL * 3, "two replicas settle", || {
+        settled(&[&a, &b], &ledger)
+    })
+    .await;
+    assert_eq!(a.lose_answers.load(Ordering::SeqCst), 0, "64 answers lost");
+    no_overlap(&ledger);
+    stop_all([a, b]).await;
+}
+
 /// A handoff whose bucket releases the store does not answer: the old
 /// holder's children stay stopped, it releases the buckets again at its
 /// next rounds, and the newcomer takes them then. No child runs on two
@@ -319,7 +343,8 @@ async fn random_faults(seed: u64, steps: usize) {
     for replica in &replicas {
         replica.cut.store(false, Ordering::SeqCst);
     }
-    until(TTL * 10, "the live replicas settle", || {
+    let what = format!("seed {seed}: the live replicas settle after {story:?}");
+    until(TTL * 10, &what, || {
         settled(&replicas.iter().collect::<Vec<_>>(), &ledger)
     })
     .await;

@@ -1,6 +1,7 @@
 //! The membership loop of a sharded run: one membership grant per
-//! replica, the buckets that belong here as grants bound to it, and the
-//! fence every sharded child's task checks before it is polled.
+//! replica, the buckets that belong here as grants bound to it (asked for
+//! in `asks.rs`), and the fence (`fence.rs`) every sharded child's task
+//! checks before it is polled.
 //!
 //! Each round (every ttl/3) it renews the membership, lists the members,
 //! hands off (at most [`releases_per_round`] at a time) buckets that
@@ -18,17 +19,16 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Duration;
 
-use foldhash::HashMap;
 use tokio::sync::{mpsc, oneshot};
-use tokio::task::{self, AbortHandle};
 use tokio::time::Instant;
 
+use super::fence::Fence;
 use super::placement::{mine, releases_per_round, round};
-use crate::lease::{installed, Backend, Bound, Grant, Renewal};
+use crate::lease::{installed, Backend, Grant, Renewal};
 use crate::registry::{deadline, ShardFigures};
 use crate::text::Escaped;
 
@@ -48,76 +48,6 @@ pub(crate) enum KeeperEvent {
         drop_at: Instant,
         done: oneshot::Sender<()>,
     },
-}
-
-/// The instant after which no sharded child may be polled: 4/5 ttl after
-/// the last confirmed renewal was sent. Shut until the membership is held.
-/// It also knows the sharded children's tasks, so the keeper can abort
-/// them when it shuts while the run is busy elsewhere.
-pub(crate) struct Fence {
-    /// Nanoseconds after `epoch`; 0 is shut.
-    open_until: AtomicU64,
-    epoch: Instant,
-    tasks: Mutex<HashMap<task::Id, AbortHandle>>,
-}
-
-impl Fence {
-    pub(crate) fn new() -> Arc<Self> {
-        Arc::new(Fence {
-            open_until: AtomicU64::new(0),
-            epoch: Instant::now(),
-            tasks: Mutex::new(HashMap::default()),
-        })
-    }
-
-    /// Keeps a sharded child's task, to abort if the fence shuts.
-    pub(crate) fn guard(&self, task: AbortHandle) {
-        self.lock_tasks().insert(task.id(), task);
-    }
-
-    /// The task ended: no longer kept.
-    pub(crate) fn forget(&self, task: task::Id) {
-        self.lock_tasks().remove(&task);
-    }
-
-    /// Aborts every sharded child's task, so their futures (and whatever
-    /// their drops do) go as soon as a worker gets to them, not when
-    /// something next wakes them: how many were left.
-    fn abort_all(&self) -> usize {
-        // Taken out first: the run's `forget` does not wait on 100,000
-        // aborts.
-        let tasks = std::mem::take(&mut *self.lock_tasks());
-        for task in tasks.values() {
-            task.abort();
-        }
-        tasks.len()
-    }
-
-    fn lock_tasks(&self) -> std::sync::MutexGuard<'_, HashMap<task::Id, AbortHandle>> {
-        // A map of handles: a panic elsewhere cannot leave it half-written.
-        self.tasks.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn set(&self, until: Option<Instant>) {
-        let nanos = until.map_or(0, |at| {
-            u64::try_from(at.saturating_duration_since(self.epoch).as_nanos())
-                .unwrap_or(u64::MAX)
-                .max(1)
-        });
-        self.open_until.store(nanos, Ordering::Release);
-    }
-
-    /// Whether a sharded child may be polled now.
-    pub(crate) fn is_open(&self) -> bool {
-        let until = self.open_until.load(Ordering::Acquire);
-        let now = u64::try_from(
-            Instant::now()
-                .saturating_duration_since(self.epoch)
-                .as_nanos(),
-        )
-        .unwrap_or(u64::MAX);
-        now < until
-    }
 }
 
 /// What the keeper needs to run.
@@ -152,31 +82,31 @@ impl KeeperSpec {
 }
 
 /// The membership held, and when its last confirmed renewal was sent.
-struct Member {
-    grant: Grant,
-    confirmed: Instant,
+pub(super) struct Member {
+    pub(super) grant: Grant,
+    pub(super) confirmed: Instant,
 }
 
 /// The keeper's state between rounds.
-struct Keeper {
-    spec: KeeperSpec,
-    backend: Option<Arc<dyn Backend>>,
-    events: mpsc::UnboundedSender<KeeperEvent>,
-    fence: Arc<Fence>,
-    view: Arc<ShardFigures>,
-    member: Option<Member>,
-    held: BTreeMap<u32, Grant>,
+pub(super) struct Keeper {
+    pub(super) spec: KeeperSpec,
+    pub(super) backend: Option<Arc<dyn Backend>>,
+    pub(super) events: mpsc::UnboundedSender<KeeperEvent>,
+    pub(super) fence: Arc<Fence>,
+    pub(super) view: Arc<ShardFigures>,
+    pub(super) member: Option<Member>,
+    pub(super) held: BTreeMap<u32, Grant>,
     /// Buckets whose children are stopped, not released yet (the store
     /// did not answer): released again each round.
-    unreleased: Vec<Grant>,
+    pub(super) unreleased: Vec<Grant>,
     /// The handoff in progress: its buckets, and the run's answer once
     /// their children are stopped.
-    handoff: Option<(Vec<u32>, oneshot::Receiver<()>)>,
+    pub(super) handoff: Option<(Vec<u32>, oneshot::Receiver<()>)>,
     /// When another member's grant runs out, as the last listing said:
     /// the keeper looks again then (and every ttl/12 after, until the
     /// store has let it go), not only at its next round, so a dead
     /// replica's buckets move as soon as they can.
-    recheck: Option<Instant>,
+    pub(super) recheck: Option<Instant>,
     /// When a replica that just joined may first ask for buckets: one
     /// round after the store answered the join, so replicas that join
     /// together (at start, or after a store outage) see each other first
@@ -184,15 +114,19 @@ struct Keeper {
     /// (Kafka's initial rebalance delay, for the same reason). Counted
     /// from the answer, not from the round's start: a join that waited
     /// out an outage must still leave the others a round to come back.
-    asks_from: Option<Instant>,
+    pub(super) asks_from: Option<Instant>,
     /// The membership lost last. It may still be live in the store (etcd
     /// gives every lease a whole ttl again when it restarts, however long
     /// it was down), and the store refuses a second grant of its name even
     /// to the same holder: it is released before each ask to join, until
     /// the store answers the release or grants the new membership.
-    stale: Option<Grant>,
+    pub(super) stale: Option<Grant>,
     /// Left the shard set (every way the keeper ends by itself).
-    left: bool,
+    pub(super) left: bool,
+    /// Buckets asked for whose answers were lost: perhaps granted here
+    /// unbeknownst, so asked again until the store says, even once they
+    /// are placed elsewhere.
+    pub(super) unanswered: BTreeSet<u32>,
 }
 
 impl Drop for Keeper {
@@ -234,6 +168,7 @@ pub(crate) async fn keep(
         asks_from: None,
         stale: None,
         left: false,
+        unanswered: BTreeSet::new(),
     };
     loop {
         let next = deadline(Instant::now(), keeper.spec.interval());
@@ -351,55 +286,7 @@ impl Keeper {
             self.handoff = Some((release, stopped));
         }
         self.release_unreleased(&backend).await;
-        for bucket in acquire {
-            let name = self.spec.bucket_lease(bucket);
-            match self.call(backend.acquire_bound(&name, &member)).await {
-                Some(Bound::Granted(grant)) => {
-                    let epoch = grant.epoch;
-                    self.held.insert(bucket, grant);
-                    self.view.acquired(bucket);
-                    tracing::debug!(
-                        target: "supervised", group = %self.spec.path, bucket, epoch,
-                        "bucket acquired"
-                    );
-                    if self
-                        .events
-                        .send(KeeperEvent::Gained { bucket, epoch })
-                        .is_err()
-                    {
-                        return false;
-                    }
-                }
-                Some(Bound::MemberLost) => {
-                    return self
-                        .lose("the store no longer has the membership", true)
-                        .await
-                }
-                // Held by this replica: an earlier ask was granted, but
-                // its answer was lost (a timeout). Taken as held, with the
-                // epoch the store reports.
-                Some(Bound::Held(by))
-                    if by.holder.as_deref() == Some(me.as_str()) && by.epoch.is_some() =>
-                {
-                    let epoch = by.epoch.unwrap_or_default();
-                    let grant =
-                        Grant::new(&name, &me, epoch, member.ttl).with_token(member.token.clone());
-                    self.held.insert(bucket, grant);
-                    self.view.acquired(bucket);
-                    if self
-                        .events
-                        .send(KeeperEvent::Gained { bucket, epoch })
-                        .is_err()
-                    {
-                        return false;
-                    }
-                }
-                // Held elsewhere until its holder hands it off; or the
-                // store did not answer: asked again next round.
-                Some(Bound::Held(_)) | None => {}
-            }
-        }
-        true
+        self.ask(&backend, &member, &wanted, acquire).await
     }
 
     /// The backend, the installed one if none was given: one ERROR while
@@ -527,7 +414,7 @@ impl Keeper {
     /// `refused`: the store said the membership is gone, so other replicas
     /// may take its buckets now: the fence shuts at once (no child is
     /// polled again) instead of at 4/5 ttl.
-    async fn lose(&mut self, why: &str, refused: bool) -> bool {
+    pub(super) async fn lose(&mut self, why: &str, refused: bool) -> bool {
         let Some(member) = self.member.take() else {
             return true;
         };
@@ -572,6 +459,7 @@ impl Keeper {
         self.held.clear();
         self.handoff = None;
         self.unreleased.clear();
+        self.unanswered.clear();
         self.asks_from = None;
         // Perhaps still live in the store: released at the next round,
         // before joining again, so the others need not wait out its ttl.
@@ -605,11 +493,12 @@ impl Keeper {
         self.view.released_all();
         self.held.clear();
         self.handoff = None;
+        self.unanswered.clear();
     }
 
     /// One store call, bounded by ttl/3; `None` when it failed (one WARN
     /// per outage, and one line when it ends).
-    async fn call<T>(
+    pub(super) async fn call<T>(
         &self,
         call: impl Future<Output = Result<T, crate::lease::LeaseError>>,
     ) -> Option<T> {

@@ -10,14 +10,20 @@
 //!   number of children), lists the members, takes the buckets that belong
 //!   here as grants bound to the membership, and gives up those that
 //!   belong elsewhere once the run has stopped their children. It tells
-//!   the run what it gained and lost, and keeps the [`Fence`] that every
-//!   sharded child's task checks before each poll.
+//!   the run what it gained and lost, and keeps the [`Fence`].
+//! - `asks.rs`: the keeper's asks for buckets and what it does with each
+//!   answer, a lost one included.
+//! - `fence.rs`: the [`Fence`] that every sharded child's task checks
+//!   before each poll, and the register of those tasks, which the keeper
+//!   aborts if the fence shuts while the run is busy elsewhere.
 //! - this file: [`Shards`], the settings.
 //!
 //! The group's run (`group/run/shards.rs`) starts a bucket's children when
 //! the keeper gains the bucket and stops them before the keeper releases
 //! it; data flows from the store through the keeper into the run.
 
+mod asks;
+mod fence;
 pub(crate) mod keeper;
 pub(crate) mod placement;
 
@@ -28,7 +34,8 @@ use std::time::Duration;
 use crate::lease::spec::{DEFAULT_TTL, MIN_TTL};
 use crate::lease::Backend;
 
-pub(crate) use keeper::{Fence, KeeperEvent};
+pub(crate) use fence::Fence;
+pub(crate) use keeper::KeeperEvent;
 
 /// How a [`Group`](crate::Group)'s children are sharded across the
 /// replicas of a service: given to [`Group::shards`](crate::Group::shards).
