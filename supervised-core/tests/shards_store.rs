@@ -169,6 +169,42 @@ fn children_on(ledger: &Shared, replica: &str) -> BTreeSet<String> {
         .collect()
 }
 
+/// Buckets handed off whose releases the store never made, placed back on
+/// their old holder (the newcomer left) and taken up again there: the
+/// pending releases are dropped, so a later one cannot free a bucket
+/// under the children now running, and a newcomer gets it only by a
+/// handoff.
+#[tokio::test(start_paused = true)]
+async fn a_release_still_pending_does_not_free_a_bucket_taken_up_again() {
+    let store = Memory::new("store");
+    let ledger = Shared::default();
+    let [a, b, c] = three_settled(&store, &ledger).await;
+    let abc = ["replica-a", "replica-b", "replica-c"];
+    let abcd = ["replica-a", "replica-b", "replica-c", "replica-d"];
+    a.unanswered_releases.store(u32::MAX, Ordering::SeqCst);
+    let d = replica(&store, "replica-d", &ledger);
+    until(TTL * 6, "replica-a hands off what is replica-d's", || {
+        held(&a) == placed(&abcd, "replica-a")
+    })
+    .await;
+    stop_all([d]).await;
+    until(TTL * 3, "replica-a takes them up again", || {
+        settled(&[&a, &b, &c], &ledger)
+    })
+    .await;
+    assert_eq!(held(&a), placed(&abc, "replica-a"));
+    // Its releases are answered again: none is left to make.
+    a.unanswered_releases.store(0, Ordering::SeqCst);
+    sleep(TTL).await;
+    let d = replica(&store, "replica-d", &ledger);
+    until(TTL * 6, "four replicas settle", || {
+        settled(&[&a, &b, &c, &d], &ledger)
+    })
+    .await;
+    no_overlap(&ledger);
+    stop_all([a, b, c, d]).await;
+}
+
 /// After a store restart, each replica joins again, and asks for buckets
 /// only a round after the store answered its join, so none takes a bucket
 /// placed on another only to hand it back; all run again within ttl +

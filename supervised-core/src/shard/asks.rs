@@ -25,9 +25,10 @@ enum Answer {
 
 impl Keeper {
     /// Asks for `buckets` (placed here, not held), and again for those
-    /// whose earlier answers were lost but which are placed elsewhere now
-    /// (the latter, if granted, are released at once: no child of them ever
-    /// started here). `false` once the run is gone.
+    /// whose earlier answers were lost but which are placed elsewhere now:
+    /// one this replica holds (granted then, or by this very ask) is
+    /// released at once, since no child of it started here. `false` once
+    /// the run is gone.
     pub(super) async fn ask(
         &mut self,
         backend: &Arc<dyn Backend>,
@@ -64,6 +65,10 @@ impl Keeper {
             match self.ask_one(backend, member, bucket).await {
                 Answer::Mine(grant) => {
                     let epoch = grant.epoch;
+                    // A release of it still pending (unanswered, perhaps
+                    // never made) would free it under the children that
+                    // start now.
+                    self.unreleased.retain(|pending| pending.name != grant.name);
                     self.held.insert(bucket, grant);
                     self.view.acquired(bucket);
                     tracing::debug!(
