@@ -135,26 +135,17 @@ async fn a_cut_off_replica_stops_its_children_before_another_takes_them() {
     let store = Memory::new("store");
     let ledger = Shared::default();
     let [a, b, c] = three_settled(&store, &ledger).await;
-    let on_a = |ledger: &Shared| {
-        lock(ledger)
-            .running
-            .values()
-            .filter(|r| *r == "replica-a")
-            .count()
-    };
-    assert!(on_a(&ledger) > 0);
+    assert!(!children_on(&ledger, "replica-a").is_empty());
 
     a.cut.store(true, Ordering::SeqCst);
     let cut_at = Instant::now();
     // Its last confirmed renewal was at most ttl/3 ago: every child of it
     // is gone by 4/5 ttl after that, before the membership can expire.
-    let on_a_then: BTreeSet<String> = lock(&ledger)
-        .running
-        .iter()
-        .filter(|(_, r)| *r == "replica-a")
-        .map(|(name, _)| name.clone())
-        .collect();
-    let gone = until(TTL, "replica-a's children gone", || on_a(&ledger) == 0).await;
+    let on_a_then = children_on(&ledger, "replica-a");
+    let gone = until(TTL, "replica-a's children gone", || {
+        children_on(&ledger, "replica-a").is_empty()
+    })
+    .await;
     // Its last confirmed renewal was sent before the cut: each child was
     // cancelled by 3/5 ttl after it, and gone by 4/5 (they flush for
     // longer than that, so the fence dropped them).

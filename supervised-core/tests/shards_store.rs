@@ -159,16 +159,6 @@ async fn a_panicking_backend_leaves_no_child_behind() {
     stop_all([a, b, c]).await;
 }
 
-/// The children whose bodies are alive on `replica`.
-fn children_on(ledger: &Shared, replica: &str) -> BTreeSet<String> {
-    lock(ledger)
-        .running
-        .iter()
-        .filter(|(_, on)| *on == replica)
-        .map(|(name, _)| name.clone())
-        .collect()
-}
-
 /// Buckets handed off whose releases the store never made, placed back on
 /// their old holder (the newcomer left) and taken up again there: the
 /// pending releases are dropped, so a later one cannot free a bucket

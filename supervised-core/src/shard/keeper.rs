@@ -82,31 +82,31 @@ impl KeeperSpec {
 }
 
 /// The membership held, and when its last confirmed renewal was sent.
-pub(super) struct Member {
-    pub(super) grant: Grant,
-    pub(super) confirmed: Instant,
+struct Member {
+    grant: Grant,
+    confirmed: Instant,
 }
 
 /// The keeper's state between rounds.
 pub(super) struct Keeper {
     pub(super) spec: KeeperSpec,
-    pub(super) backend: Option<Arc<dyn Backend>>,
+    backend: Option<Arc<dyn Backend>>,
     pub(super) events: mpsc::UnboundedSender<KeeperEvent>,
-    pub(super) fence: Arc<Fence>,
+    fence: Arc<Fence>,
     pub(super) view: Arc<ShardFigures>,
-    pub(super) member: Option<Member>,
+    member: Option<Member>,
     pub(super) held: BTreeMap<u32, Grant>,
     /// Buckets whose children are stopped, not released yet (the store
     /// did not answer): released again each round.
     pub(super) unreleased: Vec<Grant>,
     /// The handoff in progress: its buckets, and the run's answer once
     /// their children are stopped.
-    pub(super) handoff: Option<(Vec<u32>, oneshot::Receiver<()>)>,
+    handoff: Option<(Vec<u32>, oneshot::Receiver<()>)>,
     /// When another member's grant runs out, as the last listing said:
     /// the keeper looks again then (and every ttl/12 after, until the
     /// store has let it go), not only at its next round, so a dead
     /// replica's buckets move as soon as they can.
-    pub(super) recheck: Option<Instant>,
+    recheck: Option<Instant>,
     /// When a replica that just joined may first ask for buckets: one
     /// round after the store answered the join, so replicas that join
     /// together (at start, or after a store outage) see each other first
@@ -114,15 +114,15 @@ pub(super) struct Keeper {
     /// (Kafka's initial rebalance delay, for the same reason). Counted
     /// from the answer, not from the round's start: a join that waited
     /// out an outage must still leave the others a round to come back.
-    pub(super) asks_from: Option<Instant>,
+    asks_from: Option<Instant>,
     /// The membership lost last. It may still be live in the store (etcd
     /// gives every lease a whole ttl again when it restarts, however long
     /// it was down), and the store refuses a second grant of its name even
     /// to the same holder: it is released before each ask to join, until
     /// the store answers the release or grants the new membership.
-    pub(super) stale: Option<Grant>,
+    stale: Option<Grant>,
     /// Left the shard set (every way the keeper ends by itself).
-    pub(super) left: bool,
+    left: bool,
     /// Buckets asked for whose answers were lost: perhaps granted here
     /// unbeknownst, so asked again until the store says, even once they
     /// are placed elsewhere.

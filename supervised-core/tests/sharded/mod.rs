@@ -346,6 +346,16 @@ pub fn settled_with(replicas: &[&Replica], ledger: &Shared, children: usize) -> 
         && lock(ledger).running.len() == children
 }
 
+/// The children whose bodies are alive on `replica`.
+pub fn children_on(ledger: &Shared, replica: &str) -> BTreeSet<String> {
+    lock(ledger)
+        .running
+        .iter()
+        .filter(|(_, on)| *on == replica)
+        .map(|(name, _)| name.clone())
+        .collect()
+}
+
 pub fn no_overlap(ledger: &Shared) {
     let book = lock(ledger);
     assert!(
